@@ -1,0 +1,35 @@
+"""hipviz: see and measure hip bones, and simulate hip osteotomies.
+
+The library works on plain :class:`trimesh.Trimesh` meshes in millimetres.
+Modules load lazily, so ``import hipviz`` stays cheap:
+
+* :mod:`hipviz.io` - read meshes and label maps, detect units;
+* :mod:`hipviz.atlas` - the built-in LLP26 anatomy and its shape modes;
+* :mod:`hipviz.landmarks`, :mod:`hipviz.frames` - landmarks and frames;
+* :mod:`hipviz.measures` - every measure as a pure function;
+* :mod:`hipviz.hip` - :func:`hipviz.hip.analyze`, all of it in one call;
+* :mod:`hipviz.reference` - meanings, normal bands and sources.
+"""
+
+from importlib import import_module
+from typing import Any
+
+__version__ = "0.1.0"
+
+_SUBMODULES = {
+    "atlas", "datasets", "errors", "frames", "geometry", "hip", "io", "landmarks",
+    "measures", "raycast", "reference",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return import_module(f"{__name__}.{name}")
+    if name == "analyze":
+        return import_module(f"{__name__}.hip").analyze
+    msg = f"module 'hipviz' has no attribute {name!r}"
+    raise AttributeError(msg)
+
+
+def __dir__() -> list[str]:
+    return sorted([*_SUBMODULES, "analyze", "__version__"])

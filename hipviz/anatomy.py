@@ -1,0 +1,240 @@
+"""The built-in hip: the LLP26 pelvis with a femur seated in its socket.
+
+The raw shape model does not seat the femur (on the mean its head centre is
+9 mm off the socket centre and 5 mm through the roof). Here each femur is
+seated: its head-sphere centre onto the socket-sphere centre, its axes
+(mechanical axis, posterior condylar axis) onto the pelvic axes, i.e.
+neutral stance; the bone-to-bone gap is then checked.
+
+Everything is returned in the anterior pelvic plane frame (RAS, mm, origin
+at the mid-point of the two ASIS), computed from the model's landmark nodes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import trimesh
+
+from . import atlas
+from . import landmarks as lmk
+from ._typing import ArrayLike, Side, Transform, Vector
+from .errors import InputError
+from .frames import app_from_points
+from .geometry import Sphere, apply, rigid, unit
+from .proximity import min_gap_mm
+
+#: Radial clearance (mm) between the seated head sphere and the reamed socket.
+SOCKET_CLEARANCE_MM = 1.5
+
+
+@dataclass(frozen=True)
+class BuiltinHip:
+    """One side of the built-in anatomy, in the APP frame (RAS, mm).
+
+    Attributes
+    ----------
+    pelvis : trimesh.Trimesh
+        Whole pelvis with sacrum (three closed bodies).
+    femur : trimesh.Trimesh
+        The femur of ``side``, seated in its socket.
+    side : {"left", "right"}
+    landmarks : dict
+        Pelvic landmark points (3,) from the model's nodes.
+    head : Sphere
+        Femoral head after seating.
+    socket : Sphere
+        Socket sphere it was seated on.
+    gap_mm : float
+        Smallest femur-to-pelvis distance after seating (> 0: no contact).
+    weights_sd : (26,) float
+    tf_app_raw : (4, 4) float
+        Raw model frame -> APP frame.
+    """
+
+    pelvis: trimesh.Trimesh
+    femur: trimesh.Trimesh
+    side: Side
+    landmarks: dict[str, Vector]
+    head: Sphere
+    socket: Sphere
+    gap_mm: float
+    weights_sd: np.ndarray
+    tf_app_raw: Transform
+
+
+def _knee_center(femur: trimesh.Trimesh, shaft: lmk.ShaftAxis) -> Vector:
+    """Centroid of the distal 5 % of the femur's vertices, along the shaft."""
+    pts = np.asarray(femur.vertices)
+    s = (pts - shaft.point_mm) @ shaft.direction
+    return pts[s > s.max() - 0.05 * shaft.length_mm].mean(axis=0)
+
+
+def ream_socket(
+    pelvis: trimesh.Trimesh,
+    center_mm: ArrayLike,
+    clear_radius_mm: float,
+    *,
+    blend_mm: float = 8.0,
+) -> tuple[trimesh.Trimesh, float]:
+    """Push bone near ``center_mm`` radially outward so none lies within ``clear_radius_mm``.
+
+    A radial map ``p -> c + f(|p - c|) (p - c)/|p - c|`` with ``f`` smooth and
+    strictly increasing: it moves nothing beyond ``clear_radius_mm + blend_mm``,
+    keeps every direction seen from the centre (so rim edges, and with them
+    the centre-edge angles and version, do not change) and cannot fold the
+    surface. Used to give the model's socket, which is smaller than its
+    head, a cartilage-like clearance.
+
+    Returns
+    -------
+    pelvis, shift_mm
+        The reamed copy and the largest radial shift applied.
+    """
+    c = np.asarray(center_mm, dtype=float)
+    v = np.asarray(pelvis.vertices, dtype=float) - c
+    d = np.linalg.norm(v, axis=1)
+    inner = d[d < clear_radius_mm]
+    if len(inner) == 0:
+        return pelvis.copy(), 0.0
+    d_lo = float(inner.min())
+    d_hi = clear_radius_mm + blend_mm
+    delta = clear_radius_mm - d_lo
+    # f(d) = d + delta * s(u), u = (d_hi - d) / (d_hi - d_lo), smoothstep s:
+    # f(d_lo) = clear_radius, f(d_hi) = d_hi, f' >= 1 - 1.5 delta / (d_hi - d_lo) > 0.
+    if 1.5 * delta >= d_hi - d_lo:
+        msg = "the socket is too small for the head to ream it smoothly"
+        raise InputError(msg)
+    u = np.clip((d_hi - d) / (d_hi - d_lo), 0.0, 1.0)
+    f = d + delta * (3 * u**2 - 2 * u**3)
+    moved = np.where(
+        (d < d_hi)[:, None] & (d > 0)[:, None], c + v * (f / np.maximum(d, 1e-12))[:, None], v + c
+    )
+    return trimesh.Trimesh(moved, pelvis.faces.copy(), process=False), float(delta)
+
+
+def seat_femur(
+    pelvis: trimesh.Trimesh, femur: trimesh.Trimesh, socket_seed_mm: ArrayLike
+) -> tuple[trimesh.Trimesh, Sphere, Sphere]:
+    """Move a femur so it stands in neutral in the socket nearest ``socket_seed_mm``.
+
+    Both meshes are in an RAS frame. The femoral frame (z: knee centre to head
+    centre; y: anterior, away from the posterior condylar line) is turned onto
+    the pelvic axes and the head centre put on the socket centre.
+
+    Returns
+    -------
+    femur, head, socket
+        The moved femur, its head sphere and the socket sphere.
+    """
+    head, _ = lmk.find_head(femur)
+    shaft = lmk.shaft_axis(femur, head)
+    cond = lmk.posterior_condylar_axis(femur, shaft, posterior_hint=np.array([0.0, -1.0, 0.0]))
+    if cond is None:  # pragma: no cover - the atlas femur is whole
+        msg = "the built-in femur has no condyles"
+        raise InputError(msg)
+    z = unit(head.center_mm - _knee_center(femur, shaft))
+    y = unit(-cond[2] - (-cond[2] @ z) * z)
+    x = np.cross(y, z)
+    r = np.vstack([x, y, z])
+    # The socket: the concave sphere of the pelvis nearest the seed.
+    socket, _ = lmk.find_head(pelvis, near_mm=np.asarray(socket_seed_mm, float), concave=True)
+    tf = rigid(r, socket.center_mm - r @ head.center_mm)
+    moved = trimesh.Trimesh(apply(tf, femur.vertices), femur.faces.copy(), process=False)
+    head_moved = Sphere(socket.center_mm.copy(), head.radius_mm, head.rms_mm, head.n)
+    return moved, head_moved, socket
+
+
+def socket_axis(head: Sphere, femur: trimesh.Trimesh) -> np.ndarray:
+    """Unit neck axis of a seated femur (head centre toward the neck)."""
+    return lmk.neck_axis(femur, head)
+
+
+@lru_cache(maxsize=8)
+def _builtin(weights: tuple[float, ...], side: str, subdivisions: int) -> BuiltinHip:
+    geo = atlas.evaluate(np.asarray(weights), subdivisions=subdivisions)
+    lm = geo.landmarks
+    tf = app_from_points(
+        lm["asis_left"],
+        lm["asis_right"],
+        0.5 * (lm["pubic_tubercle_left"] + lm["pubic_tubercle_right"]),
+        np.asarray(geo.pelvis.vertices).mean(axis=0),
+    )
+    pelvis = trimesh.Trimesh(apply(tf, geo.pelvis.vertices), geo.pelvis.faces.copy(), process=False)
+    femur = trimesh.Trimesh(
+        apply(tf, geo.femur_left.vertices), geo.femur_left.faces.copy(), process=False
+    )
+    landmarks = {k: apply(tf, v) for k, v in lm.items()}
+    # The raw left femur sits near its socket (10-20 mm off along the modes):
+    # it picks the left socket among the pelvis's concave spheres.
+    head_raw, _ = lmk.find_head(femur)
+    seed = head_raw.center_mm
+    if side == "right":
+        femur = atlas.mirror_x(femur)
+        seed = seed * [-1.0, 1.0, 1.0]
+    seated, head, socket = seat_femur(pelvis, femur, seed)
+    # The model's bony socket is smaller than its head (mean: 21.5 vs 22.9 mm),
+    # so ream it to a cartilage-like clearance around the seated head.
+    # Clear the real head surface, which bulges up to a few mm off its sphere.
+    rel = np.asarray(seated.vertices) - head.center_mm
+    dist = np.linalg.norm(rel, axis=1)
+    on_head = (dist < head.radius_mm + 4.0) & (rel @ socket_axis(head, seated) < 0)
+    reach = float(dist[on_head].max()) if on_head.any() else head.radius_mm
+    pelvis, _ = ream_socket(pelvis, head.center_mm, reach + SOCKET_CLEARANCE_MM)
+    gap = min_gap_mm(pelvis, seated, near_mm=head.center_mm, radius_mm=2.5 * head.radius_mm)
+    if gap <= 0:  # pragma: no cover - guarded by tests over the shape modes
+        msg = f"the seated femur overlaps the pelvis by {-gap:.1f} mm"
+        raise InputError(msg)
+    return BuiltinHip(pelvis, seated, side, landmarks, head, socket, gap, np.asarray(weights), tf)
+
+
+def builtin_hip(
+    weights_sd: ArrayLike | None = None, *, side: Side = "left", subdivisions: int = 8
+) -> BuiltinHip:
+    """The built-in hip for shape-mode weights ``weights_sd`` (SD, 26 modes; default mean).
+
+    Cached: the same weights, side and resolution return the same object.
+
+    Raises
+    ------
+    InputError
+        Bad weights, side or resolution.
+    """
+    if side not in ("left", "right"):
+        msg = f"side must be 'left' or 'right', got {side!r}"
+        raise InputError(msg)
+    w = np.zeros(atlas.N_MODES) if weights_sd is None else np.asarray(weights_sd, dtype=float)
+    w = atlas._validate_weights(w)
+    w = np.pad(w, (0, atlas.N_MODES - len(w)))
+    return _builtin(tuple(float(v) for v in w), side, int(subdivisions))
+
+
+def export_stl(
+    folder: str | Path,
+    weights_sd: ArrayLike | None = None,
+    *,
+    sides: tuple[str, ...] = ("left", "right"),
+    subdivisions: int = 10,
+) -> list[tuple[Path, trimesh.Trimesh]]:
+    """Write ``pelvis.stl`` and ``femur_<side>.stl`` (binary STL, mm, APP frame).
+
+    Returns
+    -------
+    list of (path, mesh)
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i, side in enumerate(sides):
+        hip = builtin_hip(weights_sd, side=side, subdivisions=subdivisions)  # type: ignore[arg-type]
+        if i == 0:
+            path = folder / "pelvis.stl"
+            hip.pelvis.export(path)
+            out.append((path, hip.pelvis))
+        path = folder / f"femur_{side}.stl"
+        hip.femur.export(path)
+        out.append((path, hip.femur))
+    return out

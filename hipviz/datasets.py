@@ -1,0 +1,222 @@
+"""Analytic hips whose measures are known exactly.
+
+A head sphere sits in a spherical socket shell cut by one plane through the
+head centre, so every rim edge, coverage fraction and version follows in
+closed form from the socket's opening axis. A "stick" femur (sphere head,
+cylinder neck and shaft, two cylindrical condyles) has a known neck-shaft
+angle, version and head-neck junction. Tests, docstrings and notebooks share
+these shapes the way pyvista's ``examples`` are shared.
+
+Everything is built for a right hip in RAS coordinates (+x right = lateral,
++y anterior, +z superior), in mm; a left hip is its mirror image about x = 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import trimesh
+
+from ._typing import ArrayLike, Side, Vector
+from .geometry import rigid, unit
+
+
+@dataclass(frozen=True)
+class SyntheticHip:
+    """An analytic hip: meshes plus the parameters that fix its exact answers.
+
+    Attributes
+    ----------
+    pelvis : trimesh.Trimesh
+        The socket shell, mm, RAS (mirrored for a left hip).
+    femur : trimesh.Trimesh
+        The stick femur, mm, same frame.
+    side : {"left", "right"}
+    head_center_mm : (3,) float
+        Head (and socket) centre, mm, same frame.
+    params : dict
+        The construction parameters (opening axis in lateral/anterior/superior
+        components, radii, angles), for computing expected values.
+    """
+
+    pelvis: trimesh.Trimesh
+    femur: trimesh.Trimesh
+    side: Side
+    head_center_mm: Vector
+    params: dict = field(default_factory=dict)
+
+
+def _manifold_to_trimesh(m) -> trimesh.Trimesh:
+    mesh = m.to_mesh()
+    return trimesh.Trimesh(
+        vertices=np.asarray(mesh.vert_properties)[:, :3].astype(float),
+        faces=np.asarray(mesh.tri_verts),
+        process=True,
+    )
+
+
+def _affine34(tf: np.ndarray) -> list[list[float]]:
+    return np.asarray(tf, dtype=float)[:3, :].tolist()
+
+
+def _z_to(direction: ArrayLike) -> np.ndarray:
+    """(3, 3) rotation taking +z onto ``direction``."""
+    d = unit(direction)
+    z = np.array([0.0, 0.0, 1.0])
+    v = np.cross(z, d)
+    s, c = np.linalg.norm(v), float(z @ d)
+    if s < 1e-12:
+        return np.eye(3) if c > 0 else np.diag([1.0, -1.0, -1.0])
+    k = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
+    return np.eye(3) + k + k @ k * ((1 - c) / s**2)
+
+
+def _cylinder(start: ArrayLike, direction: ArrayLike, length: float, radius: float, segs: int):
+    import manifold3d
+
+    cyl = manifold3d.Manifold.cylinder(length, radius, radius, segs)
+    return cyl.transform(_affine34(rigid(_z_to(direction), start)))
+
+
+def socket_hip(
+    *,
+    side: Side = "right",
+    opening_las: ArrayLike = (0.78, 0.30, -0.55),
+    head_radius_mm: float = 23.0,
+    gap_mm: float = 1.5,
+    wall_mm: float = 8.0,
+    fossa_half_angle_deg: float = 35.0,
+    fossa_depth_mm: float = 5.0,
+    center_mm: ArrayLike = (85.0, -10.0, -40.0),
+    neck_shaft_deg: float = 130.0,
+    version_deg: float = 15.0,
+    neck_radius_mm: float = 14.0,
+    segments: int = 256,
+) -> SyntheticHip:
+    """A head in a hemispherical socket with a deeper fossa, plus a stick femur.
+
+    The socket shell spans radii ``head_radius + gap`` to that plus ``wall``
+    around the head centre and keeps the directions ``d`` with
+    ``d . opening < 0``: a hemisphere bounded by the great circle normal to the
+    opening axis. Around the socket pole (``-opening``) a cone of half-angle
+    ``fossa_half_angle_deg`` is hollowed ``fossa_depth_mm`` deeper, as the
+    acetabular fossa is. The femur comes from :func:`stick_femur`.
+
+    Parameters
+    ----------
+    side : {"right", "left"}
+        A left hip is the mirror image of the right one about x = 0.
+    opening_las : (3,) float
+        Opening axis as (lateral, anterior, superior) components; normalised.
+    center_mm : (3,) float
+        Head centre of the right hip, mm, RAS.
+    """
+    import manifold3d
+
+    o = unit(opening_las)
+    c = np.asarray(center_mm, dtype=float)
+    r_in = head_radius_mm + gap_mm
+    r_out = r_in + wall_mm
+    if not 0 < fossa_depth_mm < wall_mm:
+        msg = "fossa_depth_mm must be between 0 and wall_mm"
+        raise ValueError(msg)
+
+    shell = manifold3d.Manifold.sphere(r_out, segments) - manifold3d.Manifold.sphere(r_in, segments)
+    # Keep the half-space d . o <= 0: a big box below the plane through the centre.
+    big = 4 * r_out
+    box = manifold3d.Manifold.cube([2 * big, 2 * big, big]).translate([-big, -big, -big])
+    shell = shell ^ box.transform(_affine34(rigid(_z_to(o), [0, 0, 0])))
+    if fossa_half_angle_deg > 0:
+        reach = r_in + fossa_depth_mm
+        cone_len = 2 * r_out
+        cone = manifold3d.Manifold.cylinder(
+            cone_len, 0.0, cone_len * np.tan(np.radians(fossa_half_angle_deg)), segments
+        ).transform(_affine34(rigid(_z_to(-o), [0, 0, 0])))
+        shell = shell - (cone ^ manifold3d.Manifold.sphere(reach, segments))
+    pelvis = _manifold_to_trimesh(shell.translate(c.tolist()))
+
+    femur = stick_femur(
+        center_mm=c,
+        head_radius_mm=head_radius_mm,
+        neck_shaft_deg=neck_shaft_deg,
+        version_deg=version_deg,
+        neck_radius_mm=neck_radius_mm,
+        segments=segments,
+    )
+    params = dict(
+        opening_las=o,
+        head_radius_mm=head_radius_mm,
+        socket_radius_mm=r_in,
+        wall_mm=wall_mm,
+        fossa_half_angle_deg=fossa_half_angle_deg,
+        fossa_depth_mm=fossa_depth_mm,
+        neck_shaft_deg=neck_shaft_deg,
+        version_deg=version_deg,
+        neck_radius_mm=neck_radius_mm,
+    )
+    hip = SyntheticHip(pelvis, femur, "right", c, params)
+    return mirrored(hip) if side == "left" else hip
+
+
+def stick_femur(
+    *,
+    center_mm: ArrayLike = (85.0, -10.0, -40.0),
+    head_radius_mm: float = 23.0,
+    neck_shaft_deg: float = 130.0,
+    version_deg: float = 15.0,
+    neck_radius_mm: float = 14.0,
+    neck_length_mm: float = 55.0,
+    shaft_radius_mm: float = 13.0,
+    shaft_length_mm: float = 400.0,
+    condyle_radius_mm: float = 22.0,
+    segments: int = 256,
+) -> trimesh.Trimesh:
+    """A right femur of spheres and cylinders with an exact neck-shaft angle and version.
+
+    In RAS (+x lateral for a right hip): the shaft runs straight down (-z)
+    from the neck-shaft junction; the neck leaves the head centre toward the
+    junction so that the angle between the neck axis (toward the head) and
+    the shaft axis (toward the knee) is ``neck_shaft_deg``, and its horizontal
+    part is turned from medial toward anterior by ``version_deg``. Two
+    condyle cylinders lie along x with their axes 6 mm posterior of the shaft
+    axis, so the posterior condylar axis is the x axis.
+    """
+    import manifold3d
+
+    c = np.asarray(center_mm, dtype=float)
+    nsa = np.radians(neck_shaft_deg)
+    v = np.radians(version_deg)
+    # Neck direction toward the head, from the junction.
+    toward_head = np.array([-np.sin(nsa) * np.cos(v), np.sin(nsa) * np.sin(v), -np.cos(nsa)])
+    junction = c - neck_length_mm * toward_head
+    down = np.array([0.0, 0.0, -1.0])
+
+    parts = [
+        manifold3d.Manifold.sphere(head_radius_mm, segments).translate(c.tolist()),
+        _cylinder(junction, toward_head, neck_length_mm, neck_radius_mm, segments),
+        _cylinder(junction - 20 * down, down, shaft_length_mm + 20, shaft_radius_mm, segments),
+    ]
+    knee = junction + shaft_length_mm * down
+    for sign in (-1.0, 1.0):
+        start = knee + np.array([sign * 4.0, -6.0, 0.0])
+        parts.append(_cylinder(start, [sign, 0.0, 0.0], 26.0, condyle_radius_mm, segments))
+    return _manifold_to_trimesh(manifold3d.Manifold.batch_boolean(parts, manifold3d.OpType.Add))
+
+
+def mirror_x(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
+    """Mirror a mesh about x = 0, flipping the winding so normals stay outward."""
+    vertices = np.asarray(mesh.vertices) * [-1.0, 1.0, 1.0]
+    return trimesh.Trimesh(vertices, np.asarray(mesh.faces)[:, ::-1], process=False)
+
+
+def mirrored(hip: SyntheticHip) -> SyntheticHip:
+    """The mirror image of a synthetic hip about x = 0 (right <-> left)."""
+    side: Side = "left" if hip.side == "right" else "right"
+    return SyntheticHip(
+        mirror_x(hip.pelvis),
+        mirror_x(hip.femur),
+        side,
+        hip.head_center_mm * [-1.0, 1.0, 1.0],
+        hip.params,
+    )

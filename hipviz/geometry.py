@@ -1,0 +1,171 @@
+"""Small vectorised geometry: unit vectors, angles, rotations, sphere fits.
+
+Conventions used throughout hipviz:
+
+* points are ``(n, 3) float`` arrays in millimetres; a single point is ``(3,)``;
+* transforms are ``(4, 4)`` homogeneous matrices named ``tf_<to>_<from>`` so
+  that ``p_to = apply(tf_to_from, p_from)``; rotations are right-handed;
+* angles leave public functions in degrees.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._typing import ArrayLike, FloatArray, Points, Transform, Vector
+
+
+def unit(v: ArrayLike) -> FloatArray:
+    """Return ``v`` scaled to unit length along its last axis.
+
+    Parameters
+    ----------
+    v : (..., 3) float
+        Vectors; zero vectors come back as NaN.
+    """
+    v = np.asarray(v, dtype=float)
+    norm = np.linalg.norm(v, axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return v / norm
+
+
+def angle_deg(a: ArrayLike, b: ArrayLike) -> FloatArray:
+    """Unsigned angle between vectors ``a`` and ``b``, degrees in [0, 180].
+
+    Uses ``atan2(|a x b|, a . b)``, which stays accurate near 0 and 180 degrees.
+    """
+    a = np.asarray(a, dtype=float)
+    b = np.asarray(b, dtype=float)
+    cross = np.linalg.norm(np.cross(a, b), axis=-1)
+    dot = np.sum(a * b, axis=-1)
+    return np.degrees(np.arctan2(cross, dot))
+
+
+def signed_angle_deg(a: ArrayLike, b: ArrayLike, axis: ArrayLike) -> FloatArray:
+    """Angle from ``a`` to ``b`` about ``axis`` (right hand), degrees in (-180, 180].
+
+    ``a`` and ``b`` are first projected onto the plane normal to ``axis``.
+    """
+    n = unit(axis)
+    a = np.asarray(a, dtype=float)
+    b = np.asarray(b, dtype=float)
+    a = a - np.sum(a * n, axis=-1, keepdims=True) * n
+    b = b - np.sum(b * n, axis=-1, keepdims=True) * n
+    return np.degrees(np.arctan2(np.sum(np.cross(a, b) * n, axis=-1), np.sum(a * b, axis=-1)))
+
+
+def project_onto_plane(v: ArrayLike, normal: ArrayLike) -> FloatArray:
+    """Component of vectors ``v`` (..., 3) perpendicular to ``normal`` (3,)."""
+    n = unit(normal)
+    v = np.asarray(v, dtype=float)
+    return v - np.sum(v * n, axis=-1, keepdims=True) * n
+
+
+def rotation_matrix(axis: ArrayLike, angle_deg: float) -> FloatArray:
+    """(3, 3) rotation by ``angle_deg`` degrees about ``axis`` (right hand)."""
+    k = unit(axis)
+    t = np.radians(angle_deg)
+    kx = np.array([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
+    return np.eye(3) + np.sin(t) * kx + (1.0 - np.cos(t)) * (kx @ kx)
+
+
+def rigid(rotation: ArrayLike | None = None, translation: ArrayLike | None = None) -> Transform:
+    """(4, 4) transform ``x -> R x + t``."""
+    tf = np.eye(4)
+    if rotation is not None:
+        tf[:3, :3] = rotation
+    if translation is not None:
+        tf[:3, 3] = translation
+    return tf
+
+
+def rotation_about_point(axis: ArrayLike, angle_deg: float, point: ArrayLike) -> Transform:
+    """(4, 4) rotation by ``angle_deg`` about the line through ``point`` along ``axis``."""
+    r = rotation_matrix(axis, angle_deg)
+    p = np.asarray(point, dtype=float)
+    return rigid(r, p - r @ p)
+
+
+def apply(tf: ArrayLike, points: ArrayLike) -> FloatArray:
+    """Apply a (4, 4) transform to points (..., 3)."""
+    tf = np.asarray(tf, dtype=float)
+    pts = np.asarray(points, dtype=float)
+    return pts @ tf[:3, :3].T + tf[:3, 3]
+
+
+def apply_vectors(tf: ArrayLike, vectors: ArrayLike) -> FloatArray:
+    """Apply the linear part of a (4, 4) transform to direction vectors (..., 3)."""
+    tf = np.asarray(tf, dtype=float)
+    return np.asarray(vectors, dtype=float) @ tf[:3, :3].T
+
+
+def invert(tf: ArrayLike) -> Transform:
+    """Inverse of a rigid or mirror (4, 4) transform (orthogonal linear part)."""
+    tf = np.asarray(tf, dtype=float)
+    out = np.eye(4)
+    out[:3, :3] = tf[:3, :3].T
+    out[:3, 3] = -tf[:3, :3].T @ tf[:3, 3]
+    return out
+
+
+def frame_from_axes(x: ArrayLike, y: ArrayLike, z: ArrayLike, origin: ArrayLike) -> Transform:
+    """``tf_frame_world`` for a frame whose axes, in world coordinates, are x, y, z.
+
+    The axes must be orthonormal and right-handed (det = +1); this is checked.
+    """
+    r = np.vstack([x, y, z]).astype(float)
+    if not np.allclose(r @ r.T, np.eye(3), atol=1e-6) or np.linalg.det(r) < 0:
+        msg = "frame axes must be orthonormal and right-handed"
+        raise ValueError(msg)
+    return rigid(r, -r @ np.asarray(origin, dtype=float))
+
+
+@dataclass(frozen=True)
+class Sphere:
+    """A fitted sphere: ``center_mm`` (3,), ``radius_mm``, ``rms_mm`` residual, ``n`` points."""
+
+    center_mm: Vector
+    radius_mm: float
+    rms_mm: float
+    n: int
+
+
+def fit_sphere(points: Points) -> Sphere:
+    """Least-squares sphere through ``points`` (n, 3), n >= 4.
+
+    Solves the linear (algebraic) problem ``|p|^2 = 2 c.p + (r^2 - |c|^2)``
+    on centred coordinates, which equals the geometric fit for points that lie
+    close to a sphere, as head and socket points do.
+    """
+    pts = np.asarray(points, dtype=float)
+    if pts.ndim != 2 or pts.shape[1] != 3 or len(pts) < 4:
+        msg = f"expected `points` of shape (n >= 4, 3), got {pts.shape}"
+        raise ValueError(msg)
+    mean = pts.mean(axis=0)
+    q = pts - mean
+    a = np.hstack([2.0 * q, np.ones((len(q), 1))])
+    b = np.sum(q * q, axis=1)
+    sol, *_ = np.linalg.lstsq(a, b, rcond=None)
+    center = sol[:3]
+    radius = float(np.sqrt(max(sol[3] + center @ center, 0.0)))
+    resid = np.linalg.norm(q - center, axis=1) - radius
+    return Sphere(center + mean, radius, float(np.sqrt(np.mean(resid**2))), len(pts))
+
+
+def fibonacci_directions(n: int) -> Points:
+    """``n`` unit vectors (n, 3) spread near-uniformly over the sphere (golden spiral)."""
+    i = np.arange(n) + 0.5
+    z = 1.0 - 2.0 * i / n
+    rho = np.sqrt(1.0 - z * z)
+    phi = np.pi * (1.0 + 5.0**0.5) * i
+    return np.column_stack([rho * np.cos(phi), rho * np.sin(phi), z])
+
+
+def principal_axes(points: Points) -> tuple[Vector, FloatArray, FloatArray]:
+    """Centroid (3,), principal axes (3, 3) as rows (largest spread first), std devs (3,)."""
+    pts = np.asarray(points, dtype=float)
+    mean = pts.mean(axis=0)
+    _, s, vt = np.linalg.svd(pts - mean, full_matrices=False)
+    return mean, vt, s / np.sqrt(max(len(pts) - 1, 1))

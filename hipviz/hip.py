@@ -1,0 +1,397 @@
+"""Measure one hip: landmarks, frame, side and every measure, in one call.
+
+:func:`analyze` is what ``hipviz measure``, the notebooks and the app call.
+It takes meshes in millimetres (see :mod:`hipviz.io` for files) in their own
+coordinates, finds the frame and landmarks, and returns a
+:class:`HipAnalysis` whose :meth:`~HipAnalysis.as_dict` is the JSON contract.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import trimesh
+
+from . import frames as fr
+from . import landmarks as lmk
+from . import measures as ms
+from ._typing import Transform, Vector
+from .errors import InputError, LandmarkError
+from .geometry import Sphere, apply, apply_vectors, invert, unit
+from .raycast import RayCaster
+
+FRAMES = ("auto", "app", "ras", "lps")
+SIDES = ("auto", "left", "right")
+
+#: Method names reported with the measures whose methods differ in the literature.
+FEMORAL_VERSION_METHOD = (
+    "3D: neck axis (head centre to neck-section centroids) vs posterior condylar axis, "
+    "projected on the plane normal to the proximal shaft axis"
+)
+#: Rim edges count bone up to this far outside the socket sphere, mm.
+RIM_MARGIN_MM = 6.0
+#: Bone deeper than the socket sphere by this much is the acetabular fossa, mm.
+FOSSA_DEPTH_MM = 2.5
+#: Cranial version is read on the cone this far above the transverse plane, degrees.
+CRANIAL_ELEVATION_DEG = 30.0
+
+COVERAGE_METHOD = "radial rays from the head centre, covered if bone lies within r + margin"
+
+
+@dataclass(frozen=True)
+class FemurLandmarks:
+    """Femoral landmarks in the measurement frame (mm, unit vectors)."""
+
+    head: Sphere
+    toward_neck: Vector  # unit, from the head centre down the neck
+    shaft: lmk.ShaftAxis
+    condyles: tuple[Vector, Vector] | None  # posterior contact points (medial, lateral)
+    medial: Vector | None  # condylar axis toward the medial condyle
+    anterior: Vector | None  # femoral anterior (away from the posterior condylar line)
+    side: str | None  # from the femur alone, when the distal femur is present
+
+
+@dataclass
+class HipAnalysis:
+    """Everything measured on one hip.
+
+    Points and vectors are in the measurement frame (``frame``, RAS, mm)
+    unless named ``*_input``. ``values`` holds the contract keys of
+    ``hipviz measure --json``; ``notes`` explains every null.
+    """
+
+    side: str
+    frame: str
+    tf_ras_input: Transform
+    head: Sphere
+    socket: Sphere | None
+    femur: FemurLandmarks
+    pelvis_landmarks: dict[str, Vector]
+    values: dict[str, Any]
+    notes: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    edges: dict[str, ms.Edge] = field(default_factory=dict)
+    coverage: ms.Coverage | None = None
+    alpha: ms.AlphaAngle | None = None
+
+    @property
+    def axes(self) -> ms.HipAxes:
+        """Lateral/anterior/superior unit axes of this hip in the measurement frame."""
+        return ms.HipAxes.from_side(self.side)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready result: the ``hipviz measure --json`` object."""
+        out = dict(self.values)
+        out["notes"] = dict(self.notes)
+        out["warnings"] = list(self.warnings)
+        return _jsonable(out)
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple, np.ndarray)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, (np.floating, float)):
+        return None if not np.isfinite(x) else round(float(x), 3)
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.bool_):
+        return bool(x)
+    return x
+
+
+def _moved(mesh: trimesh.Trimesh, tf: Transform) -> trimesh.Trimesh:
+    out = trimesh.Trimesh(apply(tf, mesh.vertices), mesh.faces.copy(), process=False)
+    if np.linalg.det(tf[:3, :3]) < 0:
+        out.invert()
+    return out
+
+
+def femur_landmarks(
+    femur: trimesh.Trimesh, *, near_mm: Vector | None = None, posterior_hint: Vector | None = None
+) -> FemurLandmarks:
+    """Head sphere, neck and shaft axes and the posterior condylar line of a femur.
+
+    Parameters
+    ----------
+    femur : trimesh.Trimesh
+        mm, any coordinates; results come back in the same coordinates.
+    near_mm : (3,) float, optional
+        Prefer a head near this point.
+    posterior_hint : (3,) float, optional
+        Rough posterior direction (speeds and steadies the condylar search).
+    """
+    head, _ = lmk.find_head(femur, near_mm=near_mm)
+    toward_neck = lmk.neck_axis(femur, head)
+    shaft = lmk.shaft_axis(femur, head)
+    cond = lmk.posterior_condylar_axis(femur, shaft, posterior_hint=posterior_hint)
+    if cond is None:
+        return FemurLandmarks(head, toward_neck, shaft, None, None, None, None)
+    p1, p2, posterior = cond
+    to_head = head.center_mm - shaft.point_mm
+    medial_pt, lateral_pt = (p1, p2) if (p1 - p2) @ to_head > 0 else (p2, p1)
+    medial = unit(medial_pt - lateral_pt)
+    superior = -shaft.direction
+    # Right femur in RAS: medial (-x) x posterior (-y) = +z (superior).
+    side = "right" if np.cross(medial, posterior) @ superior > 0 else "left"
+    return FemurLandmarks(
+        head, toward_neck, shaft, (medial_pt, lateral_pt), medial, -posterior, side
+    )
+
+
+def _on_bone(bone: str, fn, *args, **kwargs):
+    """Call ``fn``, tagging a LandmarkError with the bone it concerns."""
+    try:
+        return fn(*args, **kwargs)
+    except LandmarkError as exc:
+        raise LandmarkError(str(exc), bone=bone) from None
+
+
+def _side_from_geometry(frame: fr.PelvisFrame, head_ras: Vector, opening: Vector | None,
+                        femur: FemurLandmarks) -> tuple[str, str]:
+    """(side, how it was found)."""
+    if frame.name == "app":
+        return ("right" if head_ras[0] > 0 else "left"), "head centre relative to the midline"
+    if opening is not None:
+        return ("right" if opening[0] > 0 else "left"), "direction the socket opens"
+    if femur.side is not None:
+        return femur.side, "femoral geometry"
+    # Neck points medially: head medial of the shaft.
+    return ("right" if -femur.toward_neck[0] < 0 else "left"), "femoral neck direction"
+
+
+def analyze(
+    pelvis: trimesh.Trimesh | None,
+    femur: trimesh.Trimesh,
+    *,
+    side: str = "auto",
+    frame: str = "auto",
+    coverage_margin_mm: float = 5.0,
+    alpha_threshold_mm: float = 1.0,
+    n_directions: int = 10000,
+) -> HipAnalysis:
+    """Find landmarks and frame, then compute every measure of one hip.
+
+    Parameters
+    ----------
+    pelvis : trimesh.Trimesh or None
+        Pelvis (whole, or the hemipelvis for ``frame="ras"|"lps"``), mm.
+    femur : trimesh.Trimesh
+        The femur of the same hip, articulated with the pelvis, mm.
+    side : {"auto", "left", "right"}
+        ``auto`` finds it from the geometry; a given side is checked against it.
+    frame : {"auto", "app", "ras", "lps"}
+        ``app`` aligns to the anterior pelvic plane found on the pelvis;
+        ``ras``/``lps`` take the file's axes as patient axes unchanged;
+        ``auto`` is ``app``, or, with no pelvis, the femur's own axes.
+    coverage_margin_mm : float
+        Margin delta of the coverage and rim definitions.
+
+    Raises
+    ------
+    InputError
+        Option values out of range, or a side that contradicts the geometry.
+    LandmarkError
+        A landmark or the frame cannot be found.
+    """
+    if frame not in FRAMES:
+        msg = f"unknown frame {frame!r}; expected one of {', '.join(FRAMES)}"
+        raise InputError(msg)
+    if side not in SIDES:
+        msg = f"unknown side {side!r}; expected one of {', '.join(SIDES)}"
+        raise InputError(msg)
+    if not (0.0 <= coverage_margin_mm <= 20.0):
+        msg = f"coverage margin {coverage_margin_mm} mm is outside 0-20 mm"
+        raise InputError(msg)
+    notes: dict[str, str] = {}
+    warnings: list[str] = []
+
+    # ---- frame
+    if frame in ("ras", "lps"):
+        pframe = fr.axis_frame(frame)
+    elif pelvis is not None:
+        try:
+            pframe = fr.find_app(pelvis.vertices)
+        except LandmarkError as exc:
+            raise LandmarkError(str(exc), bone="pelvis") from None
+    elif frame == "app":
+        msg = "--frame app needs a pelvis (the anterior pelvic plane is found on it)"
+        raise InputError(msg)
+    else:
+        pframe = None  # femur only: its own axes, set below
+
+    if pframe is None:
+        lm_in = _on_bone("femur", femur_landmarks, femur)
+        if lm_in.anterior is None:
+            msg = (
+                "a proximal femur without a pelvis has no anatomical frame; "
+                "pass --frame ras or --frame lps if the file is in patient axes"
+            )
+            raise LandmarkError(msg, bone="femur")
+        z = -lm_in.shaft.direction
+        y = unit(lm_in.anterior - (lm_in.anterior @ z) * z)
+        x = np.cross(y, z)
+        tf = np.eye(4)
+        tf[:3, :3] = np.vstack([x, y, z])
+        tf[:3, 3] = -tf[:3, :3] @ lm_in.head.center_mm
+        pframe = fr.PelvisFrame("femur", tf)
+    tf = pframe.tf_ras_input
+    femur_r = _moved(femur, tf)
+    pelvis_r = _moved(pelvis, tf) if pelvis is not None else None
+    pelvic = pframe.name in ("app", "ras", "lps")
+    hint = np.array([0.0, -1.0, 0.0]) if pelvic else None
+
+    fl = _on_bone("femur", femur_landmarks, femur_r, posterior_hint=hint)
+    head = fl.head
+    c, r = head.center_mm, head.radius_mm
+
+    socket = None
+    opening = None
+    if pelvis_r is not None:
+        socket, inl = _on_bone("pelvis", lmk.find_socket, pelvis_r, head)
+        opening = lmk.socket_opening(pelvis_r, inl, socket.center_mm)
+        offset = np.linalg.norm(socket.center_mm - c)
+        if offset > 5.0:
+            warnings.append(
+                f"head centre lies {offset:.1f} mm from the socket centre: "
+                "is the femur articulated with this pelvis?"
+            )
+
+    found_side, how = _side_from_geometry(pframe, c, opening, fl)
+    if side == "auto":
+        side = found_side
+    elif side != found_side:
+        msg = (
+            f"--side {side} contradicts the geometry: this is a {found_side} hip "
+            f"(from the {how}); drop --side or check the files"
+        )
+        raise InputError(msg)
+    axes = ms.HipAxes.from_side(side)
+
+    values: dict[str, Any] = {
+        "side": side,
+        "frame": pframe.name,
+        "head_center_mm": apply(invert(tf), c),
+        "head_radius_mm": r,
+        "head_fit_rms_mm": head.rms_mm,
+    }
+
+    # ---- acetabulum
+    edges: dict[str, ms.Edge] = {}
+    cov = None
+    acet_keys = ("lcea_deg", "acea_deg", "pcea_deg", "acetabular_version_deg",
+                 "acetabular_version_cranial_deg", "tonnis_deg", "extrusion_index_pct")
+    if pelvis_r is not None:
+        caster = RayCaster(pelvis_r)
+        # Rim edges: bone within RIM_MARGIN_MM of the socket sphere, so a wide
+        # joint space (MRI, young hips) does not hide the rim; never less than
+        # the coverage reach.
+        reach = max(r + coverage_margin_mm, socket.radius_mm + RIM_MARGIN_MM)
+        lunate_reach = socket.radius_mm + FOSSA_DEPTH_MM
+        ce = ms.center_edge_angles(caster.first_hit, c, axes, reach)
+        edges.update({f"{k}_rim": v for k, v in ce.items()})
+        values["lcea_deg"] = ce["lateral"].angle_deg
+        values["acea_deg"] = ce["anterior"].angle_deg
+        values["pcea_deg"] = ce["posterior"].angle_deg
+        ver, front, back = ms.rim_version(caster.first_hit, c, axes, reach)
+        values["acetabular_version_deg"] = ver
+        edges["version_anterior_rim"], edges["version_posterior_rim"] = front, back
+        cranial_elev = CRANIAL_ELEVATION_DEG
+        ver_c, f_c, b_c = ms.rim_version(
+            caster.first_hit, c, axes, reach, elevation_deg=cranial_elev
+        )
+        values["acetabular_version_cranial_deg"] = ver_c
+        edges["cranial_anterior_rim"], edges["cranial_posterior_rim"] = f_c, b_c
+        ton, medial_end = ms.tonnis_angle_deg(
+            caster.first_hit, c, axes, lunate_reach, ce["lateral"]
+        )
+        values["tonnis_deg"] = ton
+        values["tonnis_approximate"] = True
+        edges["sourcil_medial_end"] = medial_end
+        values["extrusion_index_pct"] = (
+            ms.extrusion_index_pct(c, r, ce["lateral"], axes)
+            if np.isfinite(ce["lateral"].angle_deg) else float("nan")
+        )
+        cov = ms.head_coverage(
+            caster.first_hit, c, r, axes, margin_mm=coverage_margin_mm,
+            n_directions=n_directions,
+        )
+        values["coverage_pct"] = cov.as_dict()
+        values["coverage_margin_mm"] = coverage_margin_mm
+        values["coverage_method"] = COVERAGE_METHOD
+        values["socket_center_mm"] = apply(invert(tf), socket.center_mm)
+        values["socket_radius_mm"] = socket.radius_mm
+        values["rim_reach_mm"] = reach
+        for key, label in (("lcea_deg", "lateral rim edge"), ("acea_deg", "anterior rim edge"),
+                           ("pcea_deg", "posterior rim edge")):
+            if not np.isfinite(values[key]):
+                notes[key] = f"no {label} found in the plane through the head centre"
+        if not np.isfinite(ver):
+            notes["acetabular_version_deg"] = "anterior and posterior rims not both found"
+        if not np.isfinite(ton):
+            notes["tonnis_deg"] = (
+                "medial end of the weight-bearing roof not found (no fossa above the "
+                "horizontal through the head centre)"
+            )
+    else:
+        for k in acet_keys:
+            values[k] = None
+            notes[k] = "no pelvis given"
+        values["coverage_pct"] = None
+        notes["coverage_pct"] = "no pelvis given"
+
+    # ---- femur
+    to_head = -fl.toward_neck
+    k = fl.shaft.direction
+    values["neck_shaft_deg"] = ms.neck_shaft_deg(to_head, k)
+    if fl.anterior is not None:
+        values["neck_shaft_projected_deg"] = ms.neck_shaft_projected_deg(to_head, k, fl.anterior)
+        values["neck_shaft_projected_plane"] = "femoral coronal (shaft and condylar axes)"
+        values["femoral_version_deg"] = ms.femoral_version_deg(to_head, fl.medial, fl.anterior)
+        values["femoral_version_method"] = FEMORAL_VERSION_METHOD
+    else:
+        reason = "the distal femur (condyles) is missing, so there is no posterior condylar axis"
+        values["femoral_version_deg"] = None
+        values["femoral_version_method"] = FEMORAL_VERSION_METHOD
+        notes["femoral_version_deg"] = reason
+        if pelvic:
+            values["neck_shaft_projected_deg"] = ms.neck_shaft_projected_deg(
+                to_head, k, axes.anterior
+            )
+            values["neck_shaft_projected_plane"] = "pelvic coronal (condyles missing)"
+        else:
+            values["neck_shaft_projected_deg"] = None
+            notes["neck_shaft_projected_deg"] = reason
+    if pelvic:
+        up, front = axes.superior, axes.anterior
+    else:
+        up, front = -k, fl.anterior
+    femur_caster = RayCaster(femur_r)
+    alpha = ms.alpha_angle(
+        femur_caster.first_hit, c, r, fl.toward_neck, up, front,
+        threshold_mm=alpha_threshold_mm,
+    )
+    values["alpha_deg"] = alpha.max_deg
+    values["alpha_clock"] = alpha.clock
+    values["sphericity_mm"] = ms.head_sphericity_mm(femur_r.vertices, c, r, fl.toward_neck)
+    fv = values.get("femoral_version_deg")
+    av = values.get("acetabular_version_deg")
+    if fv is not None and av is not None and np.isfinite(fv) and np.isfinite(av):
+        values["mckibbin_deg"] = av + fv
+    else:
+        values["mckibbin_deg"] = None
+        notes["mckibbin_deg"] = "needs both acetabular and femoral version"
+
+    landmarks_ras = {k: apply(tf, v) for k, v in pframe.landmarks_input.items()}
+    return HipAnalysis(
+        side=side, frame=pframe.name, tf_ras_input=tf, head=head, socket=socket, femur=fl,
+        pelvis_landmarks=landmarks_ras, values=values, notes=notes, warnings=warnings,
+        edges=edges, coverage=cov, alpha=alpha,
+    )
+
+
+__all__ = ["FRAMES", "SIDES", "FemurLandmarks", "HipAnalysis", "analyze", "femur_landmarks",
+           "apply_vectors"]

@@ -1,0 +1,476 @@
+"""Anatomical landmarks found on bone surfaces in any pose.
+
+Nothing here assumes how the mesh is oriented: the femoral head is found by
+letting every surface patch vote for the centre of the sphere it could belong
+to, axes come from centroids of cross-sections, and the posterior condylar
+line is the supporting line that touches both condyles. Everything works in
+the mesh's own coordinates, in millimetres.
+
+Definitions (see ``docs/measures.md`` for sources):
+
+* femoral head: least-squares sphere on the head surface, excluding the fovea
+  and the neck (points off the sphere or with non-radial normals are dropped);
+* neck axis: the line through the head centre and the area centroids of the
+  neck cross-sections 1.0 to 1.5 head radii from the centre;
+* proximal shaft axis: the line through the area centroids of shaft
+  cross-sections below the lesser trochanter;
+* posterior condylar axis: the line touching the posterior surfaces of both
+  condyles, in the plane normal to the shaft axis.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import trimesh
+
+from ._typing import Points, Vector
+from .errors import LandmarkError
+from .geometry import Sphere, fit_sphere, principal_axes, project_onto_plane, unit
+
+#: Radii (mm) a femoral head may have; adult heads are 19-30 mm.
+HEAD_RADIUS_RANGE_MM = (14.0, 36.0)
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def _plane_basis(normal: Vector) -> tuple[Vector, Vector]:
+    n = unit(normal)
+    helper = np.eye(3)[np.argmin(np.abs(n))]
+    u = unit(np.cross(n, helper))
+    return u, np.cross(n, u)
+
+
+def section_centroid(
+    mesh: trimesh.Trimesh,
+    origin: Vector,
+    normal: Vector,
+    *,
+    max_radius_mm: float | None = None,
+    faces: np.ndarray | None = None,
+) -> tuple[Vector, float]:
+    """Area centroid and area of the cross-section of a closed mesh by a plane.
+
+    Segments are oriented with the face normals, so the polygon sums need no
+    loop assembly and holes subtract themselves.
+
+    Parameters
+    ----------
+    mesh : trimesh.Trimesh
+        Closed surface with outward normals, mm.
+    origin, normal : (3,) float
+        The cutting plane.
+    max_radius_mm : float, optional
+        Only segments whose midpoints lie within this distance of ``origin``
+        count, to keep one bone part (the neck, not the trochanter).
+    faces : (k,) int, optional
+        Restrict the search to these faces (faster on big meshes).
+
+    Returns
+    -------
+    centroid : (3,) float
+        NaN when the plane misses the mesh.
+    area_mm2 : float
+    """
+    n = unit(normal)
+    segs, face_idx = trimesh.intersections.mesh_plane(
+        mesh, n, origin, return_faces=True, local_faces=faces
+    )
+    if len(segs) == 0:
+        return np.full(3, np.nan), 0.0
+    a, b = segs[:, 0], segs[:, 1]
+    if max_radius_mm is not None:
+        keep = np.linalg.norm((a + b) / 2 - origin, axis=1) <= max_radius_mm
+        a, b, face_idx = a[keep], b[keep], face_idx[keep]
+        if len(a) == 0:
+            return np.full(3, np.nan), 0.0
+    fn = mesh.face_normals[face_idx]
+    flip = np.einsum("ij,ij->i", np.cross(b - a, n), fn) < 0
+    a, b = np.where(flip[:, None], b, a), np.where(flip[:, None], a, b)
+    u, v = _plane_basis(n)
+    o = np.asarray(origin, dtype=float)
+    au, av = (a - o) @ u, (a - o) @ v
+    bu, bv = (b - o) @ u, (b - o) @ v
+    cross = au * bv - av * bu
+    area = cross.sum() / 2
+    if abs(area) < 1e-9:
+        return np.full(3, np.nan), 0.0
+    cu = ((au + bu) * cross).sum() / (6 * area)
+    cv = ((av + bv) * cross).sum() / (6 * area)
+    return o + cu * u + cv * v, float(area)
+
+
+def _fit_line(points: Points) -> tuple[Vector, Vector]:
+    """Least-squares line through points: (centroid, unit direction)."""
+    mean, axes, _ = principal_axes(points)
+    return mean, axes[0]
+
+
+# --------------------------------------------------------------------------- spheres
+
+
+def _outward_normals(mesh: trimesh.Trimesh) -> np.ndarray:
+    normals = np.asarray(mesh.vertex_normals)
+    # An inside-out file would make every vote point away from the centre.
+    return -normals if mesh.is_watertight and mesh.volume < 0 else normals
+
+
+def refine_sphere(
+    points: Points,
+    normals: Points,
+    center: Vector,
+    radius: float,
+    *,
+    inward: bool = False,
+    max_normal_deg: float = 25.0,
+    iterations: int = 8,
+) -> tuple[Sphere, np.ndarray]:
+    """Refit a sphere on the points that lie on it and face along its radius.
+
+    Parameters
+    ----------
+    points, normals : (n, 3) float
+        Surface points (mm) and unit outward normals.
+    center, radius : initial sphere.
+    inward : bool
+        True for a socket (normals face the centre), False for a head.
+
+    Returns
+    -------
+    sphere : Sphere
+    inliers : (n,) bool
+    """
+    cos_max = np.cos(np.radians(max_normal_deg))
+    tol = 3.0
+    sign = -1.0 if inward else 1.0
+    sphere = Sphere(np.asarray(center, float), float(radius), np.inf, 0)
+    inl = np.zeros(len(points), bool)
+    for _ in range(iterations):
+        d = points - sphere.center_mm
+        dist = np.linalg.norm(d, axis=1)
+        radial = d / np.maximum(dist, 1e-9)[:, None]
+        facing = sign * np.einsum("ij,ij->i", radial, normals) > cos_max
+        new = (np.abs(dist - sphere.radius_mm) < tol) & facing
+        if new.sum() < 20:
+            break
+        inl = new
+        sphere = fit_sphere(points[inl])
+        tol = max(0.75, 3.0 * sphere.rms_mm)
+    return sphere, inl
+
+
+def _sphere_votes(points, normals, weights, radii, bin_mm):
+    """Bin the centre votes ``p - rho n`` of every point for every radius ``rho``.
+
+    Returns the occupied bins as (k, 4) int rows (3 centre indices, radius)
+    and their summed weights (k,).
+    """
+    cands = points[None, :, :] - radii[:, None, None] * normals[None, :, :]
+    keys = np.floor(cands.reshape(-1, 3) / bin_mm).astype(np.int64)
+    ridx = np.repeat(np.arange(len(radii)), len(points))
+    lo = keys.min(axis=0)
+    span = keys.max(axis=0) - lo + 1
+    packed = (((keys[:, 0] - lo[0]) * span[1] + keys[:, 1] - lo[1]) * span[2]
+              + keys[:, 2] - lo[2]) * len(radii) + ridx
+    uniq, inv = np.unique(packed, return_inverse=True)
+    score = np.bincount(inv, weights=np.tile(weights, len(radii)))
+    r_i = uniq % len(radii)
+    rest = uniq // len(radii)
+    kz = rest % span[2]
+    rest //= span[2]
+    ky = rest % span[1]
+    kx = rest // span[1]
+    rows = np.column_stack([kx + lo[0], ky + lo[1], kz + lo[2], radii[r_i]])
+    return rows, score
+
+
+def find_head(
+    mesh: trimesh.Trimesh,
+    *,
+    near_mm: Vector | None = None,
+    radius_range_mm: tuple[float, float] = HEAD_RADIUS_RANGE_MM,
+    max_points: int = 12000,
+    concave: bool = False,
+) -> tuple[Sphere, np.ndarray]:
+    """Find the femoral head sphere on a femur in any pose.
+
+    Every vertex votes for the centres ``p - rho n`` it would have on spheres
+    of plausible radii; head vertices agree on one centre. The best-supported
+    candidates are refitted with :func:`refine_sphere` and the one covering
+    the largest share of its sphere wins.
+
+    Parameters
+    ----------
+    mesh : trimesh.Trimesh
+        The femur, mm, any pose.
+    near_mm : (3,) float, optional
+        Prefer candidates near this point (e.g. the socket centre).
+    concave : bool
+        Look for a socket (surface facing the centre) instead of a head.
+
+    Returns
+    -------
+    sphere : Sphere
+    inliers : (n_vertices,) bool
+        Vertices on the head sphere.
+
+    Raises
+    ------
+    LandmarkError
+        No sphere of head size is supported by the surface.
+    """
+    pts = np.asarray(mesh.vertices, dtype=float)
+    nrm = _outward_normals(mesh)
+    if concave:
+        nrm = -nrm
+    step = max(1, len(pts) // max_points)
+    sub_p, sub_n = pts[::step], nrm[::step]
+    area = np.zeros(len(pts))
+    np.add.at(area, mesh.faces.ravel(), np.repeat(mesh.area_faces / 3, 3))
+    sub_w = area[::step]
+    radii = np.arange(np.floor(radius_range_mm[0]), np.ceil(radius_range_mm[1]) + 1, 1.0)
+    uniq, score = _sphere_votes(sub_p, sub_n, sub_w, radii, bin_mm=3.0)
+
+    order = np.argsort(score)[::-1]
+    best: tuple[float, Sphere, np.ndarray] | None = None
+    tried: list[np.ndarray] = []
+    for k in order[:40]:
+        c0 = (uniq[k, :3] + 0.5) * 3.0
+        if any(np.linalg.norm(c0 - t) < 8.0 for t in tried):
+            continue
+        tried.append(c0)
+        if len(tried) > 6:
+            break
+        sphere, inl = refine_sphere(pts, nrm, c0, float(uniq[k, 3]))  # normals already flipped
+        r = sphere.radius_mm
+        if not (radius_range_mm[0] <= r <= radius_range_mm[1]) or inl.sum() < 50:
+            continue
+        # Share of the sphere's directions that have inlier support.
+        dirs = unit(pts[inl] - sphere.center_mm)
+        cells = np.unique(np.floor((dirs + 1) * 6).astype(int), axis=0)
+        support = len(cells) / 260.0  # ~ cells a full sphere occupies at this size
+        quality = support / (1.0 + sphere.rms_mm)
+        if near_mm is not None:
+            quality /= 1.0 + np.linalg.norm(sphere.center_mm - near_mm) / 30.0
+        if best is None or quality > best[0]:
+            best = (quality, sphere, inl)
+    if best is None:
+        msg = "no head-like sphere found (radius 14-36 mm)"
+        raise LandmarkError(msg)
+    return best[1], best[2]
+
+
+def find_socket(
+    pelvis: trimesh.Trimesh, head: Sphere, *, search_mm: float = 12.0
+) -> tuple[Sphere, np.ndarray]:
+    """Fit the acetabular (lunate) surface facing a femoral head.
+
+    Parameters
+    ----------
+    pelvis : trimesh.Trimesh
+        mm, same coordinates as the head.
+    head : Sphere
+        The femoral head, used to seed the search.
+
+    Returns
+    -------
+    sphere : Sphere
+        Socket sphere.
+    inliers : (n_vertices,) bool
+
+    Raises
+    ------
+    LandmarkError
+        No bone faces the head within ``search_mm`` of its surface.
+    """
+    pts = np.asarray(pelvis.vertices, dtype=float)
+    nrm = _outward_normals(pelvis)
+    d = np.linalg.norm(pts - head.center_mm, axis=1)
+    near = (d > head.radius_mm - 2) & (d < head.radius_mm + search_mm)
+    if near.sum() < 30:
+        msg = (
+            f"no pelvic bone within {search_mm:.0f} mm of the femoral head surface: "
+            "are the pelvis and femur articulated, in the same coordinates and units?"
+        )
+        raise LandmarkError(msg)
+    facing = np.einsum("ij,ij->i", unit(head.center_mm - pts), nrm) > 0.8
+    idx = np.flatnonzero(near & facing)
+    if len(idx) < 30:
+        msg = "the bone near the femoral head does not form a socket"
+        raise LandmarkError(msg)
+    # The lunate surface is the nearest bone; the fossa lies deeper.
+    r0 = float(np.percentile(d[idx], 15))
+    sphere, inl = refine_sphere(pts[idx], nrm[idx], head.center_mm, r0, inward=True)
+    if inl.sum() < 30:
+        msg = "the bone near the femoral head does not form a socket"
+        raise LandmarkError(msg)
+    full = np.zeros(len(pts), bool)
+    full[idx[inl]] = True
+    return sphere, full
+
+
+# --------------------------------------------------------------------------- femur axes
+
+
+def neck_axis(
+    femur: trimesh.Trimesh, head: Sphere, *, iterations: int = 3
+) -> Vector:
+    """Unit direction of the neck axis from the head centre toward the neck.
+
+    Starts from the centroid of the surface 2-12 mm outside the head sphere
+    (the proximal neck) and refines with the area centroids of sections
+    normal to the axis at 1.0-1.5 head radii from the centre.
+
+    Raises
+    ------
+    LandmarkError
+        Nothing of the neck is found next to the head.
+    """
+    # Surface samples rather than vertices: CAD-like meshes have long triangles.
+    pts, _ = trimesh.sample.sample_surface(femur, 30000, seed=0)
+    c, r = head.center_mm, head.radius_mm
+    d = np.linalg.norm(pts - c, axis=1)
+    ring = (d > r + 2) & (d < r + 12)
+    if ring.sum() < 10:
+        msg = "no femoral neck found next to the head"
+        raise LandmarkError(msg)
+    axis = unit(pts[ring].mean(axis=0) - c)
+    near_faces = np.flatnonzero(
+        np.linalg.norm(femur.triangles_center - c, axis=1) < 2.2 * r
+    )
+    for _ in range(iterations):
+        cents = []
+        for t in np.linspace(1.0, 1.5, 6) * r:
+            cen, area = section_centroid(
+                femur, c + t * axis, axis, max_radius_mm=1.3 * r, faces=near_faces
+            )
+            if area > 0 and np.isfinite(cen).all():
+                cents.append(cen)
+        if len(cents) < 3:
+            break
+        q = np.asarray(cents) - c
+        # Line through c: principal direction of the centroids about c.
+        _, _, vt = np.linalg.svd(q, full_matrices=False)
+        new = vt[0] if vt[0] @ axis > 0 else -vt[0]
+        if np.linalg.norm(new - axis) < 1e-6:
+            axis = new
+            break
+        axis = new
+    return unit(axis)
+
+
+@dataclass(frozen=True)
+class ShaftAxis:
+    """Proximal shaft axis: ``point_mm`` (3,) on it, ``direction`` (3,) toward the knee,
+    ``length_mm`` of the femur along it from the head centre, and the levels used."""
+
+    point_mm: Vector
+    direction: Vector
+    length_mm: float
+    levels_mm: tuple[float, float]
+
+
+def shaft_axis(femur: trimesh.Trimesh, head: Sphere) -> ShaftAxis:
+    """Proximal shaft axis from section centroids below the lesser trochanter.
+
+    Sections run from ``max(2.8 r, 0.22 L)`` to ``min(0.5 L, L - 15 mm)`` below
+    the head centre, with L the femur's length along its long axis and r the
+    head radius.
+
+    Raises
+    ------
+    LandmarkError
+        Less than 25 mm of shaft below the trochanters.
+    """
+    pts = np.asarray(femur.vertices)
+    c, r = head.center_mm, head.radius_mm
+    _, axes, _ = principal_axes(pts)
+    u = axes[0] if (pts.mean(axis=0) - c) @ axes[0] > 0 else -axes[0]
+    for _ in range(2):
+        s = (pts - c) @ u
+        length = float(s.max())
+        s0 = max(2.8 * r, 0.22 * length)
+        s1 = min(0.5 * length, length - 15.0)
+        if s1 - s0 < 25.0:
+            msg = (
+                f"femur too short for a shaft axis ({length:.0f} mm from the head centre; "
+                "need about 25 mm of shaft below the lesser trochanter)"
+            )
+            raise LandmarkError(msg)
+        cents = []
+        for level in np.linspace(s0, s1, 8):
+            cen, area = section_centroid(femur, c + level * u, u)
+            if area > 0:
+                cents.append(cen)
+        if len(cents) < 3:
+            msg = "could not section the femoral shaft"
+            raise LandmarkError(msg)
+        point, direction = _fit_line(np.asarray(cents))
+        u = direction if direction @ u > 0 else -direction
+    s = (pts - c) @ u
+    return ShaftAxis(point, u, float(s.max()), (float(s0), float(s1)))
+
+
+def posterior_condylar_axis(
+    femur: trimesh.Trimesh, shaft: ShaftAxis, *, posterior_hint: Vector | None = None
+) -> tuple[Vector, Vector, Vector] | None:
+    """The posterior condylar line, or None when the distal femur is missing.
+
+    The distal 12 % of the femur is projected on the plane normal to the shaft
+    axis; the line touching the posterior-most points of both condyles is
+    found by alternating "most posterior point on each side" and "normal of
+    the line through them" until it stops moving.
+
+    Parameters
+    ----------
+    posterior_hint : (3,) float, optional
+        Rough posterior direction (e.g. from the pelvic frame). Without it, the
+        offset of the condyles behind the shaft axis gives one.
+
+    Returns
+    -------
+    (p1, p2, posterior) or None
+        The two contact points (mm, 3D, on the condyles) and the unit posterior
+        direction (normal to the shaft axis and to the line).
+    """
+    pts = np.asarray(femur.vertices)
+    k = shaft.direction
+    s = (pts - shaft.point_mm) @ k
+    s_end = s.max()
+    distal = pts[s > s_end - max(0.12 * shaft.length_mm, 35.0)]
+    if shaft.length_mm < 250.0 or len(distal) < 30:
+        return None
+    rel = project_onto_plane(distal - shaft.point_mm, k)
+    _, mid_area = section_centroid(femur, shaft.point_mm, k)
+    shaft_width = 2.0 * np.sqrt(max(mid_area, 0.0) / np.pi)
+    if np.ptp(rel, axis=0).max() < 1.8 * shaft_width:
+        return None
+    if posterior_hint is None:
+        hint = project_onto_plane(rel.mean(axis=0), k)
+    else:
+        hint = project_onto_plane(posterior_hint, k)
+    p = unit(hint)
+    centre = rel.mean(axis=0)
+    for _ in range(20):
+        across = unit(np.cross(k, p))
+        side = (rel - centre) @ across
+        i1 = np.flatnonzero(side < 0)[np.argmax(rel[side < 0] @ p)]
+        i2 = np.flatnonzero(side >= 0)[np.argmax(rel[side >= 0] @ p)]
+        line = rel[i2] - rel[i1]
+        new = unit(np.cross(line, k))
+        new = new if new @ p > 0 else -new
+        if np.allclose(new, p, atol=1e-9):
+            break
+        p = new
+    return distal[i1], distal[i2], p
+
+
+# --------------------------------------------------------------------------- sides
+
+
+def socket_opening(pelvis: trimesh.Trimesh, socket_inliers: np.ndarray, center: Vector) -> Vector:
+    """Unit axis out of the socket: away from the mean direction of its surface."""
+    pts = np.asarray(pelvis.vertices)[socket_inliers]
+    return -unit(unit(pts - center).mean(axis=0))

@@ -1,0 +1,472 @@
+"""Hip measures as pure functions of landmarks, axes and ray distances.
+
+This module imports numpy only. Where bone has to be "seen" from the head
+centre, a function receives ``hit(origins, directions) -> distances`` (the
+first-hit distance along each ray, ``inf`` on a miss; see
+:class:`hipviz.raycast.RayCaster`), so the geometry kernel stays outside.
+
+All inputs share one frame (normally RAS aligned to the anterior pelvic
+plane) and are in mm; the side enters only through the ``lateral`` unit
+vector of :class:`HipAxes`, so a mirrored hip gives the same numbers.
+Definitions and sources are in :mod:`hipviz.reference` and
+``docs/measures.md``.
+
+Covered
+    A direction ``d`` from the head centre ``c`` is *covered* when the ray
+    ``c + t d`` meets the pelvis at ``t <= r + margin`` (r the head radius,
+    margin 5 mm by default): bone lies over the head there, within a
+    cartilage-thick gap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._typing import ArrayLike, FloatArray, Vector
+from .geometry import angle_deg, fibonacci_directions, project_onto_plane, unit
+
+HitFn = Callable[[ArrayLike, ArrayLike], FloatArray]
+
+
+@dataclass(frozen=True)
+class HipAxes:
+    """Anatomical unit axes of one hip, in the measurement frame.
+
+    ``lateral`` points away from the midline on this hip's side (+x for a
+    right hip in RAS, -x for a left one); ``anterior`` and ``superior`` are
+    the frame's +y and +z.
+    """
+
+    lateral: Vector
+    anterior: Vector
+    superior: Vector
+
+    @classmethod
+    def from_side(cls, side: str) -> HipAxes:
+        """Axes of the ``"left"`` or ``"right"`` hip in an RAS frame."""
+        sign = 1.0 if side == "right" else -1.0
+        return cls(np.array([sign, 0.0, 0.0]), np.array([0.0, 1.0, 0.0]), np.eye(3)[2])
+
+    def to_las(self, v: ArrayLike) -> FloatArray:
+        """Components (lateral, anterior, superior) of vectors (..., 3)."""
+        return np.asarray(v, dtype=float) @ np.vstack([self.lateral, self.anterior, self.superior]).T
+
+    def from_las(self, v: ArrayLike) -> FloatArray:
+        """Vectors (..., 3) from (lateral, anterior, superior) components."""
+        return np.asarray(v, dtype=float) @ np.vstack([self.lateral, self.anterior, self.superior])
+
+
+@dataclass(frozen=True)
+class Edge:
+    """Where a scan of directions from the head centre leaves covered bone.
+
+    ``angle_deg`` is measured from the scan's start direction toward its
+    ``toward`` direction (negative when the start itself is uncovered and the
+    edge lies behind it); ``point_mm`` (3,) is the bone surface at the edge.
+    Both are NaN when no edge exists within the scan.
+    """
+
+    angle_deg: float
+    point_mm: Vector
+
+
+_NO_EDGE = Edge(float("nan"), np.full(3, np.nan))
+
+
+def covered(hit: HitFn, center: ArrayLike, directions: ArrayLike, reach_mm: float) -> np.ndarray:
+    """(n,) bool: rays from ``center`` along ``directions`` (n, 3) meet bone within ``reach_mm``."""
+    return hit(center, directions) <= reach_mm
+
+
+def scan_edge(
+    hit: HitFn,
+    center: ArrayLike,
+    start: ArrayLike,
+    toward: ArrayLike,
+    reach_mm: float,
+    *,
+    elevation_axis: ArrayLike | None = None,
+    elevation_deg: float = 0.0,
+    step_deg: float = 1.0,
+    max_gap_deg: float = 2.0,
+    limit_deg: float = 179.0,
+) -> Edge:
+    """Edge of the covered arc met when turning from ``start`` toward ``toward``.
+
+    Directions ``cos(t) start + sin(t) toward`` (t in degrees) are sampled
+    every ``step_deg``. If ``start`` is covered, the edge is the first
+    uncovered direction for t > 0; otherwise it is the first covered one for
+    t < 0 (so the angle comes out negative). Uncovered gaps narrower than
+    ``max_gap_deg`` (mesh holes, vascular foramina) are bridged. The edge is
+    refined by bisection to ~0.001 degrees.
+
+    With ``elevation_axis`` the scan runs on a cone tilted ``elevation_deg``
+    toward that axis instead of in the plane of ``start`` and ``toward``.
+
+    Parameters
+    ----------
+    hit : callable
+        ``hit(origin (3,), directions (n, 3)) -> (n,) distances``.
+    center : (3,) float
+        Ray origin, mm.
+    start, toward : (3,) float
+        Orthogonal unit vectors spanning the scan.
+    reach_mm : float
+        Covered means bone within this distance.
+    """
+    c = np.asarray(center, dtype=float)
+    a, b = unit(start), unit(toward)
+    e = None if elevation_axis is None else unit(elevation_axis)
+    cos_e, sin_e = np.cos(np.radians(elevation_deg)), np.sin(np.radians(elevation_deg))
+
+    def dirs(t_deg: FloatArray) -> FloatArray:
+        t = np.radians(np.atleast_1d(t_deg))[:, None]
+        d = np.cos(t) * a + np.sin(t) * b
+        return d if e is None else cos_e * d + sin_e * e
+
+    t = np.arange(-limit_deg, limit_deg + step_deg / 2, step_deg)
+    dist = hit(c, dirs(t))
+    cov = dist <= reach_mm
+    k0 = int(np.argmin(np.abs(t)))
+    gap = max(1, int(round(max_gap_deg / step_deg)))
+    if cov[k0]:
+        k = k0
+        while k + 1 < len(t):
+            if cov[k + 1]:
+                k += 1
+                continue
+            ahead = cov[k + 2 : k + 2 + gap]
+            if ahead.any():
+                k += 1 + int(np.argmax(ahead)) + 1
+                continue
+            break
+        if k + 1 >= len(t):
+            return _NO_EDGE
+        lo, hi = t[k], t[k + 1]  # lo covered, hi not
+    else:
+        k = k0
+        while k - 1 >= 0 and not cov[k - 1]:
+            k -= 1
+        if k - 1 < 0:
+            return _NO_EDGE
+        lo, hi = t[k - 1], t[k]  # lo covered, hi not
+    for _ in range(12):
+        mid = 0.5 * (lo + hi)
+        if hit(c, dirs(mid))[0] <= reach_mm:
+            lo = mid
+        else:
+            hi = mid
+    d_edge = dirs(lo)[0]
+    return Edge(float(lo), c + hit(c, d_edge[None])[0] * d_edge)
+
+
+# --------------------------------------------------------------------------- acetabulum
+
+
+def center_edge_angles(
+    hit: HitFn, center: ArrayLike, axes: HipAxes, reach_mm: float
+) -> dict[str, Edge]:
+    """Lateral, anterior and posterior centre-edge angles (Wiberg; CT sagittal).
+
+    LCEA: in the coronal plane through the head centre, the angle from
+    superior to the line to the lateral bony rim edge, positive when the edge
+    is lateral of the vertical. ACEA / PCEA: the same in the sagittal plane
+    toward the anterior / posterior edge.
+
+    Returns
+    -------
+    dict
+        ``{"lateral": Edge, "anterior": Edge, "posterior": Edge}``.
+    """
+    s = axes.superior
+    return {
+        "lateral": scan_edge(hit, center, s, axes.lateral, reach_mm),
+        "anterior": scan_edge(hit, center, s, axes.anterior, reach_mm),
+        "posterior": scan_edge(hit, center, s, -axes.anterior, reach_mm),
+    }
+
+
+def rim_version(
+    hit: HitFn,
+    center: ArrayLike,
+    axes: HipAxes,
+    reach_mm: float,
+    *,
+    elevation_deg: float = 0.0,
+) -> tuple[float, Edge, Edge]:
+    """Acetabular version from the anterior and posterior rim points.
+
+    Scanning from the lateral direction (the socket's opening) toward
+    anterior and toward posterior, the first covered directions give the
+    anterior and posterior rim points A and P; then
+    ``version = atan2(L(P) - L(A), A(A) - A(P))``, positive for anteversion
+    (Klasan 2019; Tannast 2015). ``elevation_deg = 0`` scans the transverse
+    plane through the head centre (central version); a positive elevation
+    scans a cone toward superior (cranial version).
+
+    Returns
+    -------
+    version_deg, anterior_rim, posterior_rim
+        NaN version when the scan finds the socket closed laterally.
+    """
+    kw = dict(elevation_axis=axes.superior, elevation_deg=elevation_deg)
+    front = scan_edge(hit, center, axes.lateral, -axes.anterior, reach_mm, **kw)
+    back = scan_edge(hit, center, axes.lateral, axes.anterior, reach_mm, **kw)
+    if not (front.angle_deg < 0 and back.angle_deg < 0):
+        return float("nan"), front, back
+    pa, pp = axes.to_las(front.point_mm), axes.to_las(back.point_mm)
+    version = np.degrees(np.arctan2(pp[0] - pa[0], pa[1] - pp[1]))
+    return float(version), front, back
+
+
+def tonnis_angle_deg(
+    hit: HitFn, center: ArrayLike, axes: HipAxes, lunate_reach_mm: float, lateral_edge: Edge
+) -> tuple[float, Edge]:
+    """Tönnis angle of the weight-bearing roof, bony-surface approximation.
+
+    In the coronal plane through the head centre, the roof runs from its
+    medial end M (scanning from superior toward medial, the first direction
+    where bone lies deeper than ``lunate_reach_mm``: the acetabular fossa) to
+    the lateral rim edge E; the
+    angle is ``atan2(S(E) - S(M), L(E) - L(M))``: 0-10 degrees normal, more
+    when the roof slopes up laterally (dysplasia), negative when it slopes
+    down (overcoverage). Radiographs use the sclerotic sourcil, which a bone
+    surface does not show, so the medial end is approximate.
+
+    Returns
+    -------
+    angle_deg, medial_end
+        NaN when no fossa is found above the horizontal.
+    """
+    medial = scan_edge(
+        hit, center, axes.superior, -axes.lateral, lunate_reach_mm, limit_deg=90.0
+    )
+    if not (0.0 < medial.angle_deg < 90.0) or not np.isfinite(lateral_edge.angle_deg):
+        return float("nan"), medial
+    e, m = axes.to_las(lateral_edge.point_mm), axes.to_las(medial.point_mm)
+    return float(np.degrees(np.arctan2(e[2] - m[2], e[0] - m[0]))), medial
+
+
+def extrusion_index_pct(
+    center: ArrayLike, radius_mm: float, lateral_edge: Edge, axes: HipAxes
+) -> float:
+    """Extrusion index: uncovered lateral head width over head diameter, %.
+
+    ``(L(c) + r - L(rim)) / (2 r)``, with L the lateral coordinate and rim the
+    lateral rim edge point (Tannast 2015; normal 17-27 %).
+    """
+    lc = axes.to_las(center)[0]
+    lr = axes.to_las(lateral_edge.point_mm)[0]
+    return float(100.0 * (lc + radius_mm - lr) / (2.0 * radius_mm))
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Femoral head coverage, % of ray directions from the head centre that are covered.
+
+    ``sphere`` over all directions, ``upper_hemisphere`` over those with a
+    positive superior component, and four regions split by the direction's
+    angle in the sagittal (anterior-superior) plane, 90 degrees each:
+    ``anterior``, ``superior``, ``posterior``, ``inferior``.
+    """
+
+    sphere: float
+    upper_hemisphere: float
+    anterior: float
+    superior: float
+    posterior: float
+    inferior: float
+    margin_mm: float
+    n_directions: int
+    directions_las: FloatArray
+    covered: np.ndarray
+
+    def as_dict(self) -> dict[str, float]:
+        """The six percentages, keyed as in ``hipviz measure --json``."""
+        keys = ("sphere", "upper_hemisphere", "anterior", "superior", "posterior", "inferior")
+        return {k: getattr(self, k) for k in keys}
+
+
+def head_coverage(
+    hit: HitFn,
+    center: ArrayLike,
+    radius_mm: float,
+    axes: HipAxes,
+    *,
+    margin_mm: float = 5.0,
+    n_directions: int = 10000,
+) -> Coverage:
+    """Femoral head coverage by the pelvis (radial rays from the head centre).
+
+    Parameters
+    ----------
+    hit : callable
+        Ray distances against the pelvis.
+    center : (3,) float
+        Head centre, mm.
+    radius_mm : float
+        Head radius.
+    margin_mm : float
+        A direction is covered when bone lies within ``radius + margin``.
+    n_directions : int
+        Directions spread evenly (golden spiral) in the hip's own
+        lateral/anterior/superior axes, so a mirrored hip samples the same
+        anatomical directions.
+    """
+    las = fibonacci_directions(n_directions)
+    cov = covered(hit, center, axes.from_las(las), radius_mm + margin_mm)
+    phi = np.degrees(np.arctan2(las[:, 2], las[:, 1]))  # from anterior toward superior
+
+    def pct(mask: np.ndarray) -> float:
+        return float(100.0 * cov[mask].mean()) if mask.any() else float("nan")
+
+    return Coverage(
+        sphere=pct(np.ones(len(las), bool)),
+        upper_hemisphere=pct(las[:, 2] > 0),
+        anterior=pct(np.abs(phi) <= 45),
+        superior=pct((phi > 45) & (phi <= 135)),
+        posterior=pct(np.abs(phi) > 135),
+        inferior=pct((phi < -45) & (phi >= -135)),
+        margin_mm=margin_mm,
+        n_directions=n_directions,
+        directions_las=las,
+        covered=cov,
+    )
+
+
+# --------------------------------------------------------------------------- femur
+
+
+def neck_shaft_deg(neck_to_head: ArrayLike, shaft_to_knee: ArrayLike) -> float:
+    """Neck-shaft angle in 3D: neck axis (toward the head) vs shaft axis (toward the knee)."""
+    return float(angle_deg(neck_to_head, shaft_to_knee))
+
+
+def neck_shaft_projected_deg(
+    neck_to_head: ArrayLike, shaft_to_knee: ArrayLike, coronal_normal: ArrayLike
+) -> float:
+    """Neck-shaft angle projected on the femoral coronal plane (normal ``coronal_normal``)."""
+    return float(
+        angle_deg(
+            project_onto_plane(neck_to_head, coronal_normal),
+            project_onto_plane(shaft_to_knee, coronal_normal),
+        )
+    )
+
+
+def femoral_version_deg(
+    neck_to_head: ArrayLike, medial: ArrayLike, anterior: ArrayLike
+) -> float:
+    """Femoral version: neck axis vs posterior condylar axis, degrees.
+
+    ``medial`` and ``anterior`` are orthogonal unit vectors of the plane
+    normal to the proximal shaft axis: the posterior condylar axis oriented
+    toward the medial condyle, and the in-plane direction facing away from
+    the posterior condylar line. The neck axis is projected on that plane
+    (the "3D condylar" method, cf. Murphy 1987 and Lee 2006 for 2D methods
+    that differ by up to 18 degrees). Positive = anteversion.
+    """
+    n = np.asarray(neck_to_head, dtype=float)
+    return float(np.degrees(np.arctan2(n @ unit(anterior), n @ unit(medial))))
+
+
+@dataclass(frozen=True)
+class AlphaAngle:
+    """Alpha angle around the head-neck junction.
+
+    ``max_deg`` and its ``clock`` position (hours, 12 = superior, 3 =
+    anterior, for either side), plus the per-plane values ``per_plane_deg``
+    at ``clock_hours``.
+    """
+
+    max_deg: float
+    clock: float
+    clock_hours: FloatArray
+    per_plane_deg: FloatArray
+    threshold_mm: float
+
+
+def alpha_angle(
+    hit_femur: HitFn,
+    center: ArrayLike,
+    radius_mm: float,
+    toward_neck: ArrayLike,
+    superior: ArrayLike,
+    anterior: ArrayLike,
+    *,
+    threshold_mm: float = 1.0,
+    step_clock_deg: float = 5.0,
+) -> AlphaAngle:
+    """Alpha angle (Nötzli 2002) in radial planes about the neck axis.
+
+    In each half-plane through the neck axis, the alpha angle is the angle at
+    the head centre between the neck axis and the point where the head-neck
+    contour, followed from the neck toward the head, comes back within
+    ``threshold_mm`` of the head sphere: a cam bump at the junction keeps the
+    contour outside longer and raises it. Found with rays from the centre
+    against the femur.
+
+    Parameters
+    ----------
+    hit_femur : callable
+        Ray distances against the femur.
+    toward_neck : (3,) float
+        Neck axis, unit, from the head centre toward the neck.
+    superior, anterior : (3,) float
+        Define 12 and 3 o'clock around the neck axis.
+    """
+    c = np.asarray(center, dtype=float)
+    n = unit(toward_neck)
+    up = unit(project_onto_plane(superior, n))
+    ant = unit(project_onto_plane(anterior, n))
+    ant = unit(ant - (ant @ up) * up)
+    phis = np.arange(0.0, 360.0, step_clock_deg)
+    thetas = np.arange(15.0, 120.01, 0.5)  # from the neck toward the head
+    t_r = np.radians(thetas)[None, :, None]
+    p_r = np.radians(phis)[:, None, None]
+    radial = np.cos(p_r) * up + np.sin(p_r) * ant
+    dirs = np.cos(t_r) * n + np.sin(t_r) * radial  # (phi, theta, 3)
+    dist = hit_femur(c, dirs.reshape(-1, 3)).reshape(len(phis), len(thetas))
+    on_sphere = dist <= radius_mm + threshold_mm
+    first = np.where(on_sphere.any(axis=1), np.argmax(on_sphere, axis=1), -1)
+    alpha = np.full(len(phis), np.nan)
+    for i, k in enumerate(first):
+        if k <= 0:  # never back on the sphere, or not off it at the start
+            continue
+        lo, hi = thetas[k - 1], thetas[k]  # lo off the sphere, hi on it
+        rad = np.cos(np.radians(phis[i])) * up + np.sin(np.radians(phis[i])) * ant
+        for _ in range(10):
+            mid = 0.5 * (lo + hi)
+            d = np.cos(np.radians(mid)) * n + np.sin(np.radians(mid)) * rad
+            if hit_femur(c, d[None])[0] > radius_mm + threshold_mm:
+                lo = mid
+            else:
+                hi = mid
+        alpha[i] = lo
+    if np.all(np.isnan(alpha)):
+        return AlphaAngle(float("nan"), float("nan"), phis / 30.0, alpha, threshold_mm)
+    i_max = int(np.nanargmax(alpha))
+    clock = (phis[i_max] / 30.0) % 12.0 or 12.0
+    return AlphaAngle(float(alpha[i_max]), float(clock), phis / 30.0, alpha, threshold_mm)
+
+
+def head_sphericity_mm(
+    points: ArrayLike, center: ArrayLike, radius_mm: float, toward_neck: ArrayLike,
+    *, min_angle_deg: float = 50.0, max_rise_mm: float = 10.0,
+) -> float:
+    """Largest outward deviation of the head surface from its fitted sphere, mm.
+
+    Over surface points more than ``min_angle_deg`` off the neck axis (the
+    head and its junction, not the neck) and less than ``max_rise_mm``
+    outside the sphere. The fovea, a normal pit, is an inward deviation and
+    does not count.
+    """
+    p = np.asarray(points, dtype=float) - np.asarray(center, dtype=float)
+    dist = np.linalg.norm(p, axis=1)
+    off_axis = angle_deg(p, np.broadcast_to(unit(toward_neck), p.shape))
+    rise = dist - radius_mm
+    sel = (off_axis >= min_angle_deg) & (rise < max_rise_mm)
+    return float(max(rise[sel].max(), 0.0)) if sel.any() else float("nan")
