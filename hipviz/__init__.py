@@ -17,8 +17,17 @@ from typing import Any
 __version__ = "0.1.0"
 
 _SUBMODULES = {
-    "atlas", "datasets", "errors", "frames", "geometry", "hip", "io", "landmarks",
-    "measures", "raycast", "reference",
+    "atlas",
+    "datasets",
+    "errors",
+    "frames",
+    "geometry",
+    "hip",
+    "io",
+    "landmarks",
+    "measures",
+    "raycast",
+    "reference",
 }
 
 

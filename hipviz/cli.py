@@ -51,22 +51,46 @@ def _parse_modes(text: str) -> list[float]:
 
 
 def _add_input_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--pelvis", metavar="FILE",
-                   help="pelvis mesh (STL/PLY/OBJ/OFF/GLB/VTP/VTK) or NIfTI label map "
-                        "(FILE.nii.gz:LABEL[,LABEL]); default: the built-in anatomy")
+    p.add_argument(
+        "--pelvis",
+        metavar="FILE",
+        help="pelvis mesh (STL/PLY/OBJ/OFF/GLB/VTP/VTK) or NIfTI label map "
+        "(FILE.nii.gz:LABEL[,LABEL]); default: the built-in anatomy",
+    )
     p.add_argument("--femur", metavar="FILE", help="femur mesh or label map, as --pelvis")
-    p.add_argument("--side", choices=("auto", "left", "right"), default="auto",
-                   help="which hip; auto finds it from the geometry (default)")
-    p.add_argument("--frame", choices=("auto", "app", "ras", "lps"), default="auto",
-                   help="app: align to the anterior pelvic plane; ras/lps: the file's axes "
-                        "already are patient axes; auto: app when found (default)")
-    p.add_argument("--units", choices=("auto", "mm", "m"), default="auto",
-                   help="units of the files; auto detects metres (default)")
-    p.add_argument("--modes", default="", metavar="K=SD,...",
-                   help="built-in anatomy only: shape-mode weights in SD, e.g. 1=2,3=-1")
-    p.add_argument("--subdivisions", type=int, default=None, metavar="N",
-                   help="built-in anatomy only: mesh subdivisions per element edge "
-                        "(default 8 for measure, 10 for export)")
+    p.add_argument(
+        "--side",
+        choices=("auto", "left", "right"),
+        default="auto",
+        help="which hip; auto finds it from the geometry (default)",
+    )
+    p.add_argument(
+        "--frame",
+        choices=("auto", "app", "ras", "lps"),
+        default="auto",
+        help="app: align to the anterior pelvic plane; ras/lps: the file's axes "
+        "already are patient axes; auto: app when found (default)",
+    )
+    p.add_argument(
+        "--units",
+        choices=("auto", "mm", "m"),
+        default="auto",
+        help="units of the files; auto detects metres (default)",
+    )
+    p.add_argument(
+        "--modes",
+        default="",
+        metavar="K=SD,...",
+        help="built-in anatomy only: shape-mode weights in SD, e.g. 1=2,3=-1",
+    )
+    p.add_argument(
+        "--subdivisions",
+        type=int,
+        default=None,
+        metavar="N",
+        help="built-in anatomy only: mesh subdivisions per element edge "
+        "(default 8 for measure, 10 for export)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="hipviz",
         description="See and measure hip bones: centre-edge angles, coverage, version, "
-                    "neck-shaft angle and more, on the built-in anatomy or your own meshes.",
+        "neck-shaft angle and more, on the built-in anatomy or your own meshes.",
     )
     parser.add_argument("--version", action="version", version=f"hipviz {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -84,17 +108,35 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("measure", help="measure one hip and print the results")
     _add_input_options(m)
     m.add_argument("--json", action="store_true", help="print one JSON object")
-    m.add_argument("--margin", type=float, default=5.0, metavar="MM",
-                   help="coverage margin: bone within head radius + MM covers (default 5)")
+    m.add_argument(
+        "--margin",
+        type=float,
+        default=5.0,
+        metavar="MM",
+        help="coverage margin: bone within head radius + MM covers (default 5)",
+    )
 
     e = sub.add_parser("export", help="write the built-in anatomy as STL files")
     e.add_argument("--out", default="meshes", metavar="DIR", help="output folder (default meshes)")
-    e.add_argument("--side", choices=("left", "right", "both"), default="both",
-                   help="which femur(s) to write (default both)")
-    e.add_argument("--modes", default="", metavar="K=SD,...",
-                   help="shape-mode weights in SD, e.g. 1=2,3=-1 (default: the mean)")
-    e.add_argument("--subdivisions", type=int, default=10, metavar="N",
-                   help="mesh subdivisions per element edge (default 10)")
+    e.add_argument(
+        "--side",
+        choices=("left", "right", "both"),
+        default="both",
+        help="which femur(s) to write (default both)",
+    )
+    e.add_argument(
+        "--modes",
+        default="",
+        metavar="K=SD,...",
+        help="shape-mode weights in SD, e.g. 1=2,3=-1 (default: the mean)",
+    )
+    e.add_argument(
+        "--subdivisions",
+        type=int,
+        default=10,
+        metavar="N",
+        help="mesh subdivisions per element edge (default 10)",
+    )
     return parser
 
 
@@ -115,12 +157,15 @@ def _measure(args: argparse.Namespace) -> int:
     units = "mm"
     if args.pelvis is None and args.femur is None:
         if args.units != "auto" or args.frame not in ("auto", "app"):
-            raise InputError("--units and --frame ras/lps apply to files; "
-                             "the built-in anatomy is in mm with its own frame")
+            raise InputError(
+                "--units and --frame ras/lps apply to files; "
+                "the built-in anatomy is in mm with its own frame"
+            )
         side = "left" if args.side == "auto" else args.side
         subdivisions = 8 if args.subdivisions is None else args.subdivisions
-        builtin = anatomy.builtin_hip(_parse_modes(args.modes), side=side,
-                                    subdivisions=subdivisions)
+        builtin = anatomy.builtin_hip(
+            _parse_modes(args.modes), side=side, subdivisions=subdivisions
+        )
         pelvis, femur = builtin.pelvis, builtin.femur
         sources = {"pelvis": "built-in LLP26 mean pelvis", "femur": f"built-in {side} femur"}
         if any(_parse_modes(args.modes)):
@@ -146,8 +191,9 @@ def _measure(args: argparse.Namespace) -> int:
                 )
         side = args.side
     try:
-        result = hip.analyze(pelvis, femur, side=side, frame=args.frame,
-                             coverage_margin_mm=args.margin)
+        result = hip.analyze(
+            pelvis, femur, side=side, frame=args.frame, coverage_margin_mm=args.margin
+        )
     except LandmarkError as exc:
         where = sources.get(exc.bone or "", "")
         raise LandmarkError(f"{where}: {exc}" if where else str(exc)) from None
@@ -196,7 +242,9 @@ def format_table(out: dict) -> str:
         parts = ", ".join(f"{k.replace('_', ' ')} {v:.0f}%" for k, v in cov.items())
         lines.append(f"  coverage (margin {out['coverage_margin_mm']:g} mm): {parts}")
     if out.get("alpha_clock") is not None:
-        lines.append(f"  alpha maximum at {out['alpha_clock']:.1f} o'clock (12 superior, 3 anterior)")
+        lines.append(
+            f"  alpha maximum at {out['alpha_clock']:.1f} o'clock (12 superior, 3 anterior)"
+        )
     if out.get("femoral_version_method"):
         lines.append(f"  femoral version method: {out['femoral_version_method']}")
     for w in out.get("warnings", []):

@@ -91,7 +91,8 @@ def _template() -> _Template:
     lm = geo.landmarks
     pts = np.asarray(geo.pelvis.vertices, dtype=float)
     tf = app_from_points(
-        lm["asis_left"], lm["asis_right"],
+        lm["asis_left"],
+        lm["asis_right"],
         0.5 * (lm["pubic_tubercle_left"] + lm["pubic_tubercle_right"]),
         pts.mean(axis=0),
     )
@@ -103,9 +104,7 @@ def _template() -> _Template:
     return _Template(pts, cKDTree(pts), lms, scale)
 
 
-def app_from_points(
-    asis_a: Vector, asis_b: Vector, pubis: Vector, inside: Vector
-) -> Transform:
+def app_from_points(asis_a: Vector, asis_b: Vector, pubis: Vector, inside: Vector) -> Transform:
     """``tf_ras_input`` of the APP frame through two ASIS points and a pubic point.
 
     Parameters
@@ -219,7 +218,9 @@ def register_template(points: Points, *, coarse: int = 500, fine: int = 2500):
     return icp(sub_f, s, r, t, 30, with_scale=True)
 
 
-def find_app(pelvis_points: Points, *, max_fit_mm: float = 6.0, iterations: int = 30) -> PelvisFrame:
+def find_app(
+    pelvis_points: Points, *, max_fit_mm: float = 6.0, iterations: int = 30
+) -> PelvisFrame:
     """Find the anterior pelvic plane frame on a whole pelvis in any pose.
 
     Parameters
@@ -243,6 +244,7 @@ def find_app(pelvis_points: Points, *, max_fit_mm: float = 6.0, iterations: int 
             "is this a whole pelvis? For a partial pelvis in patient axes pass --frame ras or lps"
         )
         raise LandmarkError(msg)
+
     # Landmarks of the template, carried into input coordinates.
     def to_input(p):
         return r.T @ (np.asarray(p) - t) / s
@@ -277,6 +279,4 @@ def find_app(pelvis_points: Points, *, max_fit_mm: float = 6.0, iterations: int 
     tf = app_from_points(a, b, p, pts.mean(axis=0))
     x_a = tf[:3, :3] @ a + tf[:3, 3]
     right, left = (a, b) if x_a[0] > 0 else (b, a)
-    return PelvisFrame(
-        "app", tf, {"asis_right": right, "asis_left": left, "pubis": p}, fit
-    )
+    return PelvisFrame("app", tf, {"asis_right": right, "asis_left": left, "pubis": p}, fit)

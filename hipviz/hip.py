@@ -150,8 +150,9 @@ def _on_bone(bone: str, fn, *args, **kwargs):
         raise LandmarkError(str(exc), bone=bone) from None
 
 
-def _side_from_geometry(frame: fr.PelvisFrame, head_ras: Vector, opening: Vector | None,
-                        femur: FemurLandmarks) -> tuple[str, str]:
+def _side_from_geometry(
+    frame: fr.PelvisFrame, head_ras: Vector, opening: Vector | None, femur: FemurLandmarks
+) -> tuple[str, str]:
     """(side, how it was found)."""
     if frame.name == "app":
         return ("right" if head_ras[0] > 0 else "left"), "head centre relative to the midline"
@@ -282,8 +283,15 @@ def analyze(
     # ---- acetabulum
     edges: dict[str, ms.Edge] = {}
     cov = None
-    acet_keys = ("lcea_deg", "acea_deg", "pcea_deg", "acetabular_version_deg",
-                 "acetabular_version_cranial_deg", "tonnis_deg", "extrusion_index_pct")
+    acet_keys = (
+        "lcea_deg",
+        "acea_deg",
+        "pcea_deg",
+        "acetabular_version_deg",
+        "acetabular_version_cranial_deg",
+        "tonnis_deg",
+        "extrusion_index_pct",
+    )
     if pelvis_r is not None:
         caster = RayCaster(pelvis_r)
         # Rim edges: bone within RIM_MARGIN_MM of the socket sphere, so a wide
@@ -313,10 +321,15 @@ def analyze(
         edges["sourcil_medial_end"] = medial_end
         values["extrusion_index_pct"] = (
             ms.extrusion_index_pct(c, r, ce["lateral"], axes)
-            if np.isfinite(ce["lateral"].angle_deg) else float("nan")
+            if np.isfinite(ce["lateral"].angle_deg)
+            else float("nan")
         )
         cov = ms.head_coverage(
-            caster.first_hit, c, r, axes, margin_mm=coverage_margin_mm,
+            caster.first_hit,
+            c,
+            r,
+            axes,
+            margin_mm=coverage_margin_mm,
             n_directions=n_directions,
         )
         values["coverage_pct"] = cov.as_dict()
@@ -325,8 +338,11 @@ def analyze(
         values["socket_center_mm"] = apply(invert(tf), socket.center_mm)
         values["socket_radius_mm"] = socket.radius_mm
         values["rim_reach_mm"] = reach
-        for key, label in (("lcea_deg", "lateral rim edge"), ("acea_deg", "anterior rim edge"),
-                           ("pcea_deg", "posterior rim edge")):
+        for key, label in (
+            ("lcea_deg", "lateral rim edge"),
+            ("acea_deg", "anterior rim edge"),
+            ("pcea_deg", "posterior rim edge"),
+        ):
             if not np.isfinite(values[key]):
                 notes[key] = f"no {label} found in the plane through the head centre"
         if not np.isfinite(ver):
@@ -371,7 +387,12 @@ def analyze(
         up, front = -k, fl.anterior
     femur_caster = RayCaster(femur_r)
     alpha = ms.alpha_angle(
-        femur_caster.first_hit, c, r, fl.toward_neck, up, front,
+        femur_caster.first_hit,
+        c,
+        r,
+        fl.toward_neck,
+        up,
+        front,
         threshold_mm=alpha_threshold_mm,
     )
     values["alpha_deg"] = alpha.max_deg
@@ -387,11 +408,28 @@ def analyze(
 
     landmarks_ras = {k: apply(tf, v) for k, v in pframe.landmarks_input.items()}
     return HipAnalysis(
-        side=side, frame=pframe.name, tf_ras_input=tf, head=head, socket=socket, femur=fl,
-        pelvis_landmarks=landmarks_ras, values=values, notes=notes, warnings=warnings,
-        edges=edges, coverage=cov, alpha=alpha,
+        side=side,
+        frame=pframe.name,
+        tf_ras_input=tf,
+        head=head,
+        socket=socket,
+        femur=fl,
+        pelvis_landmarks=landmarks_ras,
+        values=values,
+        notes=notes,
+        warnings=warnings,
+        edges=edges,
+        coverage=cov,
+        alpha=alpha,
     )
 
 
-__all__ = ["FRAMES", "SIDES", "FemurLandmarks", "HipAnalysis", "analyze", "femur_landmarks",
-           "apply_vectors"]
+__all__ = [
+    "FRAMES",
+    "SIDES",
+    "FemurLandmarks",
+    "HipAnalysis",
+    "analyze",
+    "femur_landmarks",
+    "apply_vectors",
+]

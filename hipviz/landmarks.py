@@ -172,8 +172,9 @@ def _sphere_votes(points, normals, weights, radii, bin_mm):
     ridx = np.repeat(np.arange(len(radii)), len(points))
     lo = keys.min(axis=0)
     span = keys.max(axis=0) - lo + 1
-    packed = (((keys[:, 0] - lo[0]) * span[1] + keys[:, 1] - lo[1]) * span[2]
-              + keys[:, 2] - lo[2]) * len(radii) + ridx
+    packed = (
+        ((keys[:, 0] - lo[0]) * span[1] + keys[:, 1] - lo[1]) * span[2] + keys[:, 2] - lo[2]
+    ) * len(radii) + ridx
     uniq, inv = np.unique(packed, return_inverse=True)
     score = np.bincount(inv, weights=np.tile(weights, len(radii)))
     r_i = uniq % len(radii)
@@ -314,9 +315,7 @@ def find_socket(
 # --------------------------------------------------------------------------- femur axes
 
 
-def neck_axis(
-    femur: trimesh.Trimesh, head: Sphere, *, iterations: int = 3
-) -> Vector:
+def neck_axis(femur: trimesh.Trimesh, head: Sphere, *, iterations: int = 3) -> Vector:
     """Unit direction of the neck axis from the head centre toward the neck.
 
     Starts from the centroid of the surface 2-12 mm outside the head sphere
@@ -337,9 +336,7 @@ def neck_axis(
         msg = "no femoral neck found next to the head"
         raise LandmarkError(msg)
     axis = unit(pts[ring].mean(axis=0) - c)
-    near_faces = np.flatnonzero(
-        np.linalg.norm(femur.triangles_center - c, axis=1) < 2.2 * r
-    )
+    near_faces = np.flatnonzero(np.linalg.norm(femur.triangles_center - c, axis=1) < 2.2 * r)
     for _ in range(iterations):
         cents = []
         for t in np.linspace(1.0, 1.5, 6) * r:

@@ -52,7 +52,9 @@ class HipAxes:
 
     def to_las(self, v: ArrayLike) -> FloatArray:
         """Components (lateral, anterior, superior) of vectors (..., 3)."""
-        return np.asarray(v, dtype=float) @ np.vstack([self.lateral, self.anterior, self.superior]).T
+        return (
+            np.asarray(v, dtype=float) @ np.vstack([self.lateral, self.anterior, self.superior]).T
+        )
 
     def from_las(self, v: ArrayLike) -> FloatArray:
         """Vectors (..., 3) from (lateral, anterior, superior) components."""
@@ -241,9 +243,7 @@ def tonnis_angle_deg(
     angle_deg, medial_end
         NaN when no fossa is found above the horizontal.
     """
-    medial = scan_edge(
-        hit, center, axes.superior, -axes.lateral, lunate_reach_mm, limit_deg=90.0
-    )
+    medial = scan_edge(hit, center, axes.superior, -axes.lateral, lunate_reach_mm, limit_deg=90.0)
     if not (0.0 < medial.angle_deg < 90.0) or not np.isfinite(lateral_edge.angle_deg):
         return float("nan"), medial
     e, m = axes.to_las(lateral_edge.point_mm), axes.to_las(medial.point_mm)
@@ -357,9 +357,7 @@ def neck_shaft_projected_deg(
     )
 
 
-def femoral_version_deg(
-    neck_to_head: ArrayLike, medial: ArrayLike, anterior: ArrayLike
-) -> float:
+def femoral_version_deg(neck_to_head: ArrayLike, medial: ArrayLike, anterior: ArrayLike) -> float:
     """Femoral version: neck axis vs posterior condylar axis, degrees.
 
     ``medial`` and ``anterior`` are orthogonal unit vectors of the plane
@@ -454,8 +452,13 @@ def alpha_angle(
 
 
 def head_sphericity_mm(
-    points: ArrayLike, center: ArrayLike, radius_mm: float, toward_neck: ArrayLike,
-    *, min_angle_deg: float = 50.0, max_rise_mm: float = 10.0,
+    points: ArrayLike,
+    center: ArrayLike,
+    radius_mm: float,
+    toward_neck: ArrayLike,
+    *,
+    min_angle_deg: float = 50.0,
+    max_rise_mm: float = 10.0,
 ) -> float:
     """Largest outward deviation of the head surface from its fitted sphere, mm.
 

@@ -1,0 +1,62 @@
+"""The built-in hip: seated with a real gap, along the shape modes, both sides."""
+
+import numpy as np
+import pytest
+
+from hipviz import anatomy, landmarks
+from hipviz.errors import InputError
+from hipviz.proximity import min_gap_mm
+
+
+@pytest.mark.parametrize(
+    "mode,sd",
+    [(0, 0.0), (0, 3.0), (0, -3.0), (1, 3.0), (1, -3.0), (2, 3.0), (2, -3.0), (3, 3.0), (4, -3.0)],
+)
+def test_seated_with_positive_gap(mode, sd):
+    w = np.zeros(26)
+    w[mode] = sd
+    b = anatomy.builtin_hip(w, side="left", subdivisions=6)
+    assert b.pelvis.is_watertight and b.femur.is_watertight
+    assert b.pelvis.body_count == 3
+    gap = min_gap_mm(b.pelvis, b.femur)  # whole bones, signed: overlap is negative
+    assert gap > 0.3, gap
+    head, _ = landmarks.find_head(b.femur)
+    np.testing.assert_allclose(head.center_mm, b.socket.center_mm, atol=0.5)
+
+
+def test_sides_mirror_the_femur(builtin_left):
+    right = anatomy.builtin_hip(side="right", subdivisions=8)
+    assert builtin_left.head.center_mm[0] < 0 < right.head.center_mm[0]
+    assert right.femur.volume == pytest.approx(builtin_left.femur.volume, rel=1e-6)
+    assert right.gap_mm > 0
+
+
+def test_ream_socket_keeps_directions():
+    import trimesh
+
+    ball = trimesh.creation.icosphere(subdivisions=3, radius=20.0)
+    reamed, shift = anatomy.ream_socket(ball, [0, 0, 0], 23.0)
+    assert shift == pytest.approx(3.0, abs=1e-6)
+    d0 = ball.vertices / np.linalg.norm(ball.vertices, axis=1, keepdims=True)
+    d1 = reamed.vertices / np.linalg.norm(reamed.vertices, axis=1, keepdims=True)
+    np.testing.assert_allclose(d0, d1, atol=1e-12)
+    assert np.linalg.norm(reamed.vertices, axis=1).min() == pytest.approx(23.0, abs=1e-6)
+
+
+def test_export_writes_readable_stl(tmp_path):
+    from hipviz import io
+
+    written = anatomy.export_stl(tmp_path, subdivisions=4)
+    names = sorted(p.name for p, _ in written)
+    assert names == ["femur_left.stl", "femur_right.stl", "pelvis.stl"]
+    for path, mesh in written:
+        loaded = io.load_mesh(path)
+        assert loaded.units == "mm" and loaded.watertight
+        assert loaded.mesh.volume == pytest.approx(mesh.volume, rel=1e-4)
+
+
+def test_bad_side_and_weights():
+    with pytest.raises(InputError, match="side must be"):
+        anatomy.builtin_hip(side="middle")
+    with pytest.raises(InputError):
+        anatomy.builtin_hip([np.nan])

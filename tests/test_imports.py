@@ -1,0 +1,22 @@
+"""Import hygiene: computing never pays for the renderer or the web stack."""
+
+import subprocess
+import sys
+
+
+def loaded_after(statement: str) -> set[str]:
+    code = f"import sys; {statement}; print(' '.join(sys.modules))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    ).stdout
+    return set(out.split())
+
+
+def test_measures_imports_numpy_only():
+    mods = loaded_after("import hipviz.measures")
+    assert not {"pyvista", "panel", "vtk", "trimesh", "scipy"} & mods
+
+
+def test_cli_measure_path_has_no_renderer():
+    mods = loaded_after("import hipviz.cli, hipviz.hip, hipviz.io, hipviz.anatomy")
+    assert not {"pyvista", "panel", "vtkmodules"} & mods
