@@ -148,13 +148,17 @@ def seat_femur(
     return moved, head_moved, socket
 
 
-def socket_axis(head: Sphere, femur: trimesh.Trimesh) -> np.ndarray:
-    """Unit neck axis of a seated femur (head centre toward the neck)."""
-    return lmk.neck_axis(femur, head)
+def _head_reach(femur: trimesh.Trimesh, head: Sphere) -> float:
+    """Largest distance of the head surface (not the neck) from the head centre, mm."""
+    rel = np.asarray(femur.vertices) - head.center_mm
+    dist = np.linalg.norm(rel, axis=1)
+    on_head = (dist < head.radius_mm + 4.0) & (rel @ lmk.neck_axis(femur, head) < 0)
+    return float(dist[on_head].max()) if on_head.any() else head.radius_mm
 
 
-@lru_cache(maxsize=8)
-def _builtin(weights: tuple[float, ...], side: str, subdivisions: int) -> BuiltinHip:
+@lru_cache(maxsize=4)
+def _builtin_pair(weights: tuple[float, ...], subdivisions: int):
+    """Pelvis (both sockets reamed), and per side (femur, head, socket, gap); APP frame."""
     geo = atlas.evaluate(np.asarray(weights), subdivisions=subdivisions)
     lm = geo.landmarks
     tf = app_from_points(
@@ -164,31 +168,32 @@ def _builtin(weights: tuple[float, ...], side: str, subdivisions: int) -> Builti
         np.asarray(geo.pelvis.vertices).mean(axis=0),
     )
     pelvis = trimesh.Trimesh(apply(tf, geo.pelvis.vertices), geo.pelvis.faces.copy(), process=False)
-    femur = trimesh.Trimesh(
+    left = trimesh.Trimesh(
         apply(tf, geo.femur_left.vertices), geo.femur_left.faces.copy(), process=False
     )
     landmarks = {k: apply(tf, v) for k, v in lm.items()}
     # The raw left femur sits near its socket (10-20 mm off along the modes):
-    # it picks the left socket among the pelvis's concave spheres.
-    head_raw, _ = lmk.find_head(femur)
-    seed = head_raw.center_mm
-    if side == "right":
-        femur = atlas.mirror_x(femur)
-        seed = seed * [-1.0, 1.0, 1.0]
-    seated, head, socket = seat_femur(pelvis, femur, seed)
+    # it picks the left socket among the pelvis's concave spheres; its mirror
+    # image picks the right one.
+    seed = lmk.find_head(left)[0].center_mm
+    seated = {
+        "left": seat_femur(pelvis, left, seed),
+        "right": seat_femur(pelvis, atlas.mirror_x(left), seed * [-1.0, 1.0, 1.0]),
+    }
     # The model's bony socket is smaller than its head (mean: 21.5 vs 22.9 mm),
-    # so ream it to a cartilage-like clearance around the seated head.
-    # Clear the real head surface, which bulges up to a few mm off its sphere.
-    rel = np.asarray(seated.vertices) - head.center_mm
-    dist = np.linalg.norm(rel, axis=1)
-    on_head = (dist < head.radius_mm + 4.0) & (rel @ socket_axis(head, seated) < 0)
-    reach = float(dist[on_head].max()) if on_head.any() else head.radius_mm
-    pelvis, _ = ream_socket(pelvis, head.center_mm, reach + SOCKET_CLEARANCE_MM)
-    gap = min_gap_mm(pelvis, seated, near_mm=head.center_mm, radius_mm=2.5 * head.radius_mm)
-    if gap <= 0:  # pragma: no cover - guarded by tests over the shape modes
-        msg = f"the seated femur overlaps the pelvis by {-gap:.1f} mm"
-        raise InputError(msg)
-    return BuiltinHip(pelvis, seated, side, landmarks, head, socket, gap, np.asarray(weights), tf)
+    # so ream each socket to a cartilage-like clearance around the real head
+    # surface, which bulges up to a few mm off its sphere.
+    for femur, head, _ in seated.values():
+        reach = _head_reach(femur, head) + SOCKET_CLEARANCE_MM
+        pelvis, _ = ream_socket(pelvis, head.center_mm, reach)
+    sides = {}
+    for side, (femur, head, socket) in seated.items():
+        gap = min_gap_mm(pelvis, femur, near_mm=head.center_mm, radius_mm=2.5 * head.radius_mm)
+        if gap <= 0:  # pragma: no cover - guarded by tests over the shape modes
+            msg = f"the seated {side} femur overlaps the pelvis by {-gap:.1f} mm"
+            raise InputError(msg)
+        sides[side] = (femur, head, socket, gap)
+    return pelvis, sides, landmarks, tf
 
 
 def builtin_hip(
@@ -209,7 +214,9 @@ def builtin_hip(
     w = np.zeros(atlas.N_MODES) if weights_sd is None else np.asarray(weights_sd, dtype=float)
     w = atlas._validate_weights(w)
     w = np.pad(w, (0, atlas.N_MODES - len(w)))
-    return _builtin(tuple(float(v) for v in w), side, int(subdivisions))
+    pelvis, sides, landmarks, tf = _builtin_pair(tuple(float(v) for v in w), int(subdivisions))
+    femur, head, socket, gap = sides[side]
+    return BuiltinHip(pelvis, femur, side, landmarks, head, socket, gap, w, tf)
 
 
 def export_stl(

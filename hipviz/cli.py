@@ -223,20 +223,20 @@ def format_table(out: dict) -> str:
         f"radius {out['head_radius_mm']:.1f} mm"
     )
     lines.append("")
-    lines.append(f"  {'measure':<44}{'value':>9}   {'normal':<12}status")
+    lines.append(f"  {'measure':<16}{'':<44}{'value':>9}   {'normal':<11}status")
     for info in MEASURES:
         v = lookup(out, info.key)
-        label = f"{info.short}  {info.name}"
+        head = f"  {info.short:<16}{info.name[:43]:<44}"
         if v is None:
             why = out["notes"].get(info.key.split(".")[0], "not available")
-            lines.append(f"  {label:<44}{'-':>9}   {why}")
+            lines.append(f"{head}{'-':>9}   {why}")
             continue
         band = info.classify(v)
-        normal = next((f"{b.low:g}-{b.high:g}" for b in info.bands if b.level == "normal"), "")
+        normal = next((_band_text(b) for b in info.bands if b.level == "normal"), "")
         status = band.label if band else ""
         if info.note:
             status = f"{status} ({info.note})" if status else f"({info.note})"
-        lines.append(f"  {label:<44}{v:>8.1f}{info.unit:<2} {normal:<12}{status}")
+        lines.append(f"{head}{v:>7.1f} {info.unit:<2} {normal:<11}{status}")
     cov = out.get("coverage_pct")
     if cov:
         parts = ", ".join(f"{k.replace('_', ' ')} {v:.0f}%" for k, v in cov.items())
@@ -250,6 +250,14 @@ def format_table(out: dict) -> str:
     for w in out.get("warnings", []):
         lines.append(f"  warning: {w}")
     return "\n".join(lines)
+
+
+def _band_text(band) -> str:
+    if band.low == float("-inf"):
+        return f"< {band.high:g}"
+    if band.high == float("inf"):
+        return f"> {band.low:g}"
+    return f"{band.low:g}-{band.high:g}"
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -276,3 +276,35 @@ def lookup(values: dict, key: str) -> float | None:
             return None
         cur = cur[part]
     return cur
+
+
+def markdown() -> str:
+    """The measure reference page (``docs/measures.md``), generated from :data:`MEASURES`."""
+    lines = [
+        "# Measure reference",
+        "",
+        "Generated from `hipviz/reference.py` by `python scripts/gen_docs.py`; do not edit by "
+        "hand. Every measure is computed in the measurement frame (RAS aligned to the anterior "
+        "pelvic plane unless `--frame ras|lps` is given), with c the femoral head centre and r "
+        "its radius. Bands colour a value for display; they are not a diagnosis. Bony-surface "
+        "measures differ from radiographic ones (no cartilage, labrum or sclerotic sourcil).",
+        "",
+        "| key | short name | unit | normal | bands |",
+        "|---|---|---|---|---|",
+    ]
+    for m in MEASURES:
+        normal = next((f"{b.low:g} to {b.high:g}" for b in m.bands if b.level == "normal"), "-")
+        bands = "; ".join(
+            f"{b.label} ({b.level}): {_fmt(b.low)} to {_fmt(b.high)}" for b in m.bands
+        )
+        lines.append(f"| `{m.key}` | {m.short} | {m.unit} | {normal} | {bands or '-'} |")
+    for m in MEASURES:
+        lines += ["", f"## {m.name} (`{m.key}`)", "", f"*{m.meaning}*", "", m.definition, ""]
+        lines.append(f"Source: {m.source}")
+        if m.note:
+            lines += ["", f"Note: reported as {m.note}."]
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(x: float) -> str:
+    return "-∞" if x == -INF else ("∞" if x == INF else f"{x:g}")
