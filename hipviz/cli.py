@@ -223,10 +223,10 @@ def format_table(out: dict) -> str:
         f"radius {out['head_radius_mm']:.1f} mm"
     )
     lines.append("")
-    lines.append(f"  {'measure':<16}{'':<44}{'value':>9}   {'normal':<11}status")
+    lines.append(f"  {'measure':<17}{'':<44}{'value':>9}   {'normal':<11}status")
     for info in MEASURES:
         v = lookup(out, info.key)
-        head = f"  {info.short:<16}{info.name[:43]:<44}"
+        head = f"  {info.short:<17}{info.name[:43]:<44}"
         if v is None:
             why = out["notes"].get(info.key.split(".")[0], "not available")
             lines.append(f"{head}{'-':>9}   {why}")
