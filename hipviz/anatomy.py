@@ -29,6 +29,8 @@ from .proximity import min_gap_mm
 
 #: Radial clearance (mm) between the seated head sphere and the reamed socket.
 SOCKET_CLEARANCE_MM = 1.5
+#: Resolution at which the femurs are seated (the result serves every resolution).
+SEATING_SUBDIVISIONS = 8
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,7 @@ def ream_socket(
 
 def seat_femur(
     pelvis: trimesh.Trimesh, femur: trimesh.Trimesh, socket_seed_mm: ArrayLike
-) -> tuple[trimesh.Trimesh, Sphere, Sphere]:
+) -> tuple[Transform, Sphere, Sphere]:
     """Move a femur so it stands in neutral in the socket nearest ``socket_seed_mm``.
 
     Both meshes are in an RAS frame. The femoral frame (z: knee centre to head
@@ -127,8 +129,9 @@ def seat_femur(
 
     Returns
     -------
-    femur, head, socket
-        The moved femur, its head sphere and the socket sphere.
+    tf_seated_femur, head, socket
+        The (4, 4) rigid move of the femur, its head sphere after the move and
+        the socket sphere.
     """
     head, _ = lmk.find_head(femur)
     shaft = lmk.shaft_axis(femur, head)
@@ -143,9 +146,8 @@ def seat_femur(
     # The socket: the concave sphere of the pelvis nearest the seed.
     socket, _ = lmk.find_head(pelvis, near_mm=np.asarray(socket_seed_mm, float), concave=True)
     tf = rigid(r, socket.center_mm - r @ head.center_mm)
-    moved = trimesh.Trimesh(apply(tf, femur.vertices), femur.faces.copy(), process=False)
     head_moved = Sphere(socket.center_mm.copy(), head.radius_mm, head.rms_mm, head.n)
-    return moved, head_moved, socket
+    return tf, head_moved, socket
 
 
 def _head_reach(femur: trimesh.Trimesh, head: Sphere) -> float:
@@ -156,9 +158,8 @@ def _head_reach(femur: trimesh.Trimesh, head: Sphere) -> float:
     return float(dist[on_head].max()) if on_head.any() else head.radius_mm
 
 
-@lru_cache(maxsize=4)
-def _builtin_pair(weights: tuple[float, ...], subdivisions: int):
-    """Pelvis (both sockets reamed), and per side (femur, head, socket, gap); APP frame."""
+def _app_geometry(weights: tuple[float, ...], subdivisions: int):
+    """Pelvis, left femur and landmarks of the model, in its APP frame."""
     geo = atlas.evaluate(np.asarray(weights), subdivisions=subdivisions)
     lm = geo.landmarks
     tf = app_from_points(
@@ -171,15 +172,39 @@ def _builtin_pair(weights: tuple[float, ...], subdivisions: int):
     left = trimesh.Trimesh(
         apply(tf, geo.femur_left.vertices), geo.femur_left.faces.copy(), process=False
     )
-    landmarks = {k: apply(tf, v) for k, v in lm.items()}
+    return pelvis, left, {k: apply(tf, v) for k, v in lm.items()}, tf
+
+
+@lru_cache(maxsize=8)
+def _seating(weights: tuple[float, ...]) -> dict:
+    """Seating moves of both femurs, found once per shape at a fixed resolution.
+
+    Seating is a property of the shape, not of its tessellation: sphere fits
+    on different tessellations of the same socket can settle on different
+    parts of it, so every resolution reuses these moves.
+    """
+    pelvis, left, _, _ = _app_geometry(weights, SEATING_SUBDIVISIONS)
     # The raw left femur sits near its socket (10-20 mm off along the modes):
     # it picks the left socket among the pelvis's concave spheres; its mirror
     # image picks the right one.
     seed = lmk.find_head(left)[0].center_mm
-    seated = {
+    return {
         "left": seat_femur(pelvis, left, seed),
         "right": seat_femur(pelvis, atlas.mirror_x(left), seed * [-1.0, 1.0, 1.0]),
     }
+
+
+@lru_cache(maxsize=4)
+def _builtin_pair(weights: tuple[float, ...], subdivisions: int):
+    """Pelvis (both sockets reamed), and per side (femur, head, socket, gap); APP frame."""
+    pelvis, left, landmarks, tf = _app_geometry(weights, subdivisions)
+    femurs = {"left": left, "right": atlas.mirror_x(left)}
+    seated = {}
+    for side, (tf_seat, head, socket) in _seating(weights).items():
+        moved = trimesh.Trimesh(
+            apply(tf_seat, femurs[side].vertices), femurs[side].faces.copy(), process=False
+        )
+        seated[side] = (moved, head, socket)
     # The model's bony socket is smaller than its head (mean: 21.5 vs 22.9 mm),
     # so ream each socket to a cartilage-like clearance around the real head
     # surface, which bulges up to a few mm off its sphere.

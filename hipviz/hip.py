@@ -19,7 +19,7 @@ from . import landmarks as lmk
 from . import measures as ms
 from ._typing import Transform, Vector
 from .errors import InputError, LandmarkError
-from .geometry import Sphere, apply, apply_vectors, invert, unit
+from .geometry import Sphere, apply, invert, unit
 from .raycast import RayCaster
 
 FRAMES = ("auto", "app", "ras", "lps")
@@ -431,5 +431,4 @@ __all__ = [
     "HipAnalysis",
     "analyze",
     "femur_landmarks",
-    "apply_vectors",
 ]

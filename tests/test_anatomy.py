@@ -60,3 +60,21 @@ def test_bad_side_and_weights():
         anatomy.builtin_hip(side="middle")
     with pytest.raises(InputError):
         anatomy.builtin_hip([np.nan])
+
+
+def test_measures_do_not_depend_on_resolution():
+    """Seating is a property of the shape: coarse and fine meshes measure alike."""
+    from hipviz import hip
+
+    values = [
+        hip.analyze(b.pelvis, b.femur).as_dict()
+        for b in (anatomy.builtin_hip(subdivisions=n) for n in (6, 12))
+    ]
+    for key in (
+        "lcea_deg",
+        "acea_deg",
+        "acetabular_version_deg",
+        "neck_shaft_deg",
+        "femoral_version_deg",
+    ):
+        assert values[0][key] == pytest.approx(values[1][key], abs=1.5), key
