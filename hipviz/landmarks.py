@@ -373,8 +373,9 @@ def shaft_axis(femur: trimesh.Trimesh, head: Sphere) -> ShaftAxis:
     """Proximal shaft axis from section centroids below the lesser trochanter.
 
     Sections run from ``max(2.8 r, 0.22 L)`` to ``min(0.5 L, L - 15 mm)`` below
-    the head centre, with L the femur's length along its long axis and r the
-    head radius.
+    the head centre (to ``L - 15 mm`` for a proximal femur shorter than
+    250 mm), with L the femur's length along its long axis and r the head
+    radius.
 
     Raises
     ------
@@ -389,7 +390,8 @@ def shaft_axis(femur: trimesh.Trimesh, head: Sphere) -> ShaftAxis:
         s = (pts - c) @ u
         length = float(s.max())
         s0 = max(2.8 * r, 0.22 * length)
-        s1 = min(0.5 * length, length - 15.0)
+        # A whole femur: its proximal half; a proximal femur: all of its shaft.
+        s1 = min(0.5 * length, length - 15.0) if length >= 250.0 else length - 15.0
         if s1 - s0 < 25.0:
             msg = (
                 f"femur too short for a shaft axis ({length:.0f} mm from the head centre; "

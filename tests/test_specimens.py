@@ -68,3 +68,25 @@ def test_mri_specimen_side_and_femur(specimen):
     assert v["side"] == "right"
     in_range(v, ["head_radius_mm", "acetabular_version_deg", "femoral_version_deg"])
     assert np.isfinite(v["lcea_deg"])
+
+
+def test_proximal_femur_reports_why_version_is_missing(specimen, tmp_path):
+    """A femur cut 150 mm below its top: neck-shaft angle yes, version null with the reason."""
+    import manifold3d
+    import trimesh
+
+    pelvis, femur = specimen("lhdl_ct_staple")
+    whole = hip.analyze(pelvis, femur).as_dict()
+    man = manifold3d.Manifold(
+        manifold3d.Mesh(
+            vert_properties=np.asarray(femur.vertices, np.float32),
+            tri_verts=np.asarray(femur.faces, np.uint32),
+        )
+    ).trim_by_plane([0, 0, 1], float(femur.bounds[1][2] - 150.0))
+    cut = man.to_mesh()
+    proximal = trimesh.Trimesh(cut.vert_properties[:, :3], cut.tri_verts)
+    v = hip.analyze(pelvis, proximal).as_dict()
+    assert v["femoral_version_deg"] is None
+    assert "condyles" in v["notes"]["femoral_version_deg"]
+    assert v["neck_shaft_deg"] == pytest.approx(whole["neck_shaft_deg"], abs=3.0)
+    assert v["lcea_deg"] == pytest.approx(whole["lcea_deg"], abs=0.5)
