@@ -16,6 +16,9 @@ from pathlib import Path
 from .errors import HipvizError, InputError, LandmarkError
 
 EXIT_USAGE = 2
+#: Built-in anatomy resolution (subdivisions per model element edge) when none is given.
+MEASURE_SUBDIVISIONS = 8
+EXPORT_SUBDIVISIONS = 10
 
 
 class _Parser(argparse.ArgumentParser):
@@ -50,6 +53,23 @@ def _parse_modes(text: str) -> list[float]:
     return weights
 
 
+def _add_shape_options(p: argparse.ArgumentParser, *, subdivisions: int, prefix: str = "") -> None:
+    """``--modes`` and ``--subdivisions``: which built-in shape, at what resolution."""
+    p.add_argument(
+        "--modes",
+        default="",
+        metavar="K=SD,...",
+        help=f"{prefix}shape-mode weights in SD, e.g. 1=2,3=-1 (default: the mean)",
+    )
+    p.add_argument(
+        "--subdivisions",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"{prefix}mesh subdivisions per element edge (default {subdivisions})",
+    )
+
+
 def _add_input_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--pelvis",
@@ -77,20 +97,7 @@ def _add_input_options(p: argparse.ArgumentParser) -> None:
         default="auto",
         help="units of the files; auto detects metres (default)",
     )
-    p.add_argument(
-        "--modes",
-        default="",
-        metavar="K=SD,...",
-        help="built-in anatomy only: shape-mode weights in SD, e.g. 1=2,3=-1",
-    )
-    p.add_argument(
-        "--subdivisions",
-        type=int,
-        default=None,
-        metavar="N",
-        help="built-in anatomy only: mesh subdivisions per element edge "
-        "(default 8 for measure, 10 for export)",
-    )
+    _add_shape_options(p, subdivisions=MEASURE_SUBDIVISIONS, prefix="built-in anatomy only: ")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,23 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="both",
         help="which femur(s) to write (default both)",
     )
-    e.add_argument(
-        "--modes",
-        default="",
-        metavar="K=SD,...",
-        help="shape-mode weights in SD, e.g. 1=2,3=-1 (default: the mean)",
-    )
-    e.add_argument(
-        "--subdivisions",
-        type=int,
-        default=10,
-        metavar="N",
-        help="mesh subdivisions per element edge (default 10)",
-    )
+    _add_shape_options(e, subdivisions=EXPORT_SUBDIVISIONS)
     return parser
 
 
-def _load(path_spec: str, units: str, role: str):
+def _load(path_spec: str, units: str):
     from . import io
 
     path, labels = io.parse_path_spec(path_spec)
@@ -162,7 +157,7 @@ def _measure(args: argparse.Namespace) -> int:
                 "the built-in anatomy is in mm with its own frame"
             )
         side = "left" if args.side == "auto" else args.side
-        subdivisions = 8 if args.subdivisions is None else args.subdivisions
+        subdivisions = MEASURE_SUBDIVISIONS if args.subdivisions is None else args.subdivisions
         builtin = anatomy.builtin_hip(
             _parse_modes(args.modes), side=side, subdivisions=subdivisions
         )
@@ -175,13 +170,13 @@ def _measure(args: argparse.Namespace) -> int:
             raise InputError("--femur is needed: the femoral head centre anchors every measure")
         if args.modes or args.subdivisions is not None:
             raise InputError("--modes and --subdivisions apply to the built-in anatomy only")
-        f = _load(args.femur, args.units, "femur")
+        f = _load(args.femur, args.units)
         femur, sources["femur"] = f.mesh, args.femur
         warnings += [f"{args.femur}: {w}" for w in f.warnings]
         units = f.units
         pelvis = None
         if args.pelvis is not None:
-            p = _load(args.pelvis, args.units, "pelvis")
+            p = _load(args.pelvis, args.units)
             pelvis, sources["pelvis"] = p.mesh, args.pelvis
             warnings += [f"{args.pelvis}: {w}" for w in p.warnings]
             if p.units != f.units:
@@ -268,7 +263,12 @@ def _export(args: argparse.Namespace) -> int:
     weights = _parse_modes(args.modes)
     t0 = time.perf_counter()
     sides = ("left", "right") if args.side == "both" else (args.side,)
-    written = anatomy.export_stl(out, weights, sides=sides, subdivisions=args.subdivisions)
+    written = anatomy.export_stl(
+        out,
+        weights,
+        sides=sides,
+        subdivisions=EXPORT_SUBDIVISIONS if args.subdivisions is None else args.subdivisions,
+    )
     for path, mesh in written:
         print(f"wrote {path} ({len(mesh.faces)} triangles)")
     print(f"done in {time.perf_counter() - t0:.1f} s", file=sys.stderr)

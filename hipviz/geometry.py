@@ -43,32 +43,11 @@ def angle_deg(a: ArrayLike, b: ArrayLike) -> FloatArray:
     return np.degrees(np.arctan2(cross, dot))
 
 
-def signed_angle_deg(a: ArrayLike, b: ArrayLike, axis: ArrayLike) -> FloatArray:
-    """Angle from ``a`` to ``b`` about ``axis`` (right hand), degrees in (-180, 180].
-
-    ``a`` and ``b`` are first projected onto the plane normal to ``axis``.
-    """
-    n = unit(axis)
-    a = np.asarray(a, dtype=float)
-    b = np.asarray(b, dtype=float)
-    a = a - np.sum(a * n, axis=-1, keepdims=True) * n
-    b = b - np.sum(b * n, axis=-1, keepdims=True) * n
-    return np.degrees(np.arctan2(np.sum(np.cross(a, b) * n, axis=-1), np.sum(a * b, axis=-1)))
-
-
 def project_onto_plane(v: ArrayLike, normal: ArrayLike) -> FloatArray:
     """Component of vectors ``v`` (..., 3) perpendicular to ``normal`` (3,)."""
     n = unit(normal)
     v = np.asarray(v, dtype=float)
     return v - np.sum(v * n, axis=-1, keepdims=True) * n
-
-
-def rotation_matrix(axis: ArrayLike, angle_deg: float) -> FloatArray:
-    """(3, 3) rotation by ``angle_deg`` degrees about ``axis`` (right hand)."""
-    k = unit(axis)
-    t = np.radians(angle_deg)
-    kx = np.array([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
-    return np.eye(3) + np.sin(t) * kx + (1.0 - np.cos(t)) * (kx @ kx)
 
 
 def rigid(rotation: ArrayLike | None = None, translation: ArrayLike | None = None) -> Transform:
@@ -81,24 +60,11 @@ def rigid(rotation: ArrayLike | None = None, translation: ArrayLike | None = Non
     return tf
 
 
-def rotation_about_point(axis: ArrayLike, angle_deg: float, point: ArrayLike) -> Transform:
-    """(4, 4) rotation by ``angle_deg`` about the line through ``point`` along ``axis``."""
-    r = rotation_matrix(axis, angle_deg)
-    p = np.asarray(point, dtype=float)
-    return rigid(r, p - r @ p)
-
-
 def apply(tf: ArrayLike, points: ArrayLike) -> FloatArray:
     """Apply a (4, 4) transform to points (..., 3)."""
     tf = np.asarray(tf, dtype=float)
     pts = np.asarray(points, dtype=float)
     return pts @ tf[:3, :3].T + tf[:3, 3]
-
-
-def apply_vectors(tf: ArrayLike, vectors: ArrayLike) -> FloatArray:
-    """Apply the linear part of a (4, 4) transform to direction vectors (..., 3)."""
-    tf = np.asarray(tf, dtype=float)
-    return np.asarray(vectors, dtype=float) @ tf[:3, :3].T
 
 
 def invert(tf: ArrayLike) -> Transform:

@@ -174,6 +174,13 @@ def test_bad_modes(capsys):
     one_line_error(code, err, "--modes")
 
 
+@pytest.mark.parametrize("command", ["measure", "export"])
+def test_bad_subdivisions(capsys, tmp_path, command):
+    extra = ["--out", str(tmp_path)] if command == "export" else []
+    code, _, err = run(capsys, command, "--subdivisions", "0", *extra)
+    one_line_error(code, err, "subdivisions")
+
+
 def test_partial_pelvis_suggests_frame(capsys, analytic_files):
     _, paths = analytic_files
     code, _, err = run(
