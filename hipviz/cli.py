@@ -1,8 +1,9 @@
-"""The ``hipviz`` command line: ``measure`` and ``export``.
+"""The ``hipviz`` command line: ``measure``, ``simulate`` and ``export``.
 
 Every failure the user can fix ends with one line on stderr and exit code 2;
-nothing prints a traceback. ``hipviz measure --json`` prints one JSON object
-whose keys are a contract (see ``docs/cli.md``).
+nothing prints a traceback. ``hipviz measure --json`` and
+``hipviz simulate --json`` print one JSON object whose keys are a contract
+(see ``docs/cli.md``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import HipvizError, InputError, LandmarkError
@@ -79,6 +81,12 @@ def _add_input_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--femur", metavar="FILE", help="femur mesh or label map, as --pelvis")
     p.add_argument(
+        "--case",
+        metavar="NAME",
+        help="a synthetic teaching case built from the built-in anatomy "
+        "(normal, dysplastic, borderline, retroverted, valga-antetorsion, cam)",
+    )
+    p.add_argument(
         "--side",
         choices=("auto", "left", "right"),
         default="auto",
@@ -123,6 +131,49 @@ def build_parser() -> argparse.ArgumentParser:
         help="coverage margin: bone within head radius + MM covers (default 5)",
     )
 
+    sim = sub.add_parser(
+        "simulate",
+        help="cut and turn the bones (PAO, femoral osteotomies, presets) and measure again",
+    )
+    _add_input_options(sim)
+    sim.add_argument(
+        "--pao",
+        metavar="KEY=VALUE,...",
+        help="turn the acetabular fragment: lateral=DEG (raises LCEA), anterior=DEG "
+        "(raises ACEA), version=DEG (raises version), medial=MM (shift toward the midline)",
+    )
+    sim.add_argument(
+        "--femoral",
+        metavar="KEY=VALUE,...",
+        help="intertrochanteric osteotomy: varus=DEG (negative: valgus), flexion=DEG, "
+        "rotation=DEG (raises femoral version), level=MM (cut below the head centre)",
+    )
+    sim.add_argument(
+        "--preset",
+        choices=tuple(_procedures()),
+        help="pelvic osteotomy and its usual move: " + ", ".join(_procedures()),
+    )
+    sim.add_argument(
+        "--cuts",
+        metavar="KEY=VALUE,...",
+        help="adjust the cuts: iliac|retro|ischial|pubic=MM (away from the head), "
+        "<cut>_tilt=DEG, sphere=MM (rotational osteotomy radius change)",
+    )
+    sim.add_argument(
+        "--export-dir", metavar="DIR", help="write the moved bones and the fixation as STL"
+    )
+    sim.add_argument(
+        "--no-fixation", action="store_true", help="leave the screws and plate out of the export"
+    )
+    sim.add_argument("--json", action="store_true", help="print one JSON object")
+    sim.add_argument(
+        "--margin",
+        type=float,
+        default=5.0,
+        metavar="MM",
+        help="coverage margin: bone within head radius + MM covers (default 5)",
+    )
+
     e = sub.add_parser("export", help="write the built-in anatomy as STL files")
     e.add_argument("--out", default="meshes", metavar="DIR", help="output folder (default meshes)")
     e.add_argument(
@@ -142,15 +193,34 @@ def _load(path_spec: str, units: str):
     return io.load_mesh(path, units=units, labels=labels, name=path_spec)
 
 
-def _measure(args: argparse.Namespace) -> int:
-    from . import anatomy, hip
+def _procedures() -> list[str]:
+    from .osteotomy import PROCEDURES
+
+    return list(PROCEDURES)
+
+
+@dataclass
+class _Inputs:
+    pelvis: object
+    femur: object
+    side: str
+    units: str
+    sources: dict[str, str]
+    warnings: list[str]
+
+
+def _inputs(args: argparse.Namespace) -> _Inputs:
+    """The meshes the input options name: files, a teaching case, or the built-in anatomy."""
+    from . import anatomy
 
     if args.margin < 0 or args.margin > 20:
         raise InputError(f"--margin {args.margin} mm is outside 0-20 mm")
     sources: dict[str, str] = {}
     warnings: list[str] = []
-    units = "mm"
-    if args.pelvis is None and args.femur is None:
+    builtin = args.pelvis is None and args.femur is None
+    if args.case is not None and not builtin:
+        raise InputError("--case is a built-in teaching case; drop --pelvis/--femur or --case")
+    if builtin:
         if args.units != "auto" or args.frame not in ("auto", "app"):
             raise InputError(
                 "--units and --frame ras/lps apply to files; "
@@ -158,49 +228,253 @@ def _measure(args: argparse.Namespace) -> int:
             )
         side = "left" if args.side == "auto" else args.side
         subdivisions = MEASURE_SUBDIVISIONS if args.subdivisions is None else args.subdivisions
-        builtin = anatomy.builtin_hip(
-            _parse_modes(args.modes), side=side, subdivisions=subdivisions
-        )
-        pelvis, femur = builtin.pelvis, builtin.femur
-        sources = {"pelvis": "built-in LLP26 mean pelvis", "femur": f"built-in {side} femur"}
-        if any(_parse_modes(args.modes)):
-            sources["shape_modes_sd"] = args.modes
-    else:
-        if args.femur is None:
-            raise InputError("--femur is needed: the femoral head centre anchors every measure")
-        if args.modes or args.subdivisions is not None:
-            raise InputError("--modes and --subdivisions apply to the built-in anatomy only")
-        f = _load(args.femur, args.units)
-        femur, sources["femur"] = f.mesh, args.femur
-        warnings += [f"{args.femur}: {w}" for w in f.warnings]
-        units = f.units
-        pelvis = None
-        if args.pelvis is not None:
-            p = _load(args.pelvis, args.units)
-            pelvis, sources["pelvis"] = p.mesh, args.pelvis
-            warnings += [f"{args.pelvis}: {w}" for w in p.warnings]
-            if p.units != f.units:
-                raise InputError(
-                    f"{args.pelvis} looks like {p.units} but {args.femur} like {f.units}; "
-                    "pass --units to say which"
-                )
-        side = args.side
+        if args.case is not None:
+            from . import cases
+
+            if args.modes:
+                raise InputError("--modes applies to the built-in mean shape, not to --case")
+            hip = cases.case_hip(args.case, side=side, subdivisions=subdivisions)
+            sources = {
+                "pelvis": f"synthetic teaching case '{args.case}' (built-in anatomy, deformed)",
+                "femur": f"synthetic teaching case '{args.case}', {side} femur",
+            }
+        else:
+            hip = anatomy.builtin_hip(
+                _parse_modes(args.modes), side=side, subdivisions=subdivisions
+            )
+            sources = {"pelvis": "built-in LLP26 mean pelvis", "femur": f"built-in {side} femur"}
+            if any(_parse_modes(args.modes)):
+                sources["shape_modes_sd"] = args.modes
+        return _Inputs(hip.pelvis, hip.femur, side, "mm", sources, warnings)
+    if args.femur is None:
+        raise InputError("--femur is needed: the femoral head centre anchors every measure")
+    if args.modes or args.subdivisions is not None:
+        raise InputError("--modes and --subdivisions apply to the built-in anatomy only")
+    f = _load(args.femur, args.units)
+    sources["femur"] = args.femur
+    warnings += [f"{args.femur}: {w}" for w in f.warnings]
+    pelvis = None
+    if args.pelvis is not None:
+        p = _load(args.pelvis, args.units)
+        pelvis, sources["pelvis"] = p.mesh, args.pelvis
+        warnings += [f"{args.pelvis}: {w}" for w in p.warnings]
+        if p.units != f.units:
+            raise InputError(
+                f"{args.pelvis} looks like {p.units} but {args.femur} like {f.units}; "
+                "pass --units to say which"
+            )
+    return _Inputs(pelvis, f.mesh, args.side, f.units, sources, warnings)
+
+
+def _located(exc: LandmarkError, sources: dict[str, str]) -> LandmarkError:
+    """The error with the file it concerns in front."""
+    where = sources.get(exc.bone or "", "")
+    return LandmarkError(f"{where}: {exc}" if where else str(exc))
+
+
+def _measure(args: argparse.Namespace) -> int:
+    from . import hip
+
+    inp = _inputs(args)
     try:
         result = hip.analyze(
-            pelvis, femur, side=side, frame=args.frame, coverage_margin_mm=args.margin
+            inp.pelvis, inp.femur, side=inp.side, frame=args.frame, coverage_margin_mm=args.margin
         )
     except LandmarkError as exc:
-        where = sources.get(exc.bone or "", "")
-        raise LandmarkError(f"{where}: {exc}" if where else str(exc)) from None
+        raise _located(exc, inp.sources) from None
     out = result.as_dict()
-    out["units"] = units
-    out["sources"] = sources
-    out["warnings"] = warnings + out["warnings"]
+    out["units"] = inp.units
+    out["sources"] = inp.sources
+    out["warnings"] = inp.warnings + out["warnings"]
     if args.json:
         print(json.dumps(out, indent=2, ensure_ascii=False))
     else:
         print(format_table(out))
     return 0
+
+
+def _parse_pairs(text: str | None, flag: str, keys: dict[str, str]) -> dict[str, float]:
+    """``"a=1,b=-2"`` -> {"a": 1.0, "b": -2.0}, keys checked against ``keys`` (key -> unit)."""
+    out: dict[str, float] = {}
+    if not text:
+        return out
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or key not in keys:
+            expected = ", ".join(f"{k}={u}" for k, u in keys.items())
+            raise InputError(f"{flag}: cannot read {item!r}; expected {expected}")
+        try:
+            v = float(value)
+        except ValueError:
+            raise InputError(f"{flag}: {key}={value!r} is not a number") from None
+        if key in out:
+            raise InputError(f"{flag}: {key} is given twice")
+        out[key] = v
+    return out
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from . import fixation as fx
+    from . import osteotomy as ost
+    from .simulate import Simulation
+
+    pao = _parse_pairs(
+        args.pao, "--pao", {"lateral": "DEG", "anterior": "DEG", "version": "DEG", "medial": "MM"}
+    )
+    fem = _parse_pairs(
+        args.femoral,
+        "--femoral",
+        {"varus": "DEG", "flexion": "DEG", "rotation": "DEG", "level": "MM"},
+    )
+    cut_keys = {"sphere": "MM"}
+    for name in ("iliac", "retro", "ischial", "pubic"):
+        cut_keys[name] = "MM"
+        cut_keys[f"{name}_tilt"] = "DEG"
+    cuts = _parse_pairs(args.cuts, "--cuts", cut_keys)
+    procedure = args.preset or ("pao" if pao or cuts else None)
+    if not procedure and not fem:
+        raise InputError("nothing to simulate: give --pao, --femoral or --preset")
+
+    adjust = ost.CutAdjustments(
+        **{
+            name: ost.CutAdjust(cuts.get(name, 0.0), cuts.get(f"{name}_tilt", 0.0))
+            for name in ("iliac", "retro", "ischial", "pubic")
+        },
+        sphere_mm=cuts.get("sphere", 0.0),
+    ).validate()
+    base = ost.PROCEDURES[args.preset].default_move if args.preset else ost.AcetabularMove()
+    move = replace(
+        base,
+        **{f"{k}_deg" if k != "medial" else "medial_mm": v for k, v in pao.items()},
+    ).validate()
+    fmove = ost.FemoralMove(
+        varus_deg=fem.get("varus", 0.0),
+        flexion_deg=fem.get("flexion", 0.0),
+        rotation_deg=fem.get("rotation", 0.0),
+    ).validate()
+
+    inp = _inputs(args)
+    if inp.pelvis is None:
+        raise InputError("hipviz simulate needs the pelvis (--pelvis) as well as the femur")
+    t0 = time.perf_counter()
+    try:
+        sim = Simulation(
+            inp.pelvis, inp.femur, side=inp.side, frame=args.frame, coverage_margin_mm=args.margin
+        )
+    except LandmarkError as exc:
+        raise _located(exc, inp.sources) from None
+    if procedure:
+        sim.cut(procedure, adjust)
+    if fem:
+        sim.cut_femur(fem.get("level"))
+    outcome = sim.move(move, fmove)
+
+    extra = {}
+    if not args.no_fixation:
+        meshes = sim.meshes(outcome)
+        c_after = outcome.transforms["femur_proximal"][:3, 3] + sim.center_mm
+        if procedure:
+            screws = fx.pao_screws(
+                meshes["pelvis_rest"],
+                meshes["acetabular_fragment"],
+                c_after,
+                sim.radius_mm,
+                sim.axes,
+            )
+            extra.update({f"screw_{i + 1}": s.mesh for i, s in enumerate(screws)})
+        if sim.femur_cut is not None:
+            plate = fx.blade_plate(
+                sim.femur_cut.geometry,
+                outcome.transforms["femur_proximal"],
+                outcome.transforms["femur_distal"],
+                c_after,
+                sim.radius_mm,
+            )
+            extra["blade_plate"] = plate.mesh
+            extra.update({f"plate_screw_{i + 1}": m for i, m in enumerate(plate.screws)})
+    out = outcome.as_dict()
+    out["units"] = inp.units
+    out["sources"] = inp.sources
+    out["fixation"] = sorted(extra)
+    out["warnings"] = inp.warnings + sim.analysis.warnings + out["warnings"]
+    if procedure:
+        proc = ost.PROCEDURES[procedure]
+        out["plan"]["title"] = proc.title
+        out["plan"]["description"] = proc.description
+    if args.export_dir:
+        paths = sim.export(args.export_dir, outcome, extra)
+        out["exported"] = [str(p) for p in paths]
+    out["seconds"] = round(time.perf_counter() - t0, 3)
+    if args.json:
+        print(json.dumps(out, indent=2, ensure_ascii=False))
+    else:
+        print(format_simulation(out))
+    return 0
+
+
+def format_simulation(out: dict) -> str:
+    """Readable before/after report of a ``simulate`` result."""
+    from .reference import MEASURES, lookup
+
+    before, after, plan = out["before"], out["after"], out["plan"]
+    title = plan.get("title") or "femoral osteotomy"
+    lines = [f"hipviz simulate: {title}, {before['side']} hip, frame {before['frame']}"]
+    for role, src in out.get("sources", {}).items():
+        lines.append(f"  {role}: {src}")
+    if plan.get("procedure"):
+        p = plan["pao"]
+        lines.append(
+            f"  fragment: lateral {p['lateral']:g} deg, anterior {p['anterior']:g} deg, "
+            f"version {p['version']:g} deg, medial {p['medial']:g} mm "
+            f"(cuts placed from {plan['cuts_placed_from']})"
+        )
+    f = plan["femoral"]
+    if f.get("level_mm") is not None:
+        lines.append(
+            f"  femur: varus {f['varus']:g} deg, flexion {f['flexion']:g} deg, rotation "
+            f"{f['rotation']:g} deg, cut {f['level_mm']:.0f} mm below the head centre"
+        )
+    lines.append("")
+    lines.append(
+        f"  {'measure':<17}{'before':>8}  {'after':>8}  {'change':>7}   {'normal':<11}status"
+    )
+    for info in MEASURES:
+        b, a = lookup(before, info.key), lookup(after, info.key)
+        head = f"  {info.short:<17}"
+        if a is None and b is None:
+            continue
+        bt = f"{b:8.1f}" if b is not None else f"{'-':>8}"
+        at = f"{a:8.1f}" if a is not None else f"{'-':>8}"
+        dt = f"{a - b:+7.1f}" if a is not None and b is not None else f"{'':>7}"
+        band = info.classify(a) if a is not None else None
+        normal = next((_band_text(x) for x in info.bands if x.level == "normal"), "")
+        lines.append(f"{head}{bt}  {at}  {dt}   {normal:<11}{band.label if band else ''}")
+    lines.append("")
+    gap = out["min_gap_mm"]
+    lines.append(
+        f"  bone-to-bone gap after: {gap:.1f} mm" + ("  OVERLAP" if out["overlap"] else "")
+    )
+    for where, con in out["cut_contact"].items():
+        lines.append(
+            f"  contact across the {where} cuts: {con['area_mm2']:.0f} mm2 "
+            f"({100 * con['fraction']:.0f} % of the cut surface)"
+        )
+    lines.append(f"  leg length change: {out['leg_length_change_mm']:+.1f} mm")
+    s = out["hip_center_shift_mm"]
+    lines.append(
+        f"  hip centre moved: lateral {s['lateral']:+.1f}, anterior {s['anterior']:+.1f}, "
+        f"superior {s['superior']:+.1f} mm"
+    )
+    if out.get("fixation"):
+        lines.append(f"  fixation: {', '.join(out['fixation'])}")
+    for path in out.get("exported", []):
+        lines.append(f"  wrote {path}")
+    for w in out.get("warnings", []):
+        lines.append(f"  warning: {w}")
+    return "\n".join(lines)
 
 
 def format_table(out: dict) -> str:
@@ -282,6 +556,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "measure":
             return _measure(args)
+        if args.command == "simulate":
+            return _simulate(args)
         if args.command == "export":
             return _export(args)
     except HipvizError as exc:

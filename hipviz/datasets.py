@@ -92,6 +92,7 @@ def socket_hip(
     neck_shaft_deg: float = 130.0,
     version_deg: float = 15.0,
     neck_radius_mm: float = 14.0,
+    columns: bool = False,
     segments: int = 256,
 ) -> SyntheticHip:
     """A head in a hemispherical socket with a deeper fossa, plus a stick femur.
@@ -111,6 +112,12 @@ def socket_hip(
         Opening axis as (lateral, anterior, superior) components; normalised.
     center_mm : (3,) float
         Head centre of the right hip, mm, RAS.
+    columns : bool
+        Add blocks of bone outside the shell, as the ilium above, the
+        ischium below, the pubic ramus toward medial-anterior and the
+        posterior column behind, so osteotomy cuts have bone to cut. They lie
+        beyond the shell's outer radius, farther from the head centre than
+        any rim or coverage reach, so every measure keeps its exact value.
     """
     import manifold3d
 
@@ -134,6 +141,22 @@ def socket_hip(
             cone_len, 0.0, cone_len * np.tan(np.radians(fossa_half_angle_deg)), segments
         ).transform(_affine34(rigid(_z_to(-o), [0, 0, 0])))
         shell = shell - (cone ^ manifold3d.Manifold.sphere(reach, segments))
+    if columns:
+        # (lateral, anterior, superior) box corners about the head centre, mm.
+        boxes = (
+            ((-15.0, -25.0, 20.0), (20.0, 20.0, 85.0)),  # ilium
+            ((-30.0, -35.0, -110.0), (0.0, -5.0, -20.0)),  # ischium
+            ((-75.0, 0.0, -30.0), (-20.0, 22.0, -8.0)),  # pubic ramus
+            ((-12.0, -65.0, -60.0), (14.0, -24.0, 40.0)),  # posterior column
+        )
+        blocks = [
+            manifold3d.Manifold.cube((np.subtract(hi, lo)).tolist()).translate(list(lo))
+            for lo, hi in boxes
+        ]
+        bone = manifold3d.Manifold.batch_boolean(blocks, manifold3d.OpType.Add)
+        # Right hip: (lateral, anterior, superior) = (+x, +y, +z).
+        bone = bone - manifold3d.Manifold.sphere(r_out - 0.3, segments)
+        shell = shell + bone
     pelvis = _manifold_to_trimesh(shell.translate(c.tolist()))
 
     femur = stick_femur(
@@ -154,6 +177,7 @@ def socket_hip(
         neck_shaft_deg=neck_shaft_deg,
         version_deg=version_deg,
         neck_radius_mm=neck_radius_mm,
+        columns=columns,
     )
     hip = SyntheticHip(pelvis, femur, "right", c, params)
     return mirrored(hip) if side == "left" else hip

@@ -60,6 +60,26 @@ def rigid(rotation: ArrayLike | None = None, translation: ArrayLike | None = Non
     return tf
 
 
+def rotation(axis: ArrayLike, angle_deg: float) -> FloatArray:
+    """(3, 3) right-handed rotation by ``angle_deg`` about ``axis`` (3,) (Rodrigues)."""
+    k = unit(axis)
+    t = np.radians(angle_deg)
+    kx = np.array([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
+    return np.eye(3) + np.sin(t) * kx + (1.0 - np.cos(t)) * (kx @ kx)
+
+
+def rotation_about(axis: ArrayLike, angle_deg: float, point: ArrayLike) -> Transform:
+    """(4, 4) rotation by ``angle_deg`` about the line through ``point`` along ``axis``."""
+    r = rotation(axis, angle_deg)
+    p = np.asarray(point, dtype=float)
+    return rigid(r, p - r @ p)
+
+
+def translation(offset: ArrayLike) -> Transform:
+    """(4, 4) pure translation by ``offset`` (3,), mm."""
+    return rigid(None, offset)
+
+
 def apply(tf: ArrayLike, points: ArrayLike) -> FloatArray:
     """Apply a (4, 4) transform to points (..., 3)."""
     tf = np.asarray(tf, dtype=float)

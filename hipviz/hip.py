@@ -19,7 +19,7 @@ from . import landmarks as lmk
 from . import measures as ms
 from ._typing import Transform, Vector
 from .errors import InputError, LandmarkError
-from .geometry import Sphere, apply, invert, unit
+from .geometry import Sphere, apply, fibonacci_directions, invert, project_onto_plane, unit
 from .raycast import RayCaster
 
 FRAMES = ("auto", "app", "ras", "lps")
@@ -133,7 +133,8 @@ def femur_landmarks(
     p1, p2, posterior = cond
     to_head = head.center_mm - shaft.point_mm
     medial_pt, lateral_pt = (p1, p2) if (p1 - p2) @ to_head > 0 else (p2, p1)
-    medial = unit(medial_pt - lateral_pt)
+    # In the plane normal to the shaft, as the version definition needs.
+    medial = unit(project_onto_plane(medial_pt - lateral_pt, shaft.direction))
     superior = -shaft.direction
     # Right femur in RAS: medial (-x) x posterior (-y) = +z (superior).
     side = "right" if np.cross(medial, posterior) @ superior > 0 else "left"
@@ -162,6 +163,164 @@ def _side_from_geometry(
         return femur.side, "femoral geometry"
     # Neck points medially: head medial of the shaft.
     return ("right" if -femur.toward_neck[0] < 0 else "left"), "femoral neck direction"
+
+
+ACETABULAR_KEYS = (
+    "lcea_deg",
+    "acea_deg",
+    "pcea_deg",
+    "acetabular_version_deg",
+    "acetabular_version_cranial_deg",
+    "tonnis_deg",
+    "extrusion_index_pct",
+)
+
+
+@dataclass(frozen=True)
+class AcetabularMeasures:
+    """The acetabular part of an analysis: contract values, notes, edges, coverage.
+
+    ``distances`` (n,) are the pelvis first-hit distances along
+    ``coverage.directions_las`` from the head centre, mm (reused for the
+    joint gap).
+    """
+
+    values: dict[str, Any]
+    notes: dict[str, str]
+    edges: dict[str, ms.Edge]
+    coverage: ms.Coverage
+    distances: np.ndarray
+
+
+def acetabular_measures(
+    hit: ms.HitFn,
+    center_mm: Vector,
+    radius_mm: float,
+    socket_radius_mm: float,
+    axes: ms.HipAxes,
+    *,
+    coverage_margin_mm: float = 5.0,
+    n_directions: int = 10000,
+) -> AcetabularMeasures:
+    """Centre-edge angles, version, Tönnis, extrusion and coverage from ray distances.
+
+    Parameters
+    ----------
+    hit : callable
+        First-hit distances against the pelvis (whole, or pieces combined),
+        measurement frame.
+    center_mm : (3,) float
+        Head centre, measurement frame.
+    radius_mm, socket_radius_mm : float
+        Head and socket sphere radii.
+    axes : HipAxes
+    """
+    c, r = np.asarray(center_mm, dtype=float), float(radius_mm)
+    values: dict[str, Any] = {}
+    notes: dict[str, str] = {}
+    edges: dict[str, ms.Edge] = {}
+    # Rim edges: bone within RIM_MARGIN_MM of the socket sphere, so a wide
+    # joint space (MRI, young hips) does not hide the rim; never less than
+    # the coverage reach.
+    reach = max(r + coverage_margin_mm, socket_radius_mm + RIM_MARGIN_MM)
+    lunate_reach = socket_radius_mm + FOSSA_DEPTH_MM
+    ce = ms.center_edge_angles(hit, c, axes, reach)
+    edges.update({f"{k}_rim": v for k, v in ce.items()})
+    values["lcea_deg"] = ce["lateral"].angle_deg
+    values["acea_deg"] = ce["anterior"].angle_deg
+    values["pcea_deg"] = ce["posterior"].angle_deg
+    ver, front, back = ms.rim_version(hit, c, axes, reach)
+    values["acetabular_version_deg"] = ver
+    edges["version_anterior_rim"], edges["version_posterior_rim"] = front, back
+    ver_c, f_c, b_c = ms.rim_version(hit, c, axes, reach, elevation_deg=CRANIAL_ELEVATION_DEG)
+    values["acetabular_version_cranial_deg"] = ver_c
+    edges["cranial_anterior_rim"], edges["cranial_posterior_rim"] = f_c, b_c
+    ton, medial_end = ms.tonnis_angle_deg(hit, c, axes, lunate_reach, ce["lateral"])
+    values["tonnis_deg"] = ton
+    values["tonnis_approximate"] = True
+    edges["sourcil_medial_end"] = medial_end
+    values["extrusion_index_pct"] = (
+        ms.extrusion_index_pct(c, r, ce["lateral"], axes)
+        if np.isfinite(ce["lateral"].angle_deg)
+        else float("nan")
+    )
+    las = fibonacci_directions(n_directions)
+    dist = hit(c, axes.from_las(las))
+    cov = ms.coverage_from_distances(dist, las, r, margin_mm=coverage_margin_mm)
+    values["coverage_pct"] = cov.as_dict()
+    values["coverage_margin_mm"] = coverage_margin_mm
+    values["coverage_method"] = COVERAGE_METHOD
+    values["rim_reach_mm"] = reach
+    for key, label in (
+        ("lcea_deg", "lateral rim edge"),
+        ("acea_deg", "anterior rim edge"),
+        ("pcea_deg", "posterior rim edge"),
+    ):
+        if not np.isfinite(values[key]):
+            notes[key] = f"no {label} found in the plane through the head centre"
+    if not np.isfinite(ver):
+        notes["acetabular_version_deg"] = "anterior and posterior rims not both found"
+    if not np.isfinite(ton):
+        notes["tonnis_deg"] = (
+            "medial end of the weight-bearing roof not found (no fossa above the "
+            "horizontal through the head centre)"
+        )
+    return AcetabularMeasures(values, notes, edges, cov, dist)
+
+
+def femoral_angles(
+    neck_to_head: Vector,
+    shaft_to_knee: Vector,
+    anterior: Vector | None,
+    medial: Vector | None,
+    pelvic_axes: ms.HipAxes | None,
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Neck-shaft angles and femoral version, with notes for what cannot be had.
+
+    Parameters
+    ----------
+    neck_to_head, shaft_to_knee : (3,) float
+        Unit neck axis toward the head, shaft axis toward the knee.
+    anterior, medial : (3,) float or None
+        Femoral anterior and condylar medial directions (None without the
+        condyles).
+    pelvic_axes : HipAxes or None
+        The hip's axes when the frame is pelvic (used without condyles).
+    """
+    values: dict[str, Any] = {}
+    notes: dict[str, str] = {}
+    values["neck_shaft_deg"] = ms.neck_shaft_deg(neck_to_head, shaft_to_knee)
+    values["femoral_version_method"] = FEMORAL_VERSION_METHOD
+    if anterior is not None and medial is not None:
+        values["neck_shaft_projected_deg"] = ms.neck_shaft_projected_deg(
+            neck_to_head, shaft_to_knee, anterior
+        )
+        values["neck_shaft_projected_plane"] = "femoral coronal (shaft and condylar axes)"
+        values["femoral_version_deg"] = ms.femoral_version_deg(neck_to_head, medial, anterior)
+        return values, notes
+    reason = "the distal femur (condyles) is missing, so there is no posterior condylar axis"
+    values["femoral_version_deg"] = None
+    notes["femoral_version_deg"] = reason
+    if pelvic_axes is not None:
+        values["neck_shaft_projected_deg"] = ms.neck_shaft_projected_deg(
+            neck_to_head, shaft_to_knee, pelvic_axes.anterior
+        )
+        values["neck_shaft_projected_plane"] = "pelvic coronal (condyles missing)"
+    else:
+        values["neck_shaft_projected_deg"] = None
+        notes["neck_shaft_projected_deg"] = reason
+    return values, notes
+
+
+def _mckibbin(values: dict[str, Any], notes: dict[str, str]) -> None:
+    fv = values.get("femoral_version_deg")
+    av = values.get("acetabular_version_deg")
+    if fv is not None and av is not None and np.isfinite(fv) and np.isfinite(av):
+        values["mckibbin_deg"] = av + fv
+        notes.pop("mckibbin_deg", None)
+    else:
+        values["mckibbin_deg"] = None
+        notes["mckibbin_deg"] = "needs both acetabular and femoral version"
 
 
 def analyze(
@@ -283,104 +442,35 @@ def analyze(
     # ---- acetabulum
     edges: dict[str, ms.Edge] = {}
     cov = None
-    acet_keys = (
-        "lcea_deg",
-        "acea_deg",
-        "pcea_deg",
-        "acetabular_version_deg",
-        "acetabular_version_cranial_deg",
-        "tonnis_deg",
-        "extrusion_index_pct",
-    )
     if pelvis_r is not None:
-        caster = RayCaster(pelvis_r)
-        # Rim edges: bone within RIM_MARGIN_MM of the socket sphere, so a wide
-        # joint space (MRI, young hips) does not hide the rim; never less than
-        # the coverage reach.
-        reach = max(r + coverage_margin_mm, socket.radius_mm + RIM_MARGIN_MM)
-        lunate_reach = socket.radius_mm + FOSSA_DEPTH_MM
-        ce = ms.center_edge_angles(caster.first_hit, c, axes, reach)
-        edges.update({f"{k}_rim": v for k, v in ce.items()})
-        values["lcea_deg"] = ce["lateral"].angle_deg
-        values["acea_deg"] = ce["anterior"].angle_deg
-        values["pcea_deg"] = ce["posterior"].angle_deg
-        ver, front, back = ms.rim_version(caster.first_hit, c, axes, reach)
-        values["acetabular_version_deg"] = ver
-        edges["version_anterior_rim"], edges["version_posterior_rim"] = front, back
-        cranial_elev = CRANIAL_ELEVATION_DEG
-        ver_c, f_c, b_c = ms.rim_version(
-            caster.first_hit, c, axes, reach, elevation_deg=cranial_elev
-        )
-        values["acetabular_version_cranial_deg"] = ver_c
-        edges["cranial_anterior_rim"], edges["cranial_posterior_rim"] = f_c, b_c
-        ton, medial_end = ms.tonnis_angle_deg(
-            caster.first_hit, c, axes, lunate_reach, ce["lateral"]
-        )
-        values["tonnis_deg"] = ton
-        values["tonnis_approximate"] = True
-        edges["sourcil_medial_end"] = medial_end
-        values["extrusion_index_pct"] = (
-            ms.extrusion_index_pct(c, r, ce["lateral"], axes)
-            if np.isfinite(ce["lateral"].angle_deg)
-            else float("nan")
-        )
-        cov = ms.head_coverage(
-            caster.first_hit,
+        acet = acetabular_measures(
+            RayCaster(pelvis_r).first_hit,
             c,
             r,
+            socket.radius_mm,
             axes,
-            margin_mm=coverage_margin_mm,
+            coverage_margin_mm=coverage_margin_mm,
             n_directions=n_directions,
         )
-        values["coverage_pct"] = cov.as_dict()
-        values["coverage_margin_mm"] = coverage_margin_mm
-        values["coverage_method"] = COVERAGE_METHOD
+        values.update(acet.values)
+        notes.update(acet.notes)
+        edges, cov = acet.edges, acet.coverage
         values["socket_center_mm"] = apply(invert(tf), socket.center_mm)
         values["socket_radius_mm"] = socket.radius_mm
-        values["rim_reach_mm"] = reach
-        for key, label in (
-            ("lcea_deg", "lateral rim edge"),
-            ("acea_deg", "anterior rim edge"),
-            ("pcea_deg", "posterior rim edge"),
-        ):
-            if not np.isfinite(values[key]):
-                notes[key] = f"no {label} found in the plane through the head centre"
-        if not np.isfinite(ver):
-            notes["acetabular_version_deg"] = "anterior and posterior rims not both found"
-        if not np.isfinite(ton):
-            notes["tonnis_deg"] = (
-                "medial end of the weight-bearing roof not found (no fossa above the "
-                "horizontal through the head centre)"
-            )
     else:
-        for k in acet_keys:
+        for k in ACETABULAR_KEYS:
             values[k] = None
             notes[k] = "no pelvis given"
         values["coverage_pct"] = None
         notes["coverage_pct"] = "no pelvis given"
 
     # ---- femur
-    to_head = -fl.toward_neck
+    fv_values, fv_notes = femoral_angles(
+        -fl.toward_neck, fl.shaft.direction, fl.anterior, fl.medial, axes if pelvic else None
+    )
+    values.update(fv_values)
+    notes.update(fv_notes)
     k = fl.shaft.direction
-    values["neck_shaft_deg"] = ms.neck_shaft_deg(to_head, k)
-    if fl.anterior is not None:
-        values["neck_shaft_projected_deg"] = ms.neck_shaft_projected_deg(to_head, k, fl.anterior)
-        values["neck_shaft_projected_plane"] = "femoral coronal (shaft and condylar axes)"
-        values["femoral_version_deg"] = ms.femoral_version_deg(to_head, fl.medial, fl.anterior)
-        values["femoral_version_method"] = FEMORAL_VERSION_METHOD
-    else:
-        reason = "the distal femur (condyles) is missing, so there is no posterior condylar axis"
-        values["femoral_version_deg"] = None
-        values["femoral_version_method"] = FEMORAL_VERSION_METHOD
-        notes["femoral_version_deg"] = reason
-        if pelvic:
-            values["neck_shaft_projected_deg"] = ms.neck_shaft_projected_deg(
-                to_head, k, axes.anterior
-            )
-            values["neck_shaft_projected_plane"] = "pelvic coronal (condyles missing)"
-        else:
-            values["neck_shaft_projected_deg"] = None
-            notes["neck_shaft_projected_deg"] = reason
     if pelvic:
         up, front = axes.superior, axes.anterior
     else:
@@ -398,13 +488,7 @@ def analyze(
     values["alpha_deg"] = alpha.max_deg
     values["alpha_clock"] = alpha.clock
     values["sphericity_mm"] = ms.head_sphericity_mm(femur_r.vertices, c, r, fl.toward_neck)
-    fv = values.get("femoral_version_deg")
-    av = values.get("acetabular_version_deg")
-    if fv is not None and av is not None and np.isfinite(fv) and np.isfinite(av):
-        values["mckibbin_deg"] = av + fv
-    else:
-        values["mckibbin_deg"] = None
-        notes["mckibbin_deg"] = "needs both acetabular and femoral version"
+    _mckibbin(values, notes)
 
     landmarks_ras = {k: apply(tf, v) for k, v in pframe.landmarks_input.items()}
     return HipAnalysis(
@@ -425,10 +509,14 @@ def analyze(
 
 
 __all__ = [
+    "ACETABULAR_KEYS",
     "FRAMES",
+    "AcetabularMeasures",
     "SIDES",
     "FemurLandmarks",
     "HipAnalysis",
+    "acetabular_measures",
     "analyze",
+    "femoral_angles",
     "femur_landmarks",
 ]

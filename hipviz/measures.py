@@ -317,7 +317,25 @@ def head_coverage(
         anatomical directions.
     """
     las = fibonacci_directions(n_directions)
-    cov = covered(hit, center, axes.from_las(las), radius_mm + margin_mm)
+    dist = hit(center, axes.from_las(las))
+    return coverage_from_distances(dist, las, radius_mm, margin_mm=margin_mm)
+
+
+def coverage_from_distances(
+    distances: ArrayLike, directions_las: ArrayLike, radius_mm: float, *, margin_mm: float = 5.0
+) -> Coverage:
+    """Coverage from ray distances already cast from the head centre.
+
+    Parameters
+    ----------
+    distances : (n,) float
+        First-hit distance to the pelvis along each direction, mm.
+    directions_las : (n, 3) float
+        The unit directions as (lateral, anterior, superior) components,
+        evenly spread (see :func:`hipviz.geometry.fibonacci_directions`).
+    """
+    las = np.asarray(directions_las, dtype=float)
+    cov = np.asarray(distances, dtype=float) <= radius_mm + margin_mm
     phi = np.degrees(np.arctan2(las[:, 2], las[:, 1]))  # from anterior toward superior
 
     def pct(mask: np.ndarray) -> float:
@@ -331,7 +349,7 @@ def head_coverage(
         posterior=pct(np.abs(phi) > 135),
         inferior=pct((phi < -45) & (phi >= -135)),
         margin_mm=margin_mm,
-        n_directions=n_directions,
+        n_directions=len(las),
         directions_las=las,
         covered=cov,
     )

@@ -51,14 +51,37 @@ class RayCaster:
         (n,) float
             Distances in mm.
         """
+        return self._cast(origins, directions, facing=False)[0]
+
+    def first_hit_facing(
+        self, origins: ArrayLike, directions: ArrayLike
+    ) -> tuple[FloatArray, FloatArray]:
+        """First-hit distances, and whether each ray meets the surface from outside.
+
+        Returns
+        -------
+        distances : (n,) float
+            As :meth:`first_hit`.
+        cos : (n,) float
+            Cosine between the ray and the outward normal of the triangle hit:
+            negative when the ray enters the solid, positive when it leaves it
+            (its origin was inside); NaN on a miss.
+        """
+        return self._cast(origins, directions, facing=True)
+
+    def _cast(self, origins, directions, *, facing: bool):
         d = np.atleast_2d(np.asarray(directions, dtype=float))
         o = np.broadcast_to(np.asarray(origins, dtype=float), d.shape)
-        out = np.full(len(d), np.inf)
+        dist = np.full(len(d), np.inf)
+        cos = np.full(len(d), np.nan) if facing else None
         if len(d) == 0:
-            return out
+            return dist, cos
         tri, ray, loc = self._intersector.intersects_id(
             o, d, multiple_hits=False, return_locations=True
         )
         if len(ray):
-            out[ray] = np.einsum("ij,ij->i", loc - o[ray], d[ray])
-        return out
+            dist[ray] = np.einsum("ij,ij->i", loc - o[ray], d[ray])
+            if facing:
+                normals = np.asarray(self.mesh.face_normals)[tri]
+                cos[ray] = np.einsum("ij,ij->i", normals, d[ray])
+        return dist, cos
