@@ -49,8 +49,8 @@ class Outcome:
     before, after : dict
         Measures with the keys of ``hipviz measure --json`` (``after`` in the
         same frame as ``before``: the unoperated pelvis's).
-    notes_after : dict
-        Reasons for nulls after the move.
+    notes_before, notes_after : dict
+        Reasons for nulls before and after the move.
     transforms : dict
         ``fragment``, ``femur_proximal``, ``femur_distal`` -> (4, 4) moves
         in the measurement frame.
@@ -69,6 +69,7 @@ class Outcome:
 
     before: dict[str, Any]
     after: dict[str, Any]
+    notes_before: dict[str, str]
     notes_after: dict[str, str]
     transforms: dict[str, Transform]
     min_gap_mm: float
@@ -88,9 +89,11 @@ class Outcome:
         shift = self.hip_center_shift_mm
         after = dict(self.after)
         after["notes"] = dict(self.notes_after)
+        before = dict(self.before)
+        before["notes"] = dict(self.notes_before)
         return _jsonable(
             {
-                "before": self.before,
+                "before": before,
                 "after": after,
                 "min_gap_mm": self.min_gap_mm,
                 "overlap": self.overlap,
@@ -193,11 +196,10 @@ class Simulation:
         self._proximal_caster: RayCaster | None = None
         self._femur_exit: np.ndarray | None = None
         self._trees: dict[str, cKDTree] = {}
+        self._samples: dict[str, np.ndarray] = {}
 
-        before = an.as_dict()
-        before.pop("warnings", None)
-        self.notes_before = before.pop("notes", {})
-        self.before = before
+        self.before = dict(an.values)
+        self.notes_before = dict(an.notes)
 
     # ------------------------------------------------------------------ cuts
 
@@ -249,6 +251,7 @@ class Simulation:
         self._proximal_caster = RayCaster(self.femur_cut.proximal)
         self._femur_exit = None
         self._trees.pop("surface:proximal", None)
+        self._samples.pop("distal_samples", None)
         self._surface_distance("proximal", self.femur_cut.proximal, self.femur_cut.face)
         return self.femur_cut
 
@@ -278,9 +281,19 @@ class Simulation:
         return self._femur_exit
 
     def _distal_gap(self, tf_distal: Transform, tf_fragment: Transform) -> float:
-        """Signed gap between the distal femur and the pelvis pieces (vertex-based), mm."""
+        """Signed gap between the moved distal femur and the pelvis pieces, mm.
+
+        Vertices of the distal piece inside a pelvic piece make the gap
+        negative (by their depth); otherwise the closest approach of the
+        nearest vertices.
+        """
         assert self.femur_cut is not None
-        pts = apply(tf_distal, self.femur_cut.distal.vertices)
+        if "distal_samples" not in self._samples:
+            # Vertices alone miss long flat or cylindrical stretches of a coarse mesh.
+            distal = self.femur_cut.distal
+            dense, _ = trimesh.sample.sample_surface_even(distal, 4000, seed=0)
+            self._samples["distal_samples"] = np.vstack([np.asarray(distal.vertices), dense])
+        pts = apply(tf_distal, self._samples["distal_samples"])
         pieces = (
             {"pelvis": (self.pelvis, np.eye(4))}
             if self.pelvis_cut is None
@@ -294,12 +307,21 @@ class Simulation:
             if name not in self._trees:
                 self._trees[name] = cKDTree(np.asarray(mesh.vertices))
             local = apply(invert(tf), pts)
-            dist, _ = self._trees[name].query(local, distance_upper_bound=20.0)
-            near = dist < 3.0
-            if near.any():
-                inside = mesh.contains(local[near])
-                dist[np.flatnonzero(near)[inside]] *= -1.0
-            best = min(best, float(dist.min()))
+            lo, hi = mesh.bounds
+            box = np.all((local > lo - 1.0) & (local < hi + 1.0), axis=1)
+            if not box.any():
+                continue
+            cand = local[box]
+            inside = mesh.contains(cand)
+            if inside.any():
+                _, depth, _ = trimesh.proximity.closest_point(mesh, cand[inside])
+                best = min(best, -float(depth.max()))
+                continue
+            # Closest approach: exact distances for the nearest candidates only.
+            dist, _ = self._trees[name].query(cand, distance_upper_bound=30.0)
+            near = cand[np.argsort(dist)[:64]]
+            _, exact, _ = trimesh.proximity.closest_point(mesh, near)
+            best = min(best, float(exact.min()))
         return best
 
     def _surface_distance(self, key: str, mesh: trimesh.Trimesh, face: ost.CutFace):
@@ -440,6 +462,7 @@ class Simulation:
         return Outcome(
             before=self.before,
             after=after,
+            notes_before=self.notes_before,
             notes_after=notes,
             transforms={
                 "fragment": tf_frag,

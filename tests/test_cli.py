@@ -215,3 +215,85 @@ def test_export(capsys, tmp_path):
         "femur_left.stl",
         "femur_right.stl",
     }
+
+
+# --------------------------------------------------------------------------- simulate
+
+
+@pytest.fixture(scope="module")
+def column_files(tmp_path_factory):
+    """An analytic right hip with bone beyond the socket, as STL in mm."""
+    h = datasets.socket_hip(segments=96, columns=True)
+    folder = tmp_path_factory.mktemp("columns")
+    paths = {}
+    for bone, mesh in (("pelvis", h.pelvis), ("femur", h.femur)):
+        paths[bone] = folder / f"{bone}.stl"
+        mesh.export(paths[bone])
+    return h, paths
+
+
+def test_simulate_json_contract(capsys, column_files, tmp_path):
+    _, paths = column_files
+    code, out, err = run(
+        capsys,
+        "simulate",
+        "--pelvis", str(paths["pelvis"]),
+        "--femur", str(paths["femur"]),
+        "--frame", "ras",
+        "--pao", "lateral=15,medial=2",
+        "--femoral", "varus=10,rotation=-5",
+        "--export-dir", str(tmp_path / "out"),
+        "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    res = json.loads(out)
+    for part in ("before", "after"):
+        for key in CONTRACT:
+            if key != "units":
+                assert key in res[part], (part, key)
+    assert res["after"]["lcea_deg"] - res["before"]["lcea_deg"] == pytest.approx(15.0, abs=0.5)
+    delta_nsa = res["after"]["neck_shaft_projected_deg"] - res["before"]["neck_shaft_projected_deg"]
+    assert delta_nsa == pytest.approx(-10.0, abs=0.6)
+    for key in ("min_gap_mm", "overlap", "cut_contact", "leg_length_change_mm"):
+        assert key in res
+    assert res["hip_center_shift_mm"]["lateral"] == pytest.approx(-2.0, abs=1e-6)
+    assert res["plan"]["procedure"] == "pao"
+    assert "blade_plate" in res["fixation"]
+    written = {p.name for p in (tmp_path / "out").iterdir()}
+    assert {"pelvis_rest.stl", "acetabular_fragment.stl", "femur_distal.stl"} <= written
+    assert "blade_plate.stl" in written
+    moved = trimesh.load(tmp_path / "out" / "acetabular_fragment.stl")
+    assert moved.is_watertight
+
+
+def test_simulate_preset_table(capsys):
+    code, out, err = run(capsys, "simulate", "--preset", "rao")
+    assert code == 0, err
+    assert "Rotational acetabular osteotomy" in out
+    assert out.splitlines()[0].startswith("hipviz simulate:")
+    assert any(line.strip().startswith("LCEA") for line in out.splitlines())
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["--pao", "lateral=95"], "outside"),
+        (["--pao", "tilt=5"], "--pao"),
+        (["--pao", "lateral=abc"], "not a number"),
+        (["--femoral", "varus=10,varus=5"], "twice"),
+        (["--femoral", "level=5"], "level"),
+        (["--cuts", "iliac=80"], "outside"),
+        (["--preset", "shelf"], "invalid choice"),
+        ([], "nothing to simulate"),
+        (["--case", "nonsense", "--pao", "lateral=5"], "nonsense"),
+    ],
+)
+def test_simulate_bad_values_one_line(capsys, argv, needle):
+    try:
+        code, out, err = run(capsys, "simulate", *argv)
+    except SystemExit as exc:  # argparse's own checks
+        code, (out, err) = exc.code, capsys.readouterr()
+    assert code == 2
+    assert needle in err
+    assert len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err

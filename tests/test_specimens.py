@@ -90,3 +90,23 @@ def test_proximal_femur_reports_why_version_is_missing(specimen, tmp_path):
     assert "condyles" in v["notes"]["femoral_version_deg"]
     assert v["neck_shaft_deg"] == pytest.approx(whole["neck_shaft_deg"], abs=3.0)
     assert v["lcea_deg"] == pytest.approx(whole["lcea_deg"], abs=0.5)
+
+
+@pytest.mark.validation
+@pytest.mark.slow
+def test_ct_specimen_pao_pieces_are_closed_and_turn_exactly(specimen):
+    from hipviz import osteotomy as ost
+    from hipviz.simulate import Simulation
+
+    pelvis, femur = specimen("lhdl_ct_staple")
+    sim = Simulation(pelvis, femur)
+    cut = sim.cut("pao")
+    assert cut.geometry.placed_from == "landmarks"
+    assert cut.fragment.is_watertight and cut.rest.is_watertight
+    assert cut.fragment.body_count == 1
+    assert cut.fragment.volume + cut.rest.volume == pytest.approx(sim.pelvis.volume, rel=1e-5)
+    # A plausible fragment: the socket with a rim of bone, a fraction of the hemipelvis.
+    assert 0.08 < cut.fragment.volume / sim.pelvis.volume < 0.3
+    out = sim.move(ost.AcetabularMove(lateral_deg=10))
+    assert out.after["lcea_deg"] - out.before["lcea_deg"] == pytest.approx(10.0, abs=0.3)
+    assert not out.overlap
