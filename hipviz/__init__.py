@@ -8,6 +8,9 @@ Modules load lazily, so ``import hipviz`` stays cheap:
 * :mod:`hipviz.landmarks`, :mod:`hipviz.frames` - landmarks and frames;
 * :mod:`hipviz.measures` - every measure as a pure function;
 * :mod:`hipviz.hip` - :func:`hipviz.hip.analyze`, all of it in one call;
+* :mod:`hipviz.cases` - teaching cases made from the built-in hip;
+* :mod:`hipviz.osteotomy`, :mod:`hipviz.simulate` - cut, move and re-measure;
+* :mod:`hipviz.fixation` - screws and plates to show after a cut;
 * :mod:`hipviz.reference` - meanings, normal bands and sources.
 """
 
@@ -18,16 +21,20 @@ __version__ = "0.1.0"
 
 _SUBMODULES = {
     "atlas",
+    "cases",
     "datasets",
     "errors",
+    "fixation",
     "frames",
     "geometry",
     "hip",
     "io",
     "landmarks",
     "measures",
+    "osteotomy",
     "raycast",
     "reference",
+    "simulate",
 }
 
 

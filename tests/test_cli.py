@@ -290,9 +290,9 @@ def test_simulate_preset_table(capsys):
 )
 def test_simulate_bad_values_one_line(capsys, argv, needle):
     try:
-        code, out, err = run(capsys, "simulate", *argv)
+        code, _, err = run(capsys, "simulate", *argv)
     except SystemExit as exc:  # argparse's own checks
-        code, (out, err) = exc.code, capsys.readouterr()
+        code, err = exc.code, capsys.readouterr()[1]
     assert code == 2
     assert needle in err
     assert len(err.strip().splitlines()) == 1
