@@ -186,3 +186,19 @@ def test_an_open_surface_cannot_be_cut():
     open_box.update_faces(np.arange(len(open_box.faces)) > 0)
     with pytest.raises(InputError, match="not closed"):
         ost.to_manifold(open_box)
+
+
+def test_dysplastic_case_after_a_pao_lands_in_the_target_ranges():
+    """The must-show plan: lateral 20, anterior 5, medial 3 mm on the dysplastic case."""
+    from hipviz.cases import case_hip
+
+    hip = case_hip("dysplastic", side="left")
+    sim = Simulation(hip.pelvis, hip.femur)
+    sim.cut("pao")
+    out = sim.move(ost.AcetabularMove(lateral_deg=20, anterior_deg=5, medial_mm=3))
+    assert out.before["lcea_deg"] < 20 and out.before["tonnis_deg"] > 12
+    assert 30 <= out.after["lcea_deg"] <= 38
+    assert 0 <= out.after["tonnis_deg"] <= 10
+    assert 10 <= out.after["acetabular_version_deg"] <= 25
+    assert not out.overlap
+    assert out.hip_center_shift_mm[0] == pytest.approx(-3.0, abs=1e-9)
