@@ -19,7 +19,7 @@ import numpy as np
 import trimesh
 
 from ._typing import ArrayLike, Side, Vector
-from .geometry import rigid, unit
+from .geometry import rigid, rotation_z_to, unit
 
 
 @dataclass(frozen=True)
@@ -60,23 +60,11 @@ def _affine34(tf: np.ndarray) -> list[list[float]]:
     return np.asarray(tf, dtype=float)[:3, :].tolist()
 
 
-def _z_to(direction: ArrayLike) -> np.ndarray:
-    """(3, 3) rotation taking +z onto ``direction``."""
-    d = unit(direction)
-    z = np.array([0.0, 0.0, 1.0])
-    v = np.cross(z, d)
-    s, c = np.linalg.norm(v), float(z @ d)
-    if s < 1e-12:
-        return np.eye(3) if c > 0 else np.diag([1.0, -1.0, -1.0])
-    k = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
-    return np.eye(3) + k + k @ k * ((1 - c) / s**2)
-
-
 def _cylinder(start: ArrayLike, direction: ArrayLike, length: float, radius: float, segs: int):
     import manifold3d
 
     cyl = manifold3d.Manifold.cylinder(length, radius, radius, segs)
-    return cyl.transform(_affine34(rigid(_z_to(direction), start)))
+    return cyl.transform(_affine34(rigid(rotation_z_to(direction), start)))
 
 
 def socket_hip(
@@ -133,13 +121,13 @@ def socket_hip(
     # Keep the half-space d . o <= 0: a big box below the plane through the centre.
     big = 4 * r_out
     box = manifold3d.Manifold.cube([2 * big, 2 * big, big]).translate([-big, -big, -big])
-    shell = shell ^ box.transform(_affine34(rigid(_z_to(o), [0, 0, 0])))
+    shell = shell ^ box.transform(_affine34(rigid(rotation_z_to(o), [0, 0, 0])))
     if fossa_half_angle_deg > 0:
         reach = r_in + fossa_depth_mm
         cone_len = 2 * r_out
         cone = manifold3d.Manifold.cylinder(
             cone_len, 0.0, cone_len * np.tan(np.radians(fossa_half_angle_deg)), segments
-        ).transform(_affine34(rigid(_z_to(-o), [0, 0, 0])))
+        ).transform(_affine34(rigid(rotation_z_to(-o), [0, 0, 0])))
         shell = shell - (cone ^ manifold3d.Manifold.sphere(reach, segments))
     if columns:
         # (lateral, anterior, superior) box corners about the head centre, mm.

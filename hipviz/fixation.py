@@ -13,7 +13,7 @@ import numpy as np
 import trimesh
 
 from ._typing import ArrayLike, Points, Transform, Vector
-from .geometry import apply, fibonacci_directions, rigid, unit
+from .geometry import apply, fibonacci_directions, rigid, rotation_z_to, unit
 from .measures import HipAxes
 from .osteotomy import FemoralCutGeometry
 
@@ -37,18 +37,6 @@ class Screw:
     mesh: trimesh.Trimesh
 
 
-def _z_to(direction: ArrayLike) -> np.ndarray:
-    """(3, 3) rotation taking +z onto ``direction``."""
-    d = unit(direction)
-    z = np.array([0.0, 0.0, 1.0])
-    v = np.cross(z, d)
-    s, c = np.linalg.norm(v), float(z @ d)
-    if s < 1e-12:
-        return np.eye(3) if c > 0 else np.diag([1.0, -1.0, -1.0])
-    k = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
-    return np.eye(3) + k + k @ k * ((1 - c) / s**2)
-
-
 def _to_trimesh(m) -> trimesh.Trimesh:
     mesh = m.to_mesh()
     return trimesh.Trimesh(
@@ -69,10 +57,10 @@ def screw_mesh(entry: ArrayLike, tip: ArrayLike, radius_mm: float = SCREW_RADIUS
     entry, tip = np.asarray(entry, dtype=float), np.asarray(tip, dtype=float)
     d = unit(tip - entry)
     length = float(np.linalg.norm(tip - entry))
-    place = _affine(rigid(_z_to(d), entry))
+    place = _affine(rigid(rotation_z_to(d), entry))
     shaft = manifold3d.Manifold.cylinder(length, radius_mm, radius_mm * 0.6, 24).transform(place)
     head = manifold3d.Manifold.cylinder(3.0, radius_mm * 1.8, radius_mm * 1.8, 24).transform(
-        _affine(rigid(_z_to(d), entry - 3.0 * d))
+        _affine(rigid(rotation_z_to(d), entry - 3.0 * d))
     )
     return _to_trimesh(shaft + head)
 

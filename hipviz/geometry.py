@@ -68,6 +68,18 @@ def rotation(axis: ArrayLike, angle_deg: float) -> FloatArray:
     return np.eye(3) + np.sin(t) * kx + (1.0 - np.cos(t)) * (kx @ kx)
 
 
+def rotation_z_to(direction: ArrayLike) -> FloatArray:
+    """(3, 3) rotation taking +z onto the unit vector along ``direction`` (3,)."""
+    d = unit(direction)
+    z = np.array([0.0, 0.0, 1.0])
+    v = np.cross(z, d)
+    s, c = np.linalg.norm(v), float(z @ d)
+    if s < 1e-12:
+        return np.eye(3) if c > 0 else np.diag([1.0, -1.0, -1.0])
+    k = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
+    return np.eye(3) + k + k @ k * ((1 - c) / s**2)
+
+
 def rotation_about(axis: ArrayLike, angle_deg: float, point: ArrayLike) -> Transform:
     """(4, 4) rotation by ``angle_deg`` about the line through ``point`` along ``axis``."""
     r = rotation(axis, angle_deg)
