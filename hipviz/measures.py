@@ -103,7 +103,8 @@ def scan_edge(
     uncovered direction for t > 0; otherwise it is the first covered one for
     t < 0 (so the angle comes out negative). Uncovered gaps narrower than
     ``max_gap_deg`` (mesh holes, vascular foramina) are bridged. The edge is
-    refined by bisection to ~0.001 degrees.
+    refined to ~0.0003 degrees (the first uncovered direction of two finer
+    sweeps).
 
     With ``elevation_axis`` the scan runs on a cone tilted ``elevation_deg``
     toward that axis instead of in the plane of ``start`` and ``toward``.
@@ -155,12 +156,16 @@ def scan_edge(
         if k - 1 < 0:
             return _NO_EDGE
         lo, hi = t[k - 1], t[k]  # lo covered, hi not
-    for _ in range(12):
-        mid = 0.5 * (lo + hi)
-        if hit(c, dirs(mid))[0] <= reach_mm:
-            lo = mid
+    # Two sweeps of 63 directions each narrow the step 4096-fold (as 12
+    # bisections would) in two ray casts instead of twelve.
+    for _ in range(2):
+        ts = np.linspace(lo, hi, 65)[1:-1]
+        open_ = np.flatnonzero(hit(c, dirs(ts)) > reach_mm)
+        if len(open_) == 0:
+            lo = ts[-1]
         else:
-            hi = mid
+            k = int(open_[0])
+            lo, hi = (ts[k - 1] if k > 0 else lo), ts[k]
     d_edge = dirs(lo)[0]
     return Edge(float(lo), c + hit(c, d_edge[None])[0] * d_edge)
 
