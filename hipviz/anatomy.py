@@ -68,13 +68,6 @@ class BuiltinHip:
     tf_app_raw: Transform
 
 
-def _knee_center(femur: trimesh.Trimesh, shaft: lmk.ShaftAxis) -> Vector:
-    """Centroid of the distal 5 % of the femur's vertices, along the shaft."""
-    pts = np.asarray(femur.vertices)
-    s = (pts - shaft.point_mm) @ shaft.direction
-    return pts[s > s.max() - 0.05 * shaft.length_mm].mean(axis=0)
-
-
 def ream_socket(
     pelvis: trimesh.Trimesh,
     center_mm: ArrayLike,
@@ -139,7 +132,7 @@ def seat_femur(
     if cond is None:  # pragma: no cover - the atlas femur is whole
         msg = "the built-in femur has no condyles"
         raise InputError(msg)
-    z = unit(head.center_mm - _knee_center(femur, shaft))
+    z = unit(head.center_mm - lmk.knee_center(femur, shaft))
     y = unit(-cond[2] - (-cond[2] @ z) * z)
     x = np.cross(y, z)
     r = np.vstack([x, y, z])

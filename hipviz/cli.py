@@ -108,6 +108,18 @@ def _add_input_options(p: argparse.ArgumentParser) -> None:
     _add_shape_options(p, subdivisions=MEASURE_SUBDIVISIONS, prefix="built-in anatomy only: ")
 
 
+def _add_output_options(p: argparse.ArgumentParser) -> None:
+    """``--json`` and the coverage ``--margin`` of the measuring commands."""
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument(
+        "--margin",
+        type=float,
+        default=5.0,
+        metavar="MM",
+        help="coverage margin: bone within head radius + MM covers (default 5)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``hipviz`` argument parser."""
     from . import __version__
@@ -122,14 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("measure", help="measure one hip and print the results")
     _add_input_options(m)
-    m.add_argument("--json", action="store_true", help="print one JSON object")
-    m.add_argument(
-        "--margin",
-        type=float,
-        default=5.0,
-        metavar="MM",
-        help="coverage margin: bone within head radius + MM covers (default 5)",
-    )
+    _add_output_options(m)
 
     sim = sub.add_parser(
         "simulate",
@@ -165,14 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument(
         "--no-fixation", action="store_true", help="leave the screws and plate out of the export"
     )
-    sim.add_argument("--json", action="store_true", help="print one JSON object")
-    sim.add_argument(
-        "--margin",
-        type=float,
-        default=5.0,
-        metavar="MM",
-        help="coverage margin: bone within head radius + MM covers (default 5)",
-    )
+    _add_output_options(sim)
 
     e = sub.add_parser("export", help="write the built-in anatomy as STL files")
     e.add_argument("--out", default="meshes", metavar="DIR", help="output folder (default meshes)")
@@ -317,7 +315,6 @@ def _parse_pairs(text: str | None, flag: str, keys: dict[str, str]) -> dict[str,
 def _simulate(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from . import fixation as fx
     from . import osteotomy as ost
     from .simulate import Simulation
 
@@ -372,29 +369,7 @@ def _simulate(args: argparse.Namespace) -> int:
         sim.cut_femur(fem.get("level"))
     outcome = sim.move(move, fmove)
 
-    extra = {}
-    if not args.no_fixation:
-        meshes = sim.meshes(outcome)
-        c_after = outcome.transforms["femur_proximal"][:3, 3] + sim.center_mm
-        if procedure:
-            screws = fx.pao_screws(
-                meshes["pelvis_rest"],
-                meshes["acetabular_fragment"],
-                c_after,
-                sim.radius_mm,
-                sim.axes,
-            )
-            extra.update({f"screw_{i + 1}": s.mesh for i, s in enumerate(screws)})
-        if sim.femur_cut is not None:
-            plate = fx.blade_plate(
-                sim.femur_cut.geometry,
-                outcome.transforms["femur_proximal"],
-                outcome.transforms["femur_distal"],
-                c_after,
-                sim.radius_mm,
-            )
-            extra["blade_plate"] = plate.mesh
-            extra.update({f"plate_screw_{i + 1}": m for i, m in enumerate(plate.screws)})
+    extra = {} if args.no_fixation else sim.fixation(outcome)
     out = outcome.as_dict()
     out["units"] = inp.units
     out["sources"] = inp.sources

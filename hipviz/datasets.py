@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import trimesh
 
+from ._manifold import affine34, from_manifold
 from ._typing import ArrayLike, Side, Vector
 from .geometry import rigid, rotation_z_to, unit
 
@@ -48,23 +49,16 @@ class SyntheticHip:
 
 
 def _manifold_to_trimesh(m) -> trimesh.Trimesh:
-    mesh = m.to_mesh()
-    return trimesh.Trimesh(
-        vertices=np.asarray(mesh.vert_properties)[:, :3].astype(float),
-        faces=np.asarray(mesh.tri_verts),
-        process=True,
-    )
-
-
-def _affine34(tf: np.ndarray) -> list[list[float]]:
-    return np.asarray(tf, dtype=float)[:3, :].tolist()
+    mesh, _ = from_manifold(m)
+    mesh.process()  # merge the seams manifold3d leaves at property boundaries
+    return mesh
 
 
 def _cylinder(start: ArrayLike, direction: ArrayLike, length: float, radius: float, segs: int):
     import manifold3d
 
     cyl = manifold3d.Manifold.cylinder(length, radius, radius, segs)
-    return cyl.transform(_affine34(rigid(rotation_z_to(direction), start)))
+    return cyl.transform(affine34(rigid(rotation_z_to(direction), start)))
 
 
 def socket_hip(
@@ -121,13 +115,13 @@ def socket_hip(
     # Keep the half-space d . o <= 0: a big box below the plane through the centre.
     big = 4 * r_out
     box = manifold3d.Manifold.cube([2 * big, 2 * big, big]).translate([-big, -big, -big])
-    shell = shell ^ box.transform(_affine34(rigid(rotation_z_to(o), [0, 0, 0])))
+    shell = shell ^ box.transform(affine34(rigid(rotation_z_to(o), [0, 0, 0])))
     if fossa_half_angle_deg > 0:
         reach = r_in + fossa_depth_mm
         cone_len = 2 * r_out
         cone = manifold3d.Manifold.cylinder(
             cone_len, 0.0, cone_len * np.tan(np.radians(fossa_half_angle_deg)), segments
-        ).transform(_affine34(rigid(rotation_z_to(-o), [0, 0, 0])))
+        ).transform(affine34(rigid(rotation_z_to(-o), [0, 0, 0])))
         shell = shell - (cone ^ manifold3d.Manifold.sphere(reach, segments))
     if columns:
         # (lateral, anterior, superior) box corners about the head centre, mm.

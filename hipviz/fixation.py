@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import trimesh
 
+from ._manifold import affine34, from_manifold
 from ._typing import ArrayLike, Points, Transform, Vector
 from .geometry import apply, fibonacci_directions, rigid, rotation_z_to, unit
 from .measures import HipAxes
@@ -37,19 +38,6 @@ class Screw:
     mesh: trimesh.Trimesh
 
 
-def _to_trimesh(m) -> trimesh.Trimesh:
-    mesh = m.to_mesh()
-    return trimesh.Trimesh(
-        np.asarray(mesh.vert_properties, dtype=float)[:, :3],
-        np.asarray(mesh.tri_verts, dtype=np.int64).reshape(-1, 3),
-        process=False,
-    )
-
-
-def _affine(tf: Transform) -> list[list[float]]:
-    return np.asarray(tf, dtype=float)[:3, :].tolist()
-
-
 def screw_mesh(entry: ArrayLike, tip: ArrayLike, radius_mm: float = SCREW_RADIUS_MM):
     """A screw: shaft from ``entry`` to ``tip`` and a round head just outside ``entry``."""
     import manifold3d
@@ -57,12 +45,12 @@ def screw_mesh(entry: ArrayLike, tip: ArrayLike, radius_mm: float = SCREW_RADIUS
     entry, tip = np.asarray(entry, dtype=float), np.asarray(tip, dtype=float)
     d = unit(tip - entry)
     length = float(np.linalg.norm(tip - entry))
-    place = _affine(rigid(rotation_z_to(d), entry))
+    place = affine34(rigid(rotation_z_to(d), entry))
     shaft = manifold3d.Manifold.cylinder(length, radius_mm, radius_mm * 0.6, 24).transform(place)
     head = manifold3d.Manifold.cylinder(3.0, radius_mm * 1.8, radius_mm * 1.8, 24).transform(
-        _affine(rigid(rotation_z_to(d), entry - 3.0 * d))
+        affine34(rigid(rotation_z_to(d), entry - 3.0 * d))
     )
-    return _to_trimesh(shaft + head)
+    return from_manifold(shaft + head)[0]
 
 
 def _inside(meshes: list[trimesh.Trimesh], points: Points) -> np.ndarray:
@@ -143,7 +131,7 @@ def _box(center: ArrayLike, x: ArrayLike, y: ArrayLike, size: tuple[float, float
     z = np.cross(x, y)
     rot = np.column_stack([x, y, z])
     return manifold3d.Manifold.cube(list(size), center=True).transform(
-        _affine(rigid(rot, np.asarray(center, dtype=float)))
+        affine34(rigid(rot, np.asarray(center, dtype=float)))
     )
 
 
@@ -207,7 +195,7 @@ def blade_plate(
     shoulder = _box(
         0.5 * (entry + top), shoulder_dir, a_d, (max(shoulder_len, 4.0) + 4.0, 14.0, 4.0)
     )
-    mesh = _to_trimesh(
+    mesh, _ = from_manifold(
         manifold3d.Manifold.batch_boolean([blade, plate, shoulder], manifold3d.OpType.Add)
     )
     screws = []

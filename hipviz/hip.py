@@ -201,6 +201,7 @@ def acetabular_measures(
     *,
     coverage_margin_mm: float = 5.0,
     n_directions: int = 10000,
+    directions_las: np.ndarray | None = None,
 ) -> AcetabularMeasures:
     """Centre-edge angles, version, Tönnis, extrusion and coverage from ray distances.
 
@@ -214,6 +215,9 @@ def acetabular_measures(
     radius_mm, socket_radius_mm : float
         Head and socket sphere radii.
     axes : HipAxes
+    directions_las : (n, 3) float, optional
+        Coverage directions as (lateral, anterior, superior) components, when
+        the caller keeps them (default: ``n_directions`` golden-spiral ones).
     """
     c, r = np.asarray(center_mm, dtype=float), float(radius_mm)
     values: dict[str, Any] = {}
@@ -244,7 +248,7 @@ def acetabular_measures(
         if np.isfinite(ce["lateral"].angle_deg)
         else float("nan")
     )
-    las = fibonacci_directions(n_directions)
+    las = fibonacci_directions(n_directions) if directions_las is None else directions_las
     dist = hit(c, axes.from_las(las))
     cov = ms.coverage_from_distances(dist, las, r, margin_mm=coverage_margin_mm)
     values["coverage_pct"] = cov.as_dict()

@@ -412,6 +412,13 @@ def shaft_axis(femur: trimesh.Trimesh, head: Sphere) -> ShaftAxis:
     return ShaftAxis(point, u, float(s.max()), (float(s0), float(s1)))
 
 
+def knee_center(femur: trimesh.Trimesh, shaft: ShaftAxis) -> Vector:
+    """Centroid of the distal 5 % of the femur's vertices along the shaft axis, mm."""
+    pts = np.asarray(femur.vertices)
+    s = (pts - shaft.point_mm) @ shaft.direction
+    return pts[s > s.max() - 0.05 * shaft.length_mm].mean(axis=0)
+
+
 def posterior_condylar_axis(
     femur: trimesh.Trimesh, shaft: ShaftAxis, *, posterior_hint: Vector | None = None
 ) -> tuple[Vector, Vector, Vector] | None:

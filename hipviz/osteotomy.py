@@ -33,6 +33,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import trimesh
 
+from ._manifold import from_manifold, to_manifold
 from ._typing import ArrayLike, Points, Transform, Vector
 from .errors import InputError
 from .geometry import apply, rotation, rotation_about, translation, unit
@@ -448,43 +449,6 @@ def acetabular_transform(move: AcetabularMove, geometry: CutGeometry) -> Transfo
 # --------------------------------------------------------------------------- cutting
 
 
-def to_manifold(mesh: trimesh.Trimesh):
-    """manifold3d.Manifold of a closed mesh, with a fresh original id.
-
-    Raises
-    ------
-    InputError
-        The mesh is not a closed 2-manifold (holes, non-manifold edges).
-    """
-    import manifold3d
-
-    m = manifold3d.Manifold(
-        manifold3d.Mesh(
-            vert_properties=np.asarray(mesh.vertices, dtype=np.float32),
-            tri_verts=np.asarray(mesh.faces, dtype=np.uint32),
-        )
-    )
-    if m.status() != manifold3d.Error.NoError or m.is_empty():
-        msg = (
-            "the bone surface is not closed (holes or non-manifold edges), so it cannot "
-            f"be cut ({m.status().name}); repair it, e.g. fill holes, and try again"
-        )
-        raise InputError(msg)
-    return m.as_original()
-
-
-def _to_trimesh(m) -> tuple[trimesh.Trimesh, np.ndarray]:
-    """(mesh, per-face original id) of a manifold."""
-    mesh = m.to_mesh()
-    faces = np.asarray(mesh.tri_verts, dtype=np.int64).reshape(-1, 3)
-    ids = np.zeros(len(faces), dtype=np.int64)
-    run_index = np.asarray(mesh.run_index, dtype=np.int64) // 3
-    for k, oid in enumerate(np.asarray(mesh.run_original_id)):
-        ids[run_index[k] : run_index[k + 1]] = oid
-    verts = np.asarray(mesh.vert_properties, dtype=float)[:, :3]
-    return trimesh.Trimesh(verts, faces, process=False), ids
-
-
 def _cutter(geometry: CutGeometry, size_mm: float = 600.0):
     """Convex (or ball-shaped) manifold of the fragment region."""
     import manifold3d
@@ -569,12 +533,11 @@ def cut_pelvis(pelvis_manifold, geometry: CutGeometry) -> PelvisCut:
         raise InputError(msg)
 
     # The piece that holds the socket: most surface close around the head.
-    def near_area(piece) -> float:
-        mesh, _ = _to_trimesh(piece)
-        d = np.linalg.norm(np.asarray(mesh.triangles_center) - c, axis=1)
-        return float(np.asarray(mesh.area_faces)[d < 45.0].sum())
-
-    scores = [near_area(p) for p in pieces]
+    meshes = [from_manifold(p) for p in pieces]
+    scores = [
+        float(np.asarray(m.area_faces)[np.linalg.norm(m.triangles_center - c, axis=1) < 45.0].sum())
+        for m, _ in meshes
+    ]
     keep = int(np.argmax(scores))
     if scores[keep] <= 0:
         msg = "no bone around the socket lies inside the cuts; check the cut settings"
@@ -584,8 +547,8 @@ def cut_pelvis(pelvis_manifold, geometry: CutGeometry) -> PelvisCut:
         import manifold3d
 
         outside = manifold3d.Manifold.batch_boolean([outside, *others], manifold3d.OpType.Add)
-    fragment, ids = _to_trimesh(pieces[keep])
-    rest, _ = _to_trimesh(outside)
+    fragment, ids = meshes[keep]
+    rest, _ = from_manifold(outside)
     on_cut = ids == cid
     names = tuple(p.name for p in geometry.planes) + (
         ("sphere",) if geometry.sphere_radius_mm is not None else ()
@@ -736,8 +699,8 @@ def cut_femur(femur_manifold, geometry: FemoralCutGeometry) -> FemurCut:
     if proximal_m.is_empty() or distal_m.is_empty():
         msg = f"the femoral cut at {geometry.level_mm:.0f} mm below the head misses the bone"
         raise InputError(msg)
-    proximal, _ = _to_trimesh(proximal_m)
-    distal, _ = _to_trimesh(distal_m)
+    proximal, _ = from_manifold(proximal_m)
+    distal, _ = from_manifold(distal_m)
     on_cut = np.abs(p.signed_distance(np.asarray(distal.triangles_center))) < 1e-3
     on_cut &= np.asarray(distal.face_normals) @ p.normal > 0.99
     face = _cut_face(distal, on_cut, ("femoral",), lambda x: np.zeros(len(x), int), CONTACT_SAMPLES)

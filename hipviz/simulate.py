@@ -21,6 +21,8 @@ import numpy as np
 import trimesh
 from scipy.spatial import cKDTree
 
+from . import fixation as fx
+from . import landmarks as lmk
 from . import osteotomy as ost
 from ._typing import Transform, Vector
 from .errors import InputError
@@ -64,6 +66,8 @@ class Outcome:
         downward shift of the hip centre, mm (positive: a longer leg).
     hip_center_shift_mm : (3,) float
         Head centre displacement as (lateral, anterior, superior), mm.
+    head_center_after_mm : (3,) float
+        Head centre after the move, measurement frame.
     warnings : list of str
     """
 
@@ -77,6 +81,7 @@ class Outcome:
     contact: dict[str, ost.Contact]
     leg_length_change_mm: float
     hip_center_shift_mm: Vector
+    head_center_after_mm: Vector
     plan: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
 
@@ -109,13 +114,6 @@ class Outcome:
                 "warnings": list(self.warnings),
             }
         )
-
-
-def _knee_point(femur: trimesh.Trimesh, shaft_direction: Vector) -> Vector:
-    """Centroid of the most distal 2 % of the femur along its shaft, mm."""
-    pts = np.asarray(femur.vertices)
-    s = pts @ shaft_direction
-    return pts[s >= s.max() - 0.02 * np.ptp(s)].mean(axis=0)
 
 
 class Simulation:
@@ -184,7 +182,7 @@ class Simulation:
         self._anterior = fl.anterior
         self._medial = fl.medial
         self._pelvic_axes = self.axes if an.frame in ("app", "ras", "lps") else None
-        self._knee = _knee_point(self.femur, self._shaft)
+        self._knee = lmk.knee_center(self.femur, fl.shaft)
 
         self._pelvis_caster = RayCaster(self.pelvis)
         self._pelvis_manifold = None
@@ -380,7 +378,7 @@ class Simulation:
             an.socket.radius_mm,
             axes,
             coverage_margin_mm=self.margin_mm,
-            n_directions=self.n_directions,
+            directions_las=self._las,
         )
         rot = tf_distal[:3, :3]
         fem_values, fem_notes = femoral_angles(
@@ -391,7 +389,7 @@ class Simulation:
             self._pelvic_axes,
         )
         after = dict(self.before)
-        notes = {k: v for k, v in self.notes_before.items()}
+        notes = dict(self.notes_before)
         for key in set(acet.values) | set(fem_values):
             notes.pop(key, None)
         after.update(acet.values)
@@ -477,6 +475,7 @@ class Simulation:
             contact=contact,
             leg_length_change_mm=leg,
             hip_center_shift_mm=axes.to_las(c_after - c),
+            head_center_after_mm=c_after,
             plan=plan,
             warnings=warnings,
         )
@@ -497,6 +496,32 @@ class Simulation:
         else:
             out["femur_proximal"] = _moved(self.femur_cut.proximal, tf["femur_proximal"])
             out["femur_distal"] = _moved(self.femur_cut.distal, tf["femur_distal"])
+        return out
+
+    def fixation(self, outcome: Outcome) -> dict[str, trimesh.Trimesh]:
+        """Screws into a cut pelvis and a blade plate on a cut femur, moved pose."""
+        out: dict[str, trimesh.Trimesh] = {}
+        meshes = self.meshes(outcome)
+        c_after = outcome.head_center_after_mm
+        if self.pelvis_cut is not None:
+            screws = fx.pao_screws(
+                meshes["pelvis_rest"],
+                meshes["acetabular_fragment"],
+                c_after,
+                self.radius_mm,
+                self.axes,
+            )
+            out.update({f"screw_{i + 1}": s.mesh for i, s in enumerate(screws)})
+        if self.femur_cut is not None:
+            plate = fx.blade_plate(
+                self.femur_cut.geometry,
+                outcome.transforms["femur_proximal"],
+                outcome.transforms["femur_distal"],
+                c_after,
+                self.radius_mm,
+            )
+            out["blade_plate"] = plate.mesh
+            out.update({f"plate_screw_{i + 1}": m for i, m in enumerate(plate.screws)})
         return out
 
     def export(

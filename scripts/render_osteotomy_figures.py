@@ -24,7 +24,6 @@ if not os.environ.get("DISPLAY"):
 
 import pyvista as pv  # noqa: E402
 
-from hipviz import fixation as fx  # noqa: E402
 from hipviz import osteotomy as ost  # noqa: E402
 from hipviz.anatomy import builtin_hip  # noqa: E402
 from hipviz.simulate import Simulation  # noqa: E402
@@ -56,12 +55,9 @@ def _scene(pl: pv.Plotter, sim: Simulation, outcome, *, after: bool, fixation: b
             pl.add_mesh(pv.wrap(meshes[key]), color=FEMUR, smooth_shading=True)
     if not after:
         pl.add_mesh(pv.wrap(sim.femur), color=FEMUR, smooth_shading=True)
-    if after and fixation and sim.pelvis_cut is not None:
-        c_after = outcome.transforms["femur_proximal"][:3, 3] + sim.center_mm
-        for s in fx.pao_screws(
-            meshes["pelvis_rest"], meshes["acetabular_fragment"], c_after, sim.radius_mm, sim.axes
-        ):
-            pl.add_mesh(pv.wrap(s.mesh), color=METAL, specular=0.8)
+    if after and fixation:
+        for mesh in sim.fixation(outcome).values():
+            pl.add_mesh(pv.wrap(mesh), color=METAL, specular=0.8)
 
 
 def _camera(pl: pv.Plotter, sim: Simulation, view: str) -> None:
