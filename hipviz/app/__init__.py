@@ -1,0 +1,1 @@
+"""The hipviz web app (Panel). The library never imports this package."""

@@ -1,0 +1,609 @@
+// The browser half of hipviz.app.viewer.SceneView: a vtk.js scene driven by
+// the component's parameters (small state) and by messages (mesh arrays).
+//
+// Coordinates are the scene's RAS millimetres. Python sends matrices
+// row-major; vtk.js keeps user matrices column-major, hence `colMajor`.
+//
+// Messages from Python: {type: "mesh", name, points, triangles, colors, smooth}
+// (typed arrays, sent as binary buffers), {type: "colors", name, colors},
+// {type: "remove", name}, {type: "synced"} (every mesh has been sent),
+// {type: "reset_camera"}, {type: "screenshot", id}. To Python: {type: "ready"}
+// on start, {type: "screenshot", id, png} (base64) or {..., error}.
+//
+// window.__hipvizTimes logs, for each change, when its message arrived (recv)
+// and when the frame showing it was drawn (frame), both performance.now() ms;
+// firstPicture is the frame that first showed every mesh.
+
+const MAX_TIMES = 500
+
+// Log of arrival -> rendered-frame times, read by scripts/bench_viewer.py.
+function timesLog() {
+  if (window.__hipvizTimes == null) {
+    window.__hipvizTimes = {events: [], firstPicture: null, frames: 0}
+  }
+  return window.__hipvizTimes
+}
+
+function hexToRgb(hex, fallback) {
+  if (typeof hex !== "string" || !/^#[0-9a-fA-F]{6}$/.test(hex)) {
+    return fallback
+  }
+  return [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16) / 255)
+}
+
+function colMajor(m) {
+  if (m == null || m.length !== 16) {
+    return null
+  }
+  const out = new Float64Array(16)
+  for (let r = 0; r < 4; r++) {
+    for (let c = 0; c < 4; c++) {
+      out[c * 4 + r] = Number(m[r * 4 + c])
+    }
+  }
+  return out
+}
+
+function applyRowMajor(m, p) {
+  // m: 16 numbers row-major, p: [x, y, z] -> transformed point
+  if (m == null || m.length !== 16) {
+    return p
+  }
+  const out = [0, 0, 0]
+  for (let r = 0; r < 3; r++) {
+    out[r] = m[r * 4] * p[0] + m[r * 4 + 1] * p[1] + m[r * 4 + 2] * p[2] + m[r * 4 + 3]
+  }
+  return out
+}
+
+function typed(Ctor, arr) {
+  // Bokeh hands over its own typed-array subclasses; vtk.js wants plain ones.
+  if (arr instanceof Ctor && arr.constructor === Ctor) {
+    return arr
+  }
+  if (ArrayBuffer.isView(arr)) {
+    return new Ctor(arr.buffer, arr.byteOffset, arr.byteLength / Ctor.BYTES_PER_ELEMENT)
+  }
+  return Ctor.from(arr)
+}
+
+function trianglesToPolys(tri) {
+  const m = tri.length / 3
+  const polys = new Uint32Array(m * 4)
+  for (let i = 0, j = 0, k = 0; i < m; i++) {
+    polys[j++] = 3
+    polys[j++] = tri[k++]
+    polys[j++] = tri[k++]
+    polys[j++] = tri[k++]
+  }
+  return polys
+}
+
+function vertexNormals(points, tri) {
+  // Area-weighted vertex normals, for smooth shading of the bones.
+  const normals = new Float32Array(points.length)
+  for (let k = 0; k < tri.length; k += 3) {
+    const a = 3 * tri[k], b = 3 * tri[k + 1], c = 3 * tri[k + 2]
+    const ux = points[b] - points[a], uy = points[b + 1] - points[a + 1], uz = points[b + 2] - points[a + 2]
+    const vx = points[c] - points[a], vy = points[c + 1] - points[a + 1], vz = points[c + 2] - points[a + 2]
+    const nx = uy * vz - uz * vy, ny = uz * vx - ux * vz, nz = ux * vy - uy * vx
+    for (const i of [a, b, c]) {
+      normals[i] += nx
+      normals[i + 1] += ny
+      normals[i + 2] += nz
+    }
+  }
+  for (let i = 0; i < normals.length; i += 3) {
+    const len = Math.hypot(normals[i], normals[i + 1], normals[i + 2]) || 1
+    normals[i] /= len
+    normals[i + 1] /= len
+    normals[i + 2] /= len
+  }
+  return normals
+}
+
+// Camera presets, RAS. `dir` points from the focal point to the camera.
+function presetDirection(view, side) {
+  const lateral = side === "right" ? 1 : -1  // +x is the patient's right
+  const turn = (Math.PI / 180) * 65
+  switch (view) {
+    case "lateral":
+      return {dir: [lateral, 0, 0], up: [0, 0, 1]}
+    case "superior":
+      return {dir: [0, 0, 1], up: [0, 1, 0]}
+    case "false_profile":
+      // Lequesne's false profile: the pelvis turned 65 degrees to the film,
+      // i.e. the anterior view turned 65 degrees about S toward the hip's side.
+      return {dir: [lateral * Math.sin(turn), Math.cos(turn), 0], up: [0, 0, 1]}
+    default:  // anterior
+      return {dir: [0, 1, 0], up: [0, 0, 1]}
+  }
+}
+
+export function render({model}) {
+  const vtk = window.vtk
+  const root = document.createElement("div")
+  root.className = "hipviz-scene"
+  root.style.cssText = "position:relative;width:100%;height:100%;overflow:hidden;"
+  if (vtk == null) {
+    root.textContent = "hipviz: vtk.js did not load."
+    return root
+  }
+  const host = document.createElement("div")
+  host.style.cssText = "position:absolute;inset:0;"
+  const labelLayer = document.createElement("div")
+  labelLayer.style.cssText = "position:absolute;inset:0;pointer-events:none;overflow:hidden;"
+  root.append(host, labelLayer)
+
+  const grw = vtk.Rendering.Misc.vtkGenericRenderWindow.newInstance({
+    background: hexToRgb(model.background_color, [1, 1, 1]),
+    listenWindowResize: false,
+  })
+  const renderer = grw.getRenderer()
+  const renderWindow = grw.getRenderWindow()
+  const glWindow = grw.getApiSpecificRenderWindow()
+  // Overlay lines that must stay visible through bone live in a second layer.
+  const topRenderer = vtk.Rendering.Core.vtkRenderer.newInstance()
+  topRenderer.setLayer(1)
+  topRenderer.setInteractive(false)
+  topRenderer.setPreserveColorBuffer(true)
+  topRenderer.setActiveCamera(renderer.getActiveCamera())
+  renderWindow.setNumberOfLayers(2)
+  renderWindow.addRenderer(topRenderer)
+
+  const actors = new Map()  // name -> {actor, mapper, polydata, nPoints}
+  const lineActors = new Map()  // name -> {actor, renderer}
+  const labelDivs = new Map()  // name -> div
+  let destroyed = false
+  let framePending = false
+  let pendingEvents = []
+  let cameraSet = false
+  let glReady = false
+
+  // --- rendering ----------------------------------------------------------
+
+  function requestRender(kind, recv) {
+    if (kind != null) {
+      pendingEvents.push({kind, recv: recv ?? performance.now()})
+    }
+    if (framePending || destroyed) {
+      return
+    }
+    framePending = true
+    requestAnimationFrame(() => {
+      framePending = false
+      if (destroyed || !glReady) {
+        return
+      }
+      resetClippingRange()
+      renderWindow.render()
+      placeLabels()
+      const now = performance.now()
+      const log = timesLog()
+      log.frames += 1
+      for (const ev of pendingEvents) {
+        ev.frame = now
+        log.events.push(ev)
+        if (ev.kind === "synced" && log.firstPicture == null) {
+          log.firstPicture = now
+        }
+      }
+      if (log.events.length > MAX_TIMES) {
+        log.events.splice(0, log.events.length - MAX_TIMES)
+      }
+      pendingEvents = []
+    })
+  }
+
+  function resetClippingRange() {
+    // Moved actors and overlay lines must not be clipped by the near/far planes.
+    const b = renderer.computeVisiblePropBounds()
+    const t = topRenderer.computeVisiblePropBounds()
+    for (let i = 0; i < 6; i += 2) {
+      if (t[i] <= t[i + 1]) {
+        b[i] = Math.min(b[i], t[i])
+        b[i + 1] = Math.max(b[i + 1], t[i + 1])
+      }
+    }
+    if (b[0] <= b[1]) {
+      renderer.resetCameraClippingRange(b)
+    }
+  }
+
+  function resize() {
+    const rect = host.getBoundingClientRect()
+    if (rect.width < 2 || rect.height < 2) {
+      return
+    }
+    grw.resize()
+    glReady = true
+    requestRender()
+  }
+
+  // --- meshes -------------------------------------------------------------
+
+  function applyStyle(name) {
+    const entry = actors.get(name)
+    if (entry == null) {
+      return
+    }
+    const style = (model.actors || {})[name] || {}
+    const prop = entry.actor.getProperty()
+    prop.setColor(...hexToRgb(style.color, [0.91, 0.86, 0.78]))
+    prop.setOpacity(style.opacity == null ? 1 : Number(style.opacity))
+    prop.setAmbient(0.12)
+    prop.setDiffuse(0.88)
+    prop.setSpecular(0.15)
+    prop.setSpecularPower(20)
+    entry.actor.setVisibility(style.visible == null ? true : Boolean(style.visible))
+    entry.mapper.setScalarVisibility(entry.hasColors && style.use_colors !== false)
+  }
+
+  function applyMatrix(name) {
+    const entry = actors.get(name)
+    if (entry == null) {
+      return
+    }
+    const m = colMajor((model.matrices || {})[name])
+    entry.actor.setUserMatrix(m == null ? new Float64Array([1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]) : m)
+  }
+
+  function setColors(entry, colors) {
+    const pd = entry.polydata
+    if (colors == null || colors.length !== entry.nPoints * 3) {
+      pd.getPointData().setScalars(null)
+      entry.hasColors = false
+      return
+    }
+    const arr = vtk.Common.Core.vtkDataArray.newInstance({
+      name: "colors", numberOfComponents: 3, values: typed(Uint8Array, colors),
+    })
+    pd.getPointData().setScalars(arr)
+    entry.hasColors = true
+    pd.modified()
+  }
+
+  function setMesh(msg) {
+    let entry = actors.get(msg.name)
+    if (entry == null) {
+      const polydata = vtk.Common.DataModel.vtkPolyData.newInstance()
+      const mapper = vtk.Rendering.Core.vtkMapper.newInstance()
+      mapper.setInputData(polydata)
+      mapper.setColorModeToDirectScalars()
+      mapper.setScalarModeToUsePointData()
+      const actor = vtk.Rendering.Core.vtkActor.newInstance()
+      actor.setMapper(mapper)
+      renderer.addActor(actor)
+      entry = {actor, mapper, polydata, nPoints: 0, hasColors: false}
+      actors.set(msg.name, entry)
+    }
+    const points = typed(Float32Array, msg.points)
+    entry.nPoints = points.length / 3
+    const pd = entry.polydata
+    const tri = typed(Int32Array, msg.triangles)
+    pd.getPoints().setData(points, 3)
+    pd.getPolys().setData(trianglesToPolys(tri))
+    // Without normals vtk.js shades each triangle flat.
+    pd.getPointData().setNormals(msg.smooth === false ? null : vtk.Common.Core.vtkDataArray.newInstance({
+      name: "normals", numberOfComponents: 3, values: vertexNormals(points, tri),
+    }))
+    setColors(entry, msg.colors)
+    pd.modified()
+    applyStyle(msg.name)
+    applyMatrix(msg.name)
+  }
+
+  function removeMesh(name) {
+    const entry = actors.get(name)
+    if (entry == null) {
+      return
+    }
+    renderer.removeActor(entry.actor)
+    entry.actor.delete()
+    entry.mapper.delete()
+    entry.polydata.delete()
+    actors.delete(name)
+  }
+
+  // --- overlays -----------------------------------------------------------
+
+  function syncLines() {
+    const specs = model.lines || {}
+    for (const [name, item] of lineActors) {
+      item.renderer.removeActor(item.actor)
+      item.actor.delete()
+      lineActors.delete(name)
+    }
+    for (const [name, spec] of Object.entries(specs)) {
+      const pts = (spec.points || []).flat().map(Number)
+      const n = pts.length / 3
+      if (n < 2) {
+        continue
+      }
+      const pd = vtk.Common.DataModel.vtkPolyData.newInstance()
+      pd.getPoints().setData(Float32Array.from(pts), 3)
+      const cells = new Uint32Array(n + 1)
+      cells[0] = n
+      for (let i = 0; i < n; i++) {
+        cells[i + 1] = i
+      }
+      pd.getLines().setData(cells)
+      const mapper = vtk.Rendering.Core.vtkMapper.newInstance()
+      mapper.setInputData(pd)
+      const actor = vtk.Rendering.Core.vtkActor.newInstance()
+      actor.setMapper(mapper)
+      const prop = actor.getProperty()
+      prop.setColor(...hexToRgb(spec.color, [0.84, 0.15, 0.16]))
+      prop.setLineWidth(Number(spec.width || 3))
+      prop.setLighting(false)
+      if (spec.actor != null) {
+        const m = colMajor((model.matrices || {})[spec.actor])
+        if (m != null) {
+          actor.setUserMatrix(m)
+        }
+      }
+      const target = spec.on_top === false ? renderer : topRenderer
+      target.addActor(actor)
+      lineActors.set(name, {actor, renderer: target, spec})
+    }
+  }
+
+  function syncLabels() {
+    const specs = model.show_labels ? (model.labels || {}) : {}
+    for (const [name, div] of labelDivs) {
+      if (!(name in specs)) {
+        div.remove()
+        labelDivs.delete(name)
+      }
+    }
+    for (const [name, spec] of Object.entries(specs)) {
+      let div = labelDivs.get(name)
+      if (div == null) {
+        div = document.createElement("div")
+        div.style.cssText = (
+          "position:absolute;left:0;top:0;white-space:nowrap;font:12px sans-serif;" +
+          "padding:1px 4px;border-radius:3px;background:rgba(255,255,255,0.75);" +
+          "transform:translate(6px,-50%);"
+        )
+        labelLayer.append(div)
+        labelDivs.set(name, div)
+      }
+      div.textContent = spec.text == null ? name : String(spec.text)
+      div.style.color = spec.color || "#222222"
+    }
+  }
+
+  function labelScreenPositions() {
+    // CSS pixel position of every label anchor, or null when off-screen/behind.
+    const rect = host.getBoundingClientRect()
+    const aspect = rect.width / Math.max(rect.height, 1)
+    const out = new Map()
+    const specs = model.labels || {}
+    for (const name of labelDivs.keys()) {
+      const spec = specs[name]
+      if (spec == null || spec.position == null) {
+        continue
+      }
+      let p = spec.position.map(Number)
+      if (spec.actor != null) {
+        p = applyRowMajor((model.matrices || {})[spec.actor], p)
+      }
+      const nd = renderer.worldToNormalizedDisplay(p[0], p[1], p[2], aspect)
+      const inside = nd[2] >= 0 && nd[2] <= 1 && nd[0] >= 0 && nd[0] <= 1 && nd[1] >= 0 && nd[1] <= 1
+      out.set(name, inside ? [nd[0] * rect.width, (1 - nd[1]) * rect.height] : null)
+    }
+    return out
+  }
+
+  function placeLabels() {
+    if (labelDivs.size === 0) {
+      return
+    }
+    for (const [name, xy] of labelScreenPositions()) {
+      const div = labelDivs.get(name)
+      if (xy == null) {
+        div.style.display = "none"
+      } else {
+        div.style.display = ""
+        div.style.left = `${xy[0]}px`
+        div.style.top = `${xy[1]}px`
+      }
+    }
+  }
+
+  // --- camera -------------------------------------------------------------
+
+  function visibleBounds() {
+    const b = [Infinity, -Infinity, Infinity, -Infinity, Infinity, -Infinity]
+    for (const {actor} of actors.values()) {
+      if (!actor.getVisibility()) {
+        continue
+      }
+      const ab = actor.getBounds()
+      for (let i = 0; i < 6; i += 2) {
+        b[i] = Math.min(b[i], ab[i])
+        b[i + 1] = Math.max(b[i + 1], ab[i + 1])
+      }
+    }
+    return Number.isFinite(b[0]) ? b : null
+  }
+
+  function applyView() {
+    const bounds = visibleBounds()
+    if (bounds == null) {
+      return
+    }
+    const cam = renderer.getActiveCamera()
+    const {dir, up} = presetDirection(model.view, model.side)
+    const center = [0, 2, 4].map((i) => (bounds[i] + bounds[i + 1]) / 2)
+    const fp = model.focal_point == null ? center : model.focal_point.map(Number)
+    // What to fit in view: a box about `fp`, of the given radius or holding the meshes.
+    const fit = []
+    for (let i = 0; i < 3; i++) {
+      const half = model.view_radius_mm != null
+        ? Number(model.view_radius_mm)
+        : Math.max(bounds[2 * i + 1] - fp[i], fp[i] - bounds[2 * i])
+      fit.push(fp[i] - half, fp[i] + half)
+    }
+    cam.setFocalPoint(...fp)
+    cam.setPosition(fp[0] + dir[0], fp[1] + dir[1], fp[2] + dir[2])
+    cam.setViewUp(...up)
+    renderer.resetCamera(fit)
+    cameraSet = true
+  }
+
+  // --- screenshot ---------------------------------------------------------
+
+  async function screenshot(id) {
+    try {
+      const promise = glWindow.captureNextImage("image/png")
+      renderWindow.render()
+      let url = await promise
+      if (model.show_labels && labelDivs.size > 0) {
+        url = await withLabels(url)
+      }
+      model.send_msg({type: "screenshot", id, png: url.slice(url.indexOf(",") + 1)})
+    } catch (err) {
+      model.send_msg({type: "screenshot", id, error: String(err)})
+    }
+  }
+
+  async function withLabels(url) {
+    // Draw the labels into the picture, as they are HTML over the canvas.
+    const img = new Image()
+    img.src = url
+    await img.decode()
+    const canvas = document.createElement("canvas")
+    canvas.width = img.width
+    canvas.height = img.height
+    const ctx = canvas.getContext("2d")
+    ctx.drawImage(img, 0, 0)
+    const rect = host.getBoundingClientRect()
+    const s = img.width / Math.max(rect.width, 1)
+    ctx.font = `${Math.round(12 * s)}px sans-serif`
+    ctx.textBaseline = "middle"
+    const specs = model.labels || {}
+    for (const [name, xy] of labelScreenPositions()) {
+      if (xy == null) {
+        continue
+      }
+      const spec = specs[name]
+      const text = spec.text == null ? name : String(spec.text)
+      const x = (xy[0] + 6) * s
+      const y = xy[1] * s
+      const w = ctx.measureText(text).width + 8 * s
+      ctx.fillStyle = "rgba(255,255,255,0.75)"
+      ctx.fillRect(x, y - 8 * s, w, 16 * s)
+      ctx.fillStyle = spec.color || "#222222"
+      ctx.fillText(text, x + 4 * s, y)
+    }
+    return canvas.toDataURL("image/png")
+  }
+
+  // --- wiring -------------------------------------------------------------
+
+  model.on("msg:custom", (msg) => {
+    const recv = performance.now()
+    switch (msg.type) {
+      case "mesh":
+        setMesh(msg)
+        break
+      case "colors": {
+        const entry = actors.get(msg.name)
+        if (entry != null) {
+          setColors(entry, msg.colors)
+          applyStyle(msg.name)
+        }
+        break
+      }
+      case "remove":
+        removeMesh(msg.name)
+        break
+      case "synced":
+        if (!cameraSet) {
+          applyView()
+        }
+        break
+      case "reset_camera":
+        applyView()
+        break
+      case "screenshot":
+        screenshot(msg.id)
+        return
+      default:
+        return
+    }
+    requestRender(msg.type, recv)
+  })
+
+  model.on("matrices", () => {
+    const recv = performance.now()
+    for (const name of actors.keys()) {
+      applyMatrix(name)
+    }
+    if ([...lineActors.values()].some((item) => item.spec.actor != null)) {
+      syncLines()
+    }
+    requestRender("matrices", recv)
+  })
+  model.on("actors", () => {
+    for (const name of actors.keys()) {
+      applyStyle(name)
+    }
+    requestRender("actors")
+  })
+  model.on("lines", () => {
+    syncLines()
+    requestRender("lines")
+  })
+  model.on(["labels", "show_labels"], () => {
+    syncLabels()
+    requestRender("labels")
+  })
+  model.on(["view", "side", "focal_point", "view_radius_mm"], () => {
+    applyView()
+    requestRender("view")
+  })
+  model.on("background_color", () => {
+    renderer.setBackground(...hexToRgb(model.background_color, [1, 1, 1]))
+    requestRender("background")
+  })
+
+  const camera = renderer.getActiveCamera()
+  const camSub = camera.onModified(() => {
+    if (!framePending) {
+      requestAnimationFrame(placeLabels)
+    }
+  })
+  const observer = new ResizeObserver(resize)
+
+  let attached = false
+  model.on("after_layout", () => {
+    if (!attached) {
+      attached = true
+      grw.setContainer(host)
+      observer.observe(host)
+    }
+    resize()
+  })
+  model.on("remove", () => {
+    destroyed = true
+    observer.disconnect()
+    camSub.unsubscribe()
+    for (const name of [...actors.keys()]) {
+      removeMesh(name)
+    }
+    for (const item of lineActors.values()) {
+      item.actor.delete()
+    }
+    grw.getInteractor().unbindEvents()
+    topRenderer.delete()
+    grw.delete()
+  })
+
+  syncLines()
+  syncLabels()
+  // Ask Python for the meshes; it answers with one "mesh" per actor, then "synced".
+  model.send_msg({type: "ready"})
+  return root
+}
