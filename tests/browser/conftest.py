@@ -30,10 +30,6 @@ CHROMIUM_ARGS = [
 NO_CHROMIUM = f"{CHROMIUM} not found (apt-get install chromium); browser tests need it"
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "browser: drives a real headless Chromium")
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if CHROMIUM.exists():
         return
