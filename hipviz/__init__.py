@@ -24,6 +24,7 @@ _SUBMODULES = {
     "cases",
     "datasets",
     "errors",
+    "explain",
     "fixation",
     "frames",
     "geometry",
@@ -34,6 +35,7 @@ _SUBMODULES = {
     "osteotomy",
     "raycast",
     "reference",
+    "render",
     "simulate",
 }
 

@@ -118,6 +118,14 @@ def _add_output_options(p: argparse.ArgumentParser) -> None:
         metavar="MM",
         help="coverage margin: bone within head radius + MM covers (default 5)",
     )
+    p.add_argument(
+        "--tilt",
+        type=float,
+        default=0.0,
+        metavar="DEG",
+        help="measure with the pelvis tilted DEG about its left-right axis, positive "
+        "posterior (as from lying to standing); default 0 (the pelvic frame, supine)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -181,6 +189,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="which femur(s) to write (default both)",
     )
     _add_shape_options(e, subdivisions=EXPORT_SUBDIVISIONS)
+
+    srv = sub.add_parser(
+        "serve", help="open the interactive app in a browser (plan, measure, explain)"
+    )
+    srv.add_argument("--port", type=int, default=5006, help="port to serve on (default 5006)")
+    srv.add_argument(
+        "--address",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1: this computer only)",
+    )
+    srv.add_argument("--show", action="store_true", help="open the app in the default browser")
     return parser
 
 
@@ -276,7 +295,12 @@ def _measure(args: argparse.Namespace) -> int:
     inp = _inputs(args)
     try:
         result = hip.analyze(
-            inp.pelvis, inp.femur, side=inp.side, frame=args.frame, coverage_margin_mm=args.margin
+            inp.pelvis,
+            inp.femur,
+            side=inp.side,
+            frame=args.frame,
+            coverage_margin_mm=args.margin,
+            tilt_deg=args.tilt,
         )
     except LandmarkError as exc:
         raise _located(exc, inp.sources) from None
@@ -359,7 +383,12 @@ def _simulate(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     try:
         sim = Simulation(
-            inp.pelvis, inp.femur, side=inp.side, frame=args.frame, coverage_margin_mm=args.margin
+            inp.pelvis,
+            inp.femur,
+            side=inp.side,
+            frame=args.frame,
+            coverage_margin_mm=args.margin,
+            tilt_deg=args.tilt,
         )
     except LandmarkError as exc:
         raise _located(exc, inp.sources) from None
@@ -524,6 +553,18 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    if not 0 < args.port < 65536:
+        raise InputError(f"--port {args.port} is not a port number (1-65535)")
+    from .app.main import serve
+
+    print(
+        f"hipviz: serving on http://{args.address}:{args.port}/ (Ctrl+C to stop)", file=sys.stderr
+    )
+    serve(port=args.port, address=args.address, show=args.show)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``hipviz`` console script."""
     parser = build_parser()
@@ -535,6 +576,8 @@ def main(argv: list[str] | None = None) -> int:
             return _simulate(args)
         if args.command == "export":
             return _export(args)
+        if args.command == "serve":
+            return _serve(args)
     except HipvizError as exc:
         sys.stderr.write(f"hipviz {args.command}: error: {exc}\n")
         return EXIT_USAGE

@@ -19,10 +19,20 @@ from . import landmarks as lmk
 from . import measures as ms
 from ._typing import Transform, Vector
 from .errors import InputError, LandmarkError
-from .geometry import Sphere, apply, fibonacci_directions, invert, project_onto_plane, unit
+from .geometry import (
+    Sphere,
+    apply,
+    fibonacci_directions,
+    invert,
+    project_onto_plane,
+    rotation_about,
+    unit,
+)
 from .raycast import RayCaster
 
 FRAMES = ("auto", "app", "ras", "lps")
+#: Largest pelvic tilt accepted, degrees either way.
+MAX_TILT_DEG = 30.0
 SIDES = ("auto", "left", "right")
 
 #: Method names reported with the measures whose methods differ in the literature.
@@ -336,6 +346,7 @@ def analyze(
     coverage_margin_mm: float = 5.0,
     alpha_threshold_mm: float = 1.0,
     n_directions: int = 10000,
+    tilt_deg: float = 0.0,
 ) -> HipAnalysis:
     """Find landmarks and frame, then compute every measure of one hip.
 
@@ -353,6 +364,12 @@ def analyze(
         ``auto`` is ``app``, or, with no pelvis, the femur's own axes.
     coverage_margin_mm : float
         Margin delta of the coverage and rim definitions.
+    tilt_deg : float
+        Sagittal pelvic tilt of the measuring frame relative to the pelvic
+        frame, degrees, positive posterior (the top of the pelvis goes back,
+        as from lying to standing for most people): measures are taken in
+        the pelvic frame turned by this about its medio-lateral axis.
+        0 measures in the pelvic frame itself (supine). Needs a pelvic frame.
 
     Raises
     ------
@@ -369,6 +386,9 @@ def analyze(
         raise InputError(msg)
     if not (0.0 <= coverage_margin_mm <= 20.0):
         msg = f"coverage margin {coverage_margin_mm} mm is outside 0-20 mm"
+        raise InputError(msg)
+    if not (np.isfinite(tilt_deg) and abs(tilt_deg) <= MAX_TILT_DEG):
+        msg = f"pelvic tilt {tilt_deg} deg is outside -{MAX_TILT_DEG:g}..{MAX_TILT_DEG:g} deg"
         raise InputError(msg)
     notes: dict[str, str] = {}
     warnings: list[str] = []
@@ -403,6 +423,12 @@ def analyze(
         tf[:3, 3] = -tf[:3, :3] @ lm_in.head.center_mm
         pframe = fr.PelvisFrame("femur", tf)
     tf = pframe.tf_ras_input
+    if tilt_deg:
+        if pframe.name not in ("app", "ras", "lps"):
+            msg = "a pelvic tilt needs a pelvic frame (give the pelvis, or --frame ras|lps)"
+            raise InputError(msg)
+        # Posterior tilt turns superior toward posterior: about +x (RAS right).
+        tf = rotation_about((1.0, 0.0, 0.0), tilt_deg, (0.0, 0.0, 0.0)) @ tf
     femur_r = _moved(femur, tf)
     pelvis_r = _moved(pelvis, tf) if pelvis is not None else None
     pelvic = pframe.name in ("app", "ras", "lps")
@@ -438,6 +464,7 @@ def analyze(
     values: dict[str, Any] = {
         "side": side,
         "frame": pframe.name,
+        "pelvic_tilt_deg": float(tilt_deg),
         "head_center_mm": apply(invert(tf), c),
         "head_radius_mm": r,
         "head_fit_rms_mm": head.rms_mm,

@@ -23,6 +23,7 @@ from scipy.spatial import cKDTree
 
 from . import fixation as fx
 from . import landmarks as lmk
+from . import measures as ms
 from . import osteotomy as ost
 from ._typing import Transform, Vector
 from .errors import InputError
@@ -69,6 +70,11 @@ class Outcome:
     head_center_after_mm : (3,) float
         Head centre after the move, measurement frame.
     warnings : list of str
+    edges_after : dict
+        Rim edges after the move (:class:`hipviz.measures.Edge`, measurement
+        frame), keyed as :attr:`hipviz.hip.HipAnalysis.edges`.
+    coverage_after : hipviz.measures.Coverage or None
+        Head coverage after the move, with the per-direction ``covered`` mask.
     """
 
     before: dict[str, Any]
@@ -84,6 +90,8 @@ class Outcome:
     head_center_after_mm: Vector
     plan: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
+    edges_after: dict[str, ms.Edge] = field(default_factory=dict)
+    coverage_after: ms.Coverage | None = None
 
     @property
     def overlap(self) -> bool:
@@ -124,7 +132,7 @@ class Simulation:
     pelvis, femur : trimesh.Trimesh
         Closed meshes in mm, input coordinates (as for
         :func:`hipviz.hip.analyze`).
-    side, frame, coverage_margin_mm, n_directions
+    side, frame, coverage_margin_mm, n_directions, tilt_deg
         As for :func:`hipviz.hip.analyze`.
     analysis : HipAnalysis, optional
         A finished analysis of these meshes, to skip measuring them again.
@@ -149,6 +157,7 @@ class Simulation:
         frame: str = "auto",
         coverage_margin_mm: float = 5.0,
         n_directions: int = 10000,
+        tilt_deg: float = 0.0,
         analysis: HipAnalysis | None = None,
     ):
         if pelvis is None:
@@ -161,6 +170,7 @@ class Simulation:
             frame=frame,
             coverage_margin_mm=coverage_margin_mm,
             n_directions=n_directions,
+            tilt_deg=tilt_deg,
         )
         an = self.analysis
         if an.socket is None:  # pragma: no cover - analyze finds it or raises
@@ -182,7 +192,7 @@ class Simulation:
         self._anterior = fl.anterior
         self._medial = fl.medial
         self._pelvic_axes = self.axes if an.frame in ("app", "ras", "lps") else None
-        self._knee = lmk.knee_center(self.femur, fl.shaft)
+        self.knee_mm = lmk.knee_center(self.femur, fl.shaft)
 
         self._pelvis_caster = RayCaster(self.pelvis)
         self._pelvis_manifold = None
@@ -252,6 +262,14 @@ class Simulation:
         self._samples.pop("distal_samples", None)
         self._surface_distance("proximal", self.femur_cut.proximal, self.femur_cut.face)
         return self.femur_cut
+
+    def uncut_femur(self) -> None:
+        """Forget the femoral cut (the femur is whole again)."""
+        self.femur_cut = None
+        self._proximal_caster = None
+        self._femur_exit = None
+        self._trees.pop("surface:proximal", None)
+        self._samples.pop("distal_samples", None)
 
     # ------------------------------------------------------------------ moves
 
@@ -439,8 +457,8 @@ class Simulation:
         # Leg length: the femur's hip-to-knee length (an opening wedge adds,
         # a closing one takes away) plus how far the hip centre moved down;
         # the leg is taken to stand straight again after the operation.
-        knee_after = apply(tf_distal, self._knee)
-        femur_change = np.linalg.norm(knee_after - c_after) - np.linalg.norm(self._knee - c)
+        knee_after = apply(tf_distal, self.knee_mm)
+        femur_change = np.linalg.norm(knee_after - c_after) - np.linalg.norm(self.knee_mm - c)
         leg = float(femur_change - (c_after - c) @ axes.superior)
         plan = {
             "procedure": None if self.pelvis_cut is None else self.pelvis_cut.geometry.procedure,
@@ -478,6 +496,8 @@ class Simulation:
             head_center_after_mm=c_after,
             plan=plan,
             warnings=warnings,
+            edges_after=acet.edges,
+            coverage_after=acet.coverage,
         )
 
     # ------------------------------------------------------------------ meshes

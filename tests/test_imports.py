@@ -20,3 +20,15 @@ def test_measures_imports_numpy_only():
 def test_cli_measure_path_has_no_renderer():
     mods = loaded_after("import hipviz.cli, hipviz.hip, hipviz.io, hipviz.anatomy")
     assert not {"pyvista", "panel", "vtkmodules"} & mods
+
+
+def test_library_never_imports_the_web_app():
+    mods = loaded_after("import hipviz.render, hipviz.simulate, hipviz.explain, hipviz.cases")
+    assert not {"panel", "param", "bokeh"} & mods
+    assert "pyvista" in mods  # render is where pyvista lives
+
+
+def test_app_model_has_no_panel():
+    mods = loaded_after("import hipviz.app.state")
+    assert "param" in mods
+    assert not {"panel", "bokeh"} & mods

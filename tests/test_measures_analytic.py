@@ -178,3 +178,25 @@ def test_stick_femur_angles(nsa, version):
     values = hip.analyze(h.pelvis, h.femur, frame="ras").as_dict()
     assert values["neck_shaft_deg"] == pytest.approx(nsa, abs=ANGLE_TOL)
     assert values["femoral_version_deg"] == pytest.approx(version, abs=ANGLE_TOL)
+
+
+@pytest.mark.parametrize("tilt", [-12.0, 7.5])
+def test_pelvic_tilt_turns_the_sagittal_angles(tilt):
+    """A posterior tilt t turns the sagittal plane's vertical by t: ACEA - t, PCEA + t."""
+    h = datasets.socket_hip(segments=200)
+    flat = hip.analyze(h.pelvis, h.femur, frame="ras").values
+    tilted = hip.analyze(h.pelvis, h.femur, frame="ras", tilt_deg=tilt).values
+    assert tilted["pelvic_tilt_deg"] == tilt
+    assert tilted["acea_deg"] == pytest.approx(flat["acea_deg"] - tilt, abs=ANGLE_TOL)
+    assert tilted["pcea_deg"] == pytest.approx(flat["pcea_deg"] + tilt, abs=ANGLE_TOL)
+    assert tilted["head_radius_mm"] == pytest.approx(flat["head_radius_mm"], abs=MM_TOL)
+
+
+def test_pelvic_tilt_is_checked():
+    from hipviz.errors import InputError
+
+    h = datasets.socket_hip(segments=60)
+    with pytest.raises(InputError, match="pelvic tilt 45"):
+        hip.analyze(h.pelvis, h.femur, frame="ras", tilt_deg=45.0)
+    with pytest.raises(InputError, match="needs a pelvic frame"):
+        hip.analyze(None, h.femur, frame="auto", tilt_deg=5.0)

@@ -1,0 +1,887 @@
+"""The hipviz web app: ``hipviz serve``.
+
+One :class:`HipApp` per browser session: its own :class:`~hipviz.app.state.Plan`
+(synchronised with the URL query), its own :class:`~hipviz.app.state.HipSession`
+(bones, cuts, uploaded files in a private temporary folder) and its own 3D
+view. A slider change re-measures in about 15 ms and sends the browser only
+4x4 matrices, head colours, angle lines and the measures table; a new cut
+sends the new pieces once, as binary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import zipfile
+from typing import Any
+
+import numpy as np
+import panel as pn
+import param
+
+from hipviz import cases, explain, render, report
+from hipviz import osteotomy as ost
+from hipviz.errors import HipvizError, InputError
+
+from .state import (
+    ANATOMY_PARAMS,
+    BUILTIN,
+    CUT_PARAMS,
+    MAX_UPLOAD_MB,
+    STANDING_TILT_DEG,
+    UPLOAD,
+    UPLOAD_SUFFIXES,
+    URL_PARAMS,
+    HipSession,
+    Plan,
+    Upload,
+    parse_labels,
+)
+from .viewer import SceneView
+
+log = logging.getLogger("hipviz.app")
+
+CASE_LABELS = {
+    **{name: f"{info.title} (teaching case)" for name, info in cases.CASES.items()},
+    BUILTIN: "Built-in mean shape (shape modes)",
+    UPLOAD: "Your own meshes (upload)",
+}
+PROCEDURE_LABELS = {"none": "No pelvic osteotomy"} | {k: p.title for k, p in ost.PROCEDURES.items()}
+VIEW_LABELS = {
+    "anterior": "Front",
+    "lateral": "Side",
+    "superior": "Top",
+    "false_profile": "False profile",
+}
+MODE_LABELS = {"surgeon": "Plan", "student": "Learn", "explain": "Explain"}
+#: Frames of the explain-mode turn animation, and ms between them.
+ANIMATION_FRAMES = 24
+ANIMATION_PERIOD_MS = 60
+#: Half-size of the region the standard views frame about the head centre, mm.
+VIEW_RADIUS_MM = 110.0
+#: Quiet time after the last slider move before fixation is placed again, ms.
+SETTLE_MS = 250
+
+#: Styles of the page's HTML panes (each pane has its own shadow root).
+CSS = (
+    """
+.hv-header { display: flex; align-items: baseline; gap: 14px; padding: 4px 4px; }
+.hv-title { font-size: 24px; font-weight: 700; color: #2f4f6f; letter-spacing: 0.5px; }
+.hv-sub { color: #667; font-size: 13px; }
+.hv-status { font-size: 13px; color: #333; }
+.hv-step-title { font-size: 28px; font-weight: 700; margin: 4px 0 10px; color: #2f4f6f; }
+.hv-step-text { font-size: 22px; line-height: 1.55; }
+.hv-step-count { color: #778; font-size: 15px; }
+"""
+    + report.TABLE_CSS
+)
+
+
+class LiveSlider(pn.widgets.FloatSlider):
+    """A float slider whose changes reach the server at once.
+
+    Panel holds widget events for 50 ms to merge bursts; a move re-measures in
+    about 15 ms, so the wait would be most of the slider-to-picture time.
+    """
+
+    _debounce = 0
+
+
+def _slider(plan: Plan, name: str, **kwargs: Any) -> pn.widgets.FloatSlider:
+    p = plan.param[name]
+    lo, hi = p.bounds
+    return LiveSlider.from_param(
+        p, start=lo, end=hi, step=p.step, sizing_mode="stretch_width", **kwargs
+    )
+
+
+def _lines_spec(lines: dict[str, render.Line]) -> dict[str, dict]:
+    return {
+        k: {
+            "points": np.asarray(ln.points, dtype=float).round(3).tolist(),
+            "color": ln.color,
+            "width": float(ln.width),
+            "actor": None,
+            "on_top": bool(ln.on_top),
+        }
+        for k, ln in lines.items()
+    }
+
+
+def _labels_spec(lines: dict[str, render.Line], labels: dict[str, render.Label]) -> dict:
+    out = {}
+    for k, ln in lines.items():
+        if ln.label:
+            out[f"line:{k}"] = {
+                "position": np.asarray(ln.points[-1], dtype=float).round(3).tolist(),
+                "text": ln.label,
+                "color": ln.color,
+                "actor": None,
+            }
+    for k, lab in labels.items():
+        out[f"landmark:{k}"] = {
+            "position": np.asarray(lab.position, dtype=float).round(3).tolist(),
+            "text": lab.text,
+            "color": lab.color,
+            "actor": None,
+        }
+    return out
+
+
+class HipApp(pn.viewable.Viewer):
+    """The whole page for one browser session."""
+
+    angles = param.Boolean(default=True, doc="Draw each angle where it is measured.")
+    fixation = param.Boolean(default=False, doc="Show screws and plates.")
+    ghost = param.Boolean(default=True, doc="Show the moved pieces' starting place, faint.")
+    step = param.Integer(default=0, bounds=(0, len(explain.STEP_KEYS) - 1))
+
+    def __init__(self, plan: Plan | None = None, *, subdivisions: int = 8, **params: Any):
+        super().__init__(**params)
+        self.plan = plan or Plan()
+        self.session = HipSession(subdivisions=subdivisions)
+        self.view3d = SceneView(
+            sizing_mode="stretch_both", min_height=480, side=self.plan.side, view=self.plan.view
+        )
+        self._sent: set[str] = set()
+        self._settle = 0
+        self._animation = None
+        self._explain_pose: str | None = None
+        self._error = pn.pane.Alert("", alert_type="danger", visible=False, margin=(4, 8))
+        self._warn = pn.pane.Alert("", alert_type="warning", visible=False, margin=(4, 8))
+        self._table = pn.pane.HTML(
+            "", stylesheets=[CSS], sizing_mode="stretch_width", css_classes=["hv-table"]
+        )
+        self._facts = pn.pane.HTML(
+            "", stylesheets=[CSS], sizing_mode="stretch_width", css_classes=["hv-status"]
+        )
+        self._source = pn.pane.HTML(
+            "", stylesheets=[CSS], sizing_mode="stretch_width", css_classes=["hv-sub"]
+        )
+        self._proc_text = pn.pane.HTML(
+            "", stylesheets=[CSS], sizing_mode="stretch_width", css_classes=["hv-sub"]
+        )
+        self._step_pane = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width")
+        self._build_widgets()
+        self.plan.param.watch(self._on_plan, list(URL_PARAMS))
+        self.param.watch(self._on_display, ["angles", "fixation", "ghost"])
+        self.param.watch(self._on_step, ["step"])
+        self._refresh(initial=True)
+
+    # ------------------------------------------------------------------ widgets
+
+    def _build_widgets(self) -> None:
+        plan = self.plan
+        self.w_case = pn.widgets.Select.from_param(
+            plan.param.case,
+            options={v: k for k, v in CASE_LABELS.items()},
+            name="Hip",
+            sizing_mode="stretch_width",
+        )
+        self.w_side = pn.widgets.RadioButtonGroup.from_param(
+            plan.param.side, options={"Left hip": "left", "Right hip": "right"}, name=""
+        )
+        self.w_posture = pn.widgets.RadioButtonGroup(
+            name="Posture", options=["Lying (supine)", "Standing"], value="Lying (supine)"
+        )
+        self.w_posture.param.watch(self._on_posture, "value")
+        self.w_tilt = pn.widgets.FloatSlider.from_param(
+            plan.param.tilt, start=-30, end=30, step=0.5, sizing_mode="stretch_width"
+        )
+        self.w_tilt.param.watch(self._sync_posture, "value")
+        self.w_modes = pn.Column(
+            *[
+                pn.widgets.FloatSlider.from_param(
+                    plan.param[f"mode{i + 1}"],
+                    start=-3,
+                    end=3,
+                    step=0.1,
+                    sizing_mode="stretch_width",
+                )
+                for i in range(5)
+            ],
+            visible=plan.case == BUILTIN,
+        )
+        self.w_procedure = pn.widgets.Select.from_param(
+            plan.param.procedure,
+            options={v: k for k, v in PROCEDURE_LABELS.items()},
+            name="Pelvic osteotomy",
+            sizing_mode="stretch_width",
+        )
+        self.pao_sliders = pn.Column(
+            *[_slider(plan, k) for k in ("pao_lateral", "pao_anterior", "pao_version")],
+            _slider(plan, "pao_medial"),
+        )
+        self.fem_sliders = pn.Column(
+            *[_slider(plan, k) for k in ("fem_varus", "fem_flexion", "fem_rotation")],
+            pn.widgets.FloatSlider.from_param(
+                plan.param.fem_level, start=0, end=150, step=1, sizing_mode="stretch_width"
+            ),
+        )
+        cut_widgets = [
+            pn.widgets.FloatSlider.from_param(
+                plan.param[k],
+                start=plan.param[k].bounds[0],
+                end=plan.param[k].bounds[1],
+                step=plan.param[k].step,
+                sizing_mode="stretch_width",
+            )
+            for k in CUT_PARAMS
+        ]
+        self.cut_card = pn.Card(
+            *cut_widgets, title="Cut adjustments", collapsed=True, sizing_mode="stretch_width"
+        )
+        self.w_reset = pn.widgets.Button(name="Reset moves and cuts", button_type="default")
+        self.w_reset.on_click(lambda _: self.plan.reset_moves())
+
+        # uploads
+        accept = ",".join(UPLOAD_SUFFIXES)
+        self.w_pelvis_file = pn.widgets.FileInput(accept=accept, name="Pelvis")
+        self.w_femur_file = pn.widgets.FileInput(accept=accept, name="Femur")
+        self.w_pelvis_labels = pn.widgets.TextInput(
+            name="Pelvis labels (label maps only)", placeholder="e.g. 1,2"
+        )
+        self.w_femur_labels = pn.widgets.TextInput(
+            name="Femur labels (label maps only)", placeholder="e.g. 3"
+        )
+        self.w_load = pn.widgets.Button(name="Load my meshes", button_type="primary")
+        self.w_load.on_click(self._on_upload)
+        self.upload_card = pn.Card(
+            pn.pane.Markdown(
+                f"STL, PLY, OBJ, OFF, VTP, VTK, GLB or a NIfTI label map, up to "
+                f"{MAX_UPLOAD_MB} MB each, in mm or m. Files stay in a private temporary "
+                "folder for this browser tab and are deleted when it closes.",
+                css_classes=["hv-sub"],
+            ),
+            pn.Row(pn.pane.Markdown("**Pelvis**", width=60), self.w_pelvis_file),
+            self.w_pelvis_labels,
+            pn.Row(pn.pane.Markdown("**Femur**", width=60), self.w_femur_file),
+            self.w_femur_labels,
+            self.w_load,
+            title="Your own meshes",
+            collapsed=True,
+            sizing_mode="stretch_width",
+        )
+
+        # display
+        self.w_mode = pn.widgets.RadioButtonGroup.from_param(
+            plan.param.mode,
+            options={v: k for k, v in MODE_LABELS.items()},
+            button_type="primary",
+            button_style="outline",
+            name="",
+        )
+        self.w_view = pn.widgets.RadioButtonGroup.from_param(
+            plan.param.view, options={v: k for k, v in VIEW_LABELS.items()}, name=""
+        )
+        self.w_angles = pn.widgets.Checkbox.from_param(self.param.angles, name="Angles")
+        self.w_fixation = pn.widgets.Checkbox.from_param(self.param.fixation, name="Screws/plate")
+        self.w_ghost = pn.widgets.Checkbox.from_param(self.param.ghost, name="Before (faint)")
+        self.w_fit = pn.widgets.Button(name="Fit", width=60)
+        self.w_fit.on_click(lambda _: self.view3d.reset_camera())
+
+        # explain mode
+        self.w_prev = pn.widgets.Button(name="◀ Back", width=110)
+        self.w_next = pn.widgets.Button(name="Next ▶", width=110, button_type="primary")
+        self.w_replay = pn.widgets.Button(name="↻ Play again", width=130)
+        self.w_prev.on_click(lambda _: self._go(-1))
+        self.w_next.on_click(lambda _: self._go(+1))
+        self.w_replay.on_click(lambda _: self._show_step(replay=True))
+
+        # export
+        self.w_export = [
+            pn.widgets.FileDownload(
+                callback=self._png,
+                filename="hipviz.png",
+                label="Picture (PNG)",
+                button_type="light",
+            ),
+            pn.widgets.FileDownload(
+                callback=self._csv,
+                filename="hipviz-measures.csv",
+                label="Measures (CSV)",
+                button_type="light",
+            ),
+            pn.widgets.FileDownload(
+                callback=self._json,
+                filename="hipviz-plan.json",
+                label="Plan + measures (JSON)",
+                button_type="light",
+            ),
+            pn.widgets.FileDownload(
+                callback=self._stl,
+                filename="hipviz-meshes.zip",
+                label="Moved bones (STL, zip)",
+                button_type="light",
+            ),
+            pn.widgets.FileDownload(
+                callback=self._report,
+                filename="hipviz-report.html",
+                label="Report (HTML)",
+                button_type="light",
+            ),
+        ]
+
+    # ------------------------------------------------------------------ layout
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        header = pn.Row(
+            pn.pane.HTML(
+                '<div class="hv-header"><span class="hv-title">hipviz</span>'
+                '<span class="hv-sub">hip osteotomy planner and teaching tool · '
+                "bone only · not a medical device</span></div>",
+                stylesheets=[CSS],
+                sizing_mode="stretch_width",
+            ),
+            self.w_mode,
+            sizing_mode="stretch_width",
+            styles={"border-bottom": "1px solid #dde", "background": "#f7f9fb"},
+        )
+        controls = pn.Column(
+            pn.pane.Markdown("### Hip", margin=(0, 8)),
+            self.w_case,
+            self.w_side,
+            self._source,
+            pn.pane.Markdown("Posture", margin=(0, 8)),
+            self.w_posture,
+            self.w_tilt,
+            self.w_modes,
+            self.upload_card,
+            pn.pane.Markdown("### Osteotomy", margin=(0, 8)),
+            self.w_procedure,
+            self._proc_text,
+            pn.pane.Markdown("**Acetabular fragment**", margin=(0, 8)),
+            self.pao_sliders,
+            pn.pane.Markdown("**Femur (intertrochanteric)**", margin=(0, 8)),
+            self.fem_sliders,
+            self.cut_card,
+            self.w_reset,
+            width=330,
+            scroll=True,
+            sizing_mode="stretch_height",
+            styles={"border-right": "1px solid #eee"},
+        )
+        toolbar = pn.Row(
+            self.w_view,
+            self.w_fit,
+            self.w_angles,
+            self.w_fixation,
+            self.w_ghost,
+            sizing_mode="stretch_width",
+        )
+        centre = pn.Column(
+            toolbar, self.view3d, self._facts, self._warn, sizing_mode="stretch_both"
+        )
+        measures = pn.Column(
+            pn.pane.Markdown("### Measures", margin=(0, 8)),
+            self._table,
+            pn.pane.Markdown("### Export", margin=(0, 8)),
+            pn.FlexBox(*self.w_export),
+            sizing_mode="stretch_height",
+            width=470,
+            scroll=True,
+        )
+        explain_panel = pn.Column(
+            self._step_pane,
+            pn.Row(self.w_prev, self.w_next, self.w_replay),
+            sizing_mode="stretch_height",
+            width=470,
+            scroll=True,
+            visible=False,
+        )
+        self._measures_panel, self._explain_panel = measures, explain_panel
+        self._controls = controls
+        self._apply_mode()
+        body = pn.Row(controls, centre, measures, explain_panel, sizing_mode="stretch_both")
+        return pn.Column(header, self._error, body, sizing_mode="stretch_both", stylesheets=[CSS])
+
+    # ------------------------------------------------------------------ updates
+
+    def _on_plan(self, *events: param.parameterized.Event) -> None:
+        names = {e.name for e in events}
+        if names <= {"view"}:
+            self.view3d.view = self.plan.view
+            return
+        if "mode" in names:
+            self._apply_mode()
+            names.discard("mode")
+            if not names:
+                return
+        if names & set(ANATOMY_PARAMS):
+            self.w_modes.visible = self.plan.case == BUILTIN
+            self._sync_posture()
+            if pn.state.curdoc is not None:
+                pn.state.execute(self._reload)
+            else:
+                self._refresh()
+            return
+        self._refresh(names=names)
+
+    async def _reload(self) -> None:
+        """New bones: slow (about a second), so show a spinner first."""
+        self.view3d.loading = True
+        try:
+            await asyncio.sleep(0.01)  # let the spinner reach the browser
+            self._refresh()
+        finally:
+            self.view3d.loading = False
+
+    def _refresh(self, *, names: set[str] | None = None, initial: bool = False) -> None:
+        """Bring session and view up to the plan; errors become one line on the page."""
+        try:
+            changed = self.session.update(self.plan)
+        except HipvizError as exc:
+            self._show_error(str(exc))
+            return
+        except Exception as exc:  # one bad request must not take the page down
+            log.exception("update failed")
+            self._show_error(f"could not update the plan: {exc}")
+            return
+        self._show_error("")
+        self._draw(changed, initial=initial)
+
+    def _show_error(self, message: str) -> None:
+        self._error.object = message
+        self._error.visible = bool(message)
+
+    def _draw(self, changed: set[str], *, initial: bool = False) -> None:
+        sim, out = self.session.sim, self.session.outcome
+        if sim is None or out is None:
+            return
+        view = self.view3d
+        explain_pose = self.plan.mode == "explain"
+        if changed & {"anatomy", "cut", "femur"}:
+            self._send_meshes()
+        if changed & {"anatomy"}:
+            view.param.update(
+                side=sim.analysis.side,
+                focal_point=tuple(float(v) for v in sim.center_mm),
+                view_radius_mm=VIEW_RADIUS_MM,
+            )
+            if not initial:
+                view.reset_camera()
+            self._source.object = self.session.source
+        proc = self.plan.procedure
+        self._proc_text.object = "" if proc == "none" else ost.PROCEDURES[proc].description
+        if explain_pose:
+            self._show_step()
+            return
+        self._pose(out)
+        self._update_table(out)
+        self._schedule_fixation()
+
+    def _send_meshes(self) -> None:
+        """Send the current pieces (and their faint 'before' copies) to the browser."""
+        sim, view = self.session.sim, self.view3d
+        pieces = render.bone_meshes(sim)
+        self._pieces = pieces
+        wanted = set(pieces)
+        for name, piece in pieces.items():
+            pts, tri = render.triangles(piece.mesh)
+            view.set_mesh(name, pts, tri, color=piece.color, opacity=piece.opacity)
+        for name in ("acetabular_fragment", "femur_distal"):
+            if name in pieces:
+                pts, tri = render.triangles(pieces[name].mesh)
+                view.set_mesh(
+                    f"ghost:{name}", pts, tri, color=render.GHOST, opacity=0.3, visible=False
+                )
+                wanted.add(f"ghost:{name}")
+        for name in set(view.mesh_names) - wanted:
+            view.remove_mesh(name)
+        self._femur_key = "femur" if "femur" in pieces else "femur_proximal"
+        self._coloring = render.HeadColoring(
+            pieces[self._femur_key].mesh.points,
+            sim.center_mm,
+            sim.radius_mm,
+            sim.axes.from_las(sim.analysis.coverage.directions_las),
+        )
+
+    def _pose(self, out, *, fixation: bool | None = None) -> None:
+        """Matrices, head colours, angles and labels of one outcome, in one message."""
+        sim, view = self.session.sim, self.view3d
+        tfs = render.poses(sim, out)
+        moved = {k for k, tf in tfs.items() if not np.allclose(tf, np.eye(4), atol=1e-9)}
+        styles = {}
+        for name in ("acetabular_fragment", "femur_distal"):
+            ghost = f"ghost:{name}"
+            if ghost in view.mesh_names:
+                styles[ghost] = {
+                    **view.actors.get(ghost, {}),
+                    "visible": bool(self.ghost and name in moved),
+                }
+        student = self.plan.mode == "student"
+        lines = render.measure_lines(sim, out) if self.angles else {}
+        labels = render.landmark_labels(sim, out) if student else {}
+        matrices = dict(view.matrices)
+        for k, tf in tfs.items():
+            matrices[k] = [float(v) for v in np.asarray(tf).ravel()]
+        if out.coverage_after is not None:
+            view.set_colors(self._femur_key, self._coloring(out.coverage_after.covered))
+        view.param.update(
+            matrices=matrices,
+            actors={**view.actors, **styles},
+            lines=_lines_spec(lines),
+            labels=_labels_spec(lines, labels),
+            show_labels=True,
+        )
+        if self.fixation if fixation is None else fixation:
+            self._place_fixation(out)
+        else:
+            self._remove_fixation()
+
+    def _update_table(self, out) -> None:
+        moved = out.plan["procedure"] is not None or out.plan["femoral"]["level_mm"] is not None
+        rows = report.measure_rows(out.before, out.after if moved else None)
+        self._table.object = report.table_html(rows)
+        shift = out.hip_center_shift_mm
+        gap = out.min_gap_mm
+        gap_text = "—" if not np.isfinite(gap) else f"{gap:.1f} mm"
+        facts = [f"Joint gap <b>{gap_text}</b>" + (" (overlap!)" if out.overlap else "")]
+        if moved:
+            facts.append(f"leg length {out.leg_length_change_mm + 0.0:+.1f} mm")
+            facts.append(
+                f"hip centre {shift[0]:+.1f} lateral, {shift[1]:+.1f} anterior, "
+                f"{shift[2]:+.1f} superior (mm)"
+            )
+            for where, con in out.contact.items():
+                facts.append(f"{where} cut contact {100 * con.fraction:.0f}%")
+        self._facts.object = " · ".join(facts)
+        self._warn.object = "<br>".join(out.warnings)
+        self._warn.visible = bool(out.warnings)
+
+    # ------------------------------------------------------------------ fixation
+
+    def _schedule_fixation(self) -> None:
+        if not self.fixation or pn.state.curdoc is None:
+            return
+        self._settle += 1
+        ticket = self._settle
+
+        def settled():
+            if ticket == self._settle and self.session.outcome is not None:
+                self._place_fixation(self.session.outcome)
+
+        pn.state.curdoc.add_timeout_callback(settled, SETTLE_MS)
+
+    def _place_fixation(self, out) -> None:
+        sim, view = self.session.sim, self.view3d
+        try:
+            meshes = sim.fixation(out)
+        except HipvizError as exc:
+            self._warn.object = f"fixation not shown: {exc}"
+            self._warn.visible = True
+            meshes = {}
+        names = set()
+        for name, mesh in meshes.items():
+            names.add(f"fix:{name}")
+            view.set_mesh(
+                f"fix:{name}",
+                np.asarray(mesh.vertices, dtype=np.float32),
+                np.asarray(mesh.faces, dtype=np.int32),
+                color=render.METAL,
+                smooth=False,
+            )
+        for name in view.mesh_names:
+            if name.startswith("fix:") and name not in names:
+                view.remove_mesh(name)
+
+    def _remove_fixation(self) -> None:
+        for name in self.view3d.mesh_names:
+            if name.startswith("fix:"):
+                self.view3d.remove_mesh(name)
+
+    def _on_display(self, *events) -> None:
+        if self.session.outcome is not None:
+            if self.plan.mode == "explain":
+                self._show_step()
+            else:
+                self._pose(self.session.outcome)
+
+    # ------------------------------------------------------------------ modes
+
+    def _apply_mode(self) -> None:
+        if not hasattr(self, "_measures_panel"):
+            return
+        explaining = self.plan.mode == "explain"
+        self._measures_panel.visible = not explaining
+        self._explain_panel.visible = explaining
+        self._controls.visible = not explaining
+        if explaining:
+            self._enter_explain()
+        elif self.session.outcome is not None:
+            self._stop_animation()
+            self._pose(self.session.outcome)
+            self._update_table(self.session.outcome)
+
+    def _explain_kind(self) -> str:
+        if self.plan.procedure != "none":
+            return self.plan.procedure
+        if not self.plan.femoral_move().is_identity:
+            return "femoral"
+        return "pao"
+
+    def _enter_explain(self) -> None:
+        """Explain the plan; with nothing planned, a typical PAO on this hip."""
+        plan = self.plan
+        if plan.procedure == "none" and plan.femoral_move().is_identity:
+            move = ost.PROCEDURES["pao"].default_move
+            plan.param.update(
+                procedure="pao",
+                pao_lateral=move.lateral_deg,
+                pao_anterior=move.anterior_deg,
+                pao_version=move.version_deg,
+                pao_medial=move.medial_mm,
+            )
+        self.step = 0
+        self._show_step(replay=True)
+
+    def _go(self, delta: int) -> None:
+        self.step = int(np.clip(self.step + delta, 0, len(explain.STEP_KEYS) - 1))
+
+    def _on_step(self, *events) -> None:
+        self._show_step(replay=True)
+
+    def _show_step(self, replay: bool = False) -> None:
+        sim, out = self.session.sim, self.session.outcome
+        if sim is None or out is None:
+            return
+        kind = self._explain_kind()
+        steps = explain.steps(kind, out.before)
+        step = steps[self.step]
+        self._step_pane.object = (
+            f'<div class="hv-step-count">Step {self.step + 1} of {len(steps)} · '
+            f"{html_escape(explain.KIND_TITLES[kind])}</div>"
+            f'<div class="hv-step-title">{html_escape(step.title)}</div>'
+            f'<div class="hv-step-text">{html_escape(step.text)}</div>'
+        )
+        self.w_prev.disabled = self.step == 0
+        self.w_next.disabled = self.step == len(steps) - 1
+        self._stop_animation()
+        identity = self.session.sim.move()  # the unmoved hip (cut pieces in place)
+        if step.scene in ("before", "cuts"):
+            self._pose(identity, fixation=False)
+            highlight = render.FRAGMENT if step.scene == "cuts" else render.BONE
+            self._style_pieces(highlight)
+        elif step.scene == "turn" and replay and pn.state.curdoc is not None:
+            self._style_pieces(render.FRAGMENT)
+            self._animate(out)
+        else:
+            self._style_pieces(render.FRAGMENT)
+            self._pose(out, fixation=step.scene in ("fixation", "after"))
+
+    def _style_pieces(self, fragment_color: str) -> None:
+        view = self.view3d
+        actors = dict(view.actors)
+        for name in ("acetabular_fragment", "femur_proximal"):
+            if name in actors:
+                actors[name] = {**actors[name], "color": fragment_color}
+        view.actors = actors
+
+    def _animate(self, out) -> None:
+        """Turn the pieces from where they were to the plan, over about 1.5 s."""
+        plan, sim = self.plan, self.session.sim
+        acet, fem = plan.acetabular_move(), plan.femoral_move()
+        if plan.procedure == "none":
+            acet = ost.AcetabularMove()
+        frame = {"i": 0}
+
+        def tick():
+            frame["i"] += 1
+            t = min(1.0, frame["i"] / ANIMATION_FRAMES)
+            s = t * t * (3 - 2 * t)  # ease in and out
+            a = ost.AcetabularMove(
+                acet.lateral_deg * s,
+                acet.anterior_deg * s,
+                acet.version_deg * s,
+                acet.medial_mm * s,
+            )
+            f = ost.FemoralMove(fem.varus_deg * s, fem.flexion_deg * s, fem.rotation_deg * s)
+            try:
+                self._pose(sim.move(a, f), fixation=False)
+            except HipvizError:
+                self._stop_animation()
+
+        self._animation = pn.state.add_periodic_callback(
+            tick, period=ANIMATION_PERIOD_MS, count=ANIMATION_FRAMES
+        )
+
+    def _stop_animation(self) -> None:
+        if self._animation is not None:
+            self._animation.stop()
+            self._animation = None
+
+    # ------------------------------------------------------------------ posture
+
+    def _on_posture(self, event) -> None:
+        standing = event.new == "Standing"
+        if standing and self.plan.tilt == 0:
+            self.plan.tilt = STANDING_TILT_DEG
+        elif not standing:
+            self.plan.tilt = 0.0
+
+    def _sync_posture(self, *events) -> None:
+        self.w_posture.value = "Lying (supine)" if self.plan.tilt == 0 else "Standing"
+
+    # ------------------------------------------------------------------ upload
+
+    def _on_upload(self, event=None) -> None:
+        """Store the chosen files, check them, and show them; errors in one line."""
+        try:
+            files = {}
+            for role, widget in (("pelvis", self.w_pelvis_file), ("femur", self.w_femur_file)):
+                if not widget.value:
+                    msg = f"choose a {role} file first"
+                    raise InputError(msg)
+                path = self.session.store(role, widget.filename or role, widget.value)
+                files[role] = (path, widget.filename or role)
+            upload = Upload(
+                files["pelvis"][0],
+                files["femur"][0],
+                files["pelvis"][1],
+                files["femur"][1],
+                parse_labels(self.w_pelvis_labels.value, "pelvis"),
+                parse_labels(self.w_femur_labels.value, "femur"),
+            )
+            self.view3d.loading = True
+            self.session.load_upload(upload)
+        except HipvizError as exc:
+            self._show_error(str(exc))
+            self.view3d.loading = False
+            return
+        finally:
+            self.w_pelvis_file.value = self.w_femur_file.value = None
+        self.view3d.loading = False
+        if self.plan.case == UPLOAD:
+            self._refresh()
+        else:
+            self.plan.case = UPLOAD
+
+    # ------------------------------------------------------------------ export
+
+    def _rows(self):
+        out = self.session.outcome
+        return report.measure_rows(out.before, out.after)
+
+    def _csv(self) -> io.BytesIO:
+        return io.BytesIO(report.measures_csv(self._rows()).encode())
+
+    def _json(self) -> io.BytesIO:
+        out = self.session.outcome
+        data = {"plan": self.plan.query(), "source": self.session.source, **out.as_dict()}
+        return io.BytesIO(json.dumps(data, indent=2).encode())
+
+    def _scene(self, after: bool, **kwargs: Any) -> render.Scene:
+        sim, out = self.session.sim, self.session.outcome
+        return render.scene(sim, out if after else None, **kwargs)
+
+    def _png(self) -> io.BytesIO:
+        img = render.picture(
+            self._scene(True, fixation=self.fixation, labels=self.plan.mode == "student"),
+            view=self.plan.view,
+            window_size=(1200, 900),
+            zoom=2.0,
+        )
+        return io.BytesIO(render.png_bytes(img))
+
+    def _stl(self) -> io.BytesIO:
+        sim, out = self.session.sim, self.session.outcome
+        folder = self.session.folder / "export"
+        for old in folder.glob("*.stl"):
+            old.unlink()
+        paths = sim.export(folder, out, sim.fixation(out) if self.fixation else None)
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+            for p in paths:
+                zf.write(p, p.name)
+        buf.seek(0)
+        return buf
+
+    def _report(self) -> io.BytesIO:
+        out = self.session.outcome
+        before = self._scene(False, angles=True)
+        after = self._scene(True, angles=True, fixation=True)
+        size, zoom = (700, 560), 2.2
+        pictures = {
+            "Before (front)": render.picture(before, view="anterior", window_size=size, zoom=zoom),
+            "After (front), before faint": render.picture(
+                after, view="anterior", window_size=size, zoom=zoom, ghost=before
+            ),
+            "After (false profile)": render.picture(
+                after, view="false_profile", window_size=size, zoom=zoom
+            ),
+        }
+        plan = out.plan
+        facts = [("Hip", f"{self.session.source}, {self.session.sim.analysis.side} side")]
+        if plan["procedure"]:
+            p = plan["pao"]
+            facts.append(
+                (
+                    PROCEDURE_LABELS[plan["procedure"]],
+                    f"lateral {p['lateral']:+g}°, anterior {p['anterior']:+g}°, "
+                    f"version {p['version']:+g}°, medial {p['medial']:+g} mm",
+                )
+            )
+        f = plan["femoral"]
+        if f["level_mm"] is not None:
+            facts.append(
+                (
+                    "Femoral osteotomy",
+                    f"varus {f['varus']:+g}°, flexion {f['flexion']:+g}°, "
+                    f"rotation {f['rotation']:+g}°, cut {f['level_mm']:.0f} mm below the head",
+                )
+            )
+        facts.append(("Joint gap", f"{out.min_gap_mm:.1f} mm"))
+        facts.append(("Leg length change", f"{out.leg_length_change_mm:+.1f} mm"))
+        html_text = report.report_html(
+            title="hipviz plan",
+            subtitle="Pelvic tilt "
+            f"{self.plan.tilt:g}° · link parameters: "
+            + "&".join(f"{k}={v}" for k, v in self.plan.query().items()),
+            rows=self._rows(),
+            pictures={k: render.png_bytes(v) for k, v in pictures.items()},
+            facts=facts,
+            warnings=out.warnings,
+        )
+        return io.BytesIO(html_text.encode())
+
+    def close(self) -> None:
+        self._stop_animation()
+        self.session.close()
+
+
+def html_escape(text: str) -> str:
+    import html
+
+    return html.escape(text)
+
+
+def create_app(subdivisions: int = 8) -> pn.viewable.Viewable:
+    """A new page for one browser session, its plan bound to the URL query."""
+    app = HipApp(subdivisions=subdivisions)
+    if pn.state.location is not None:
+        pn.state.location.sync(app.plan, {k: k for k in URL_PARAMS})
+    if pn.state.curdoc is not None:
+        pn.state.on_session_destroyed(lambda ctx: app.close())
+    return app
+
+
+def serve(port: int = 5006, address: str = "127.0.0.1", show: bool = False, **kwargs: Any) -> None:
+    """Run the app until interrupted (``hipviz serve``)."""
+    pn.extension(notifications=False)
+    origins = [f"{address}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"]
+    pn.serve(
+        {"/": create_app},
+        port=port,
+        address=address,
+        show=show,
+        title="hipviz",
+        allow_websocket_origin=origins,
+        # uploads arrive as base64 in one websocket message
+        websocket_max_message_size=int(MAX_UPLOAD_MB * 2.2e6),
+        **kwargs,
+    )
+
+
+__all__ = ["HipApp", "LiveSlider", "create_app", "serve"]

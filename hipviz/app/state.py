@@ -1,0 +1,364 @@
+"""The app's model: a plan as parameters, and the session that computes it.
+
+:class:`Plan` holds everything a user sets - case, side, procedure, slider
+values, posture, display mode - as ``param`` parameters whose names are the
+URL query names (``?case=dysplastic&pao_lateral=20``), so a link reopens the
+same plan. :class:`HipSession` turns a plan into a :class:`hipviz.simulate.Simulation`
+and an :class:`hipviz.simulate.Outcome`, redoing only what a change needs:
+a new anatomy (about 1 s), a new cut (about 60 ms), or only a move (about
+15 ms). Neither imports Panel; the view (:mod:`hipviz.app.main`) watches them.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import param
+
+from hipviz import cases, io
+from hipviz import osteotomy as ost
+from hipviz.anatomy import builtin_hip
+from hipviz.errors import InputError
+from hipviz.simulate import Outcome, Simulation
+
+#: Built-in anatomy choices besides the teaching cases.
+BUILTIN = "builtin"
+UPLOAD = "upload"
+CASE_CHOICES = (*cases.CASES, BUILTIN, UPLOAD)
+PROCEDURE_CHOICES = ("none", *ost.PROCEDURES)
+MODES = ("surgeon", "student", "explain")
+VIEWS = ("anterior", "lateral", "superior", "false_profile")
+#: Shape-mode sliders offered for the built-in anatomy (the first, largest modes).
+N_SHAPE_SLIDERS = 5
+#: Standing posture: a typical posterior pelvic tilt from lying to standing, degrees.
+STANDING_TILT_DEG = 5.0
+#: Upload cap per file, megabytes.
+MAX_UPLOAD_MB = 60
+UPLOAD_SUFFIXES = (".stl", ".ply", ".obj", ".off", ".vtp", ".vtk", ".glb", ".nii", ".nii.gz")
+
+CUTS = ("iliac", "retro", "ischial", "pubic")
+MOVE_PARAMS = (
+    "pao_lateral",
+    "pao_anterior",
+    "pao_version",
+    "pao_medial",
+    "fem_varus",
+    "fem_flexion",
+    "fem_rotation",
+)
+CUT_PARAMS = (*(f"cut_{c}" for c in CUTS), *(f"cut_{c}_tilt" for c in CUTS), "cut_sphere")
+ANATOMY_PARAMS = ("case", "side", "tilt", *(f"mode{i + 1}" for i in range(N_SHAPE_SLIDERS)))
+#: Parameters that travel in the URL (documented in docs/app.md).
+URL_PARAMS = (
+    *ANATOMY_PARAMS,
+    "procedure",
+    *MOVE_PARAMS,
+    "fem_level",
+    *CUT_PARAMS,
+    "mode",
+    "view",
+)
+
+ANGLE = ost.MAX_ANGLE_DEG
+OFFSET = ost.MAX_CUT_OFFSET_MM
+CUT_TILT = ost.MAX_CUT_TILT_DEG
+
+
+def _angle(label: str, doc: str) -> param.Number:
+    return param.Number(0.0, bounds=(-ANGLE, ANGLE), step=0.5, label=label, doc=doc)
+
+
+class Plan(param.Parameterized):
+    """Everything a user sets; parameter names are the URL query names."""
+
+    case = param.Selector(default="normal", objects=list(CASE_CHOICES), doc="The hip shown.")
+    side = param.Selector(default="left", objects=["left", "right"], doc="The hip's side.")
+    tilt = param.Number(
+        0.0,
+        bounds=(-30.0, 30.0),
+        step=0.5,
+        label="Pelvic tilt (°, + posterior)",
+        doc="Sagittal pelvic tilt of the measuring frame: 0 supine, a few degrees posterior "
+        "standing.",
+    )
+    procedure = param.Selector(
+        default="none", objects=list(PROCEDURE_CHOICES), doc="The pelvic osteotomy."
+    )
+    pao_lateral = _angle("Lateral turn (°)", "Turn of the fragment over the head: raises LCEA.")
+    pao_anterior = _angle("Anterior turn (°)", "Turn forward: raises ACEA, lowers version.")
+    pao_version = _angle("Version turn (°)", "Turn about the vertical axis: changes version.")
+    pao_medial = param.Number(
+        0.0, bounds=(-15.0, 40.0), step=0.5, label="Medial shift (mm)", doc="Shift of the fragment."
+    )
+    fem_varus = _angle("Varus (+) / valgus (−) (°)", "Intertrochanteric wedge: NSA changes by −α.")
+    fem_flexion = _angle("Flexion (°)", "Turn of the shaft about the medio-lateral axis.")
+    fem_rotation = _angle("Derotation (°)", "Turn of the shaft about its axis: femoral version.")
+    fem_level = param.Number(
+        0.0,
+        bounds=(0.0, 150.0),
+        step=1.0,
+        label="Femoral cut level (mm below head centre, 0 = auto)",
+        doc="0 places the cut 2.6 head radii below the head centre.",
+    )
+    cut_iliac = param.Number(0.0, bounds=(-OFFSET, OFFSET), step=0.5, label="Iliac cut offset (mm)")
+    cut_retro = param.Number(
+        0.0, bounds=(-OFFSET, OFFSET), step=0.5, label="Retro-acetabular offset (mm)"
+    )
+    cut_ischial = param.Number(
+        0.0, bounds=(-OFFSET, OFFSET), step=0.5, label="Ischial cut offset (mm)"
+    )
+    cut_pubic = param.Number(0.0, bounds=(-OFFSET, OFFSET), step=0.5, label="Pubic cut offset (mm)")
+    cut_iliac_tilt = param.Number(
+        0.0, bounds=(-CUT_TILT, CUT_TILT), step=1.0, label="Iliac cut tilt (°)"
+    )
+    cut_retro_tilt = param.Number(
+        0.0, bounds=(-CUT_TILT, CUT_TILT), step=1.0, label="Retro-acetabular tilt (°)"
+    )
+    cut_ischial_tilt = param.Number(
+        0.0, bounds=(-CUT_TILT, CUT_TILT), step=1.0, label="Ischial cut tilt (°)"
+    )
+    cut_pubic_tilt = param.Number(
+        0.0, bounds=(-CUT_TILT, CUT_TILT), step=1.0, label="Pubic cut tilt (°)"
+    )
+    cut_sphere = param.Number(
+        0.0, bounds=(-8.0, 15.0), step=0.5, label="Spherical cut radius change (mm)"
+    )
+    mode1 = param.Number(0.0, bounds=(-3.0, 3.0), step=0.1, label="Shape mode 1 (SD)")
+    mode2 = param.Number(0.0, bounds=(-3.0, 3.0), step=0.1, label="Shape mode 2 (SD)")
+    mode3 = param.Number(0.0, bounds=(-3.0, 3.0), step=0.1, label="Shape mode 3 (SD)")
+    mode4 = param.Number(0.0, bounds=(-3.0, 3.0), step=0.1, label="Shape mode 4 (SD)")
+    mode5 = param.Number(0.0, bounds=(-3.0, 3.0), step=0.1, label="Shape mode 5 (SD)")
+    mode = param.Selector(default="surgeon", objects=list(MODES), doc="What the page is for.")
+    view = param.Selector(default="anterior", objects=list(VIEWS), doc="Camera preset.")
+
+    def reset_moves(self) -> None:
+        """Every move, cut adjustment and the femoral level back to zero (one event batch)."""
+        self.param.update(
+            {k: self.param[k].default for k in (*MOVE_PARAMS, *CUT_PARAMS, "fem_level")}
+        )
+
+    def acetabular_move(self) -> ost.AcetabularMove:
+        return ost.AcetabularMove(
+            lateral_deg=self.pao_lateral,
+            anterior_deg=self.pao_anterior,
+            version_deg=self.pao_version,
+            medial_mm=self.pao_medial,
+        )
+
+    def femoral_move(self) -> ost.FemoralMove:
+        return ost.FemoralMove(
+            varus_deg=self.fem_varus, flexion_deg=self.fem_flexion, rotation_deg=self.fem_rotation
+        )
+
+    def adjustments(self) -> ost.CutAdjustments:
+        return ost.CutAdjustments(
+            **{
+                c: ost.CutAdjust(getattr(self, f"cut_{c}"), getattr(self, f"cut_{c}_tilt"))
+                for c in CUTS
+            },
+            sphere_mm=self.cut_sphere,
+        )
+
+    def shape_modes(self) -> tuple[float, ...]:
+        return tuple(float(getattr(self, f"mode{i + 1}")) for i in range(N_SHAPE_SLIDERS))
+
+    def query(self) -> dict[str, Any]:
+        """The URL query of this plan: only values that differ from the defaults."""
+        out = {}
+        for name in URL_PARAMS:
+            value = getattr(self, name)
+            if value != self.param[name].default:
+                out[name] = value
+        return out
+
+
+@dataclass
+class Upload:
+    """A user's pelvis and femur files, stored in the session's temporary folder."""
+
+    pelvis: Path
+    femur: Path
+    pelvis_name: str
+    femur_name: str
+    pelvis_labels: tuple[int, ...] | None = None
+    femur_labels: tuple[int, ...] | None = None
+
+
+def check_upload_name(name: str) -> str:
+    """The lower-case suffix of an uploaded file's name, or InputError."""
+    low = name.lower()
+    for suffix in UPLOAD_SUFFIXES:
+        if low.endswith(suffix):
+            return suffix
+    msg = f"{name}: not a mesh or label map (expected one of {', '.join(UPLOAD_SUFFIXES)})"
+    raise InputError(msg)
+
+
+def parse_labels(text: str, what: str) -> tuple[int, ...] | None:
+    """``"1, 2"`` -> (1, 2); empty -> None; anything else -> InputError."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        labels = tuple(int(v) for v in text.replace(" ", "").split(",") if v)
+    except ValueError:
+        msg = f"{what} labels must be whole numbers separated by commas, got {text!r}"
+        raise InputError(msg) from None
+    if not labels or any(v <= 0 for v in labels):
+        msg = f"{what} labels must be positive, got {text!r}"
+        raise InputError(msg)
+    return labels
+
+
+class HipSession:
+    """One browser session's hip: its files, its simulation, its last outcome.
+
+    Files live in a private temporary folder removed by :meth:`close`.
+    """
+
+    def __init__(self, subdivisions: int = 8):
+        self.subdivisions = subdivisions
+        self.folder = Path(tempfile.mkdtemp(prefix="hipviz-session-"))
+        self.upload: Upload | None = None
+        self.sim: Simulation | None = None
+        self.outcome: Outcome | None = None
+        self.source = ""
+        self._anatomy_key: tuple | None = None
+        self._cut_key: tuple | None = None
+        self._femur_key: float | None = None
+
+    # ------------------------------------------------------------ files
+
+    def store(self, role: str, name: str, data: bytes) -> Path:
+        """Write an uploaded file into the session folder; check size and type first."""
+        if role not in ("pelvis", "femur"):
+            msg = f"role must be 'pelvis' or 'femur', got {role!r}"
+            raise InputError(msg)
+        suffix = check_upload_name(name)
+        if not data:
+            msg = f"{name}: the file is empty"
+            raise InputError(msg)
+        if len(data) > MAX_UPLOAD_MB * 1e6:
+            msg = f"{name}: {len(data) / 1e6:.0f} MB is over the {MAX_UPLOAD_MB} MB upload limit"
+            raise InputError(msg)
+        path = self.folder / f"{role}{suffix}"
+        for old in self.folder.glob(f"{role}.*"):
+            old.unlink()
+        path.write_bytes(data)
+        return path
+
+    def load_upload(self, upload: Upload) -> None:
+        """Check the uploaded pair loads (mm, closed) and make it this session's hip."""
+        meshes = {}
+        for role in ("pelvis", "femur"):
+            loaded = io.load_mesh(
+                getattr(upload, role),
+                labels=getattr(upload, f"{role}_labels"),
+                name=getattr(upload, f"{role}_name"),
+            )
+            if not loaded.watertight:
+                msg = (
+                    f"{getattr(upload, f'{role}_name')}: the surface is not closed "
+                    "(watertight); an osteotomy needs closed bone surfaces"
+                )
+                raise InputError(msg)
+            meshes[role] = loaded.mesh
+        self.upload = upload
+        self._uploaded = meshes
+        self._anatomy_key = None
+
+    # ------------------------------------------------------------ compute
+
+    def _meshes(self, plan: Plan):
+        if plan.case == UPLOAD:
+            if self.upload is None:
+                msg = "upload a pelvis and a femur first"
+                raise InputError(msg)
+            self.source = f"your files: {self.upload.pelvis_name} + {self.upload.femur_name}"
+            return self._uploaded["pelvis"], self._uploaded["femur"], "auto"
+        if plan.case == BUILTIN:
+            modes = plan.shape_modes()
+            hip = builtin_hip(modes, side=plan.side, subdivisions=self.subdivisions)
+            shown = ", ".join(f"{v:+.1f}" for v in modes) if any(modes) else "mean shape"
+            self.source = f"built-in anatomy (LLP26 shape model, {shown})"
+        else:
+            hip = cases.case_hip(plan.case, side=plan.side, subdivisions=self.subdivisions)
+            self.source = f"teaching case: {cases.CASES[plan.case].title} (synthetic)"
+        return hip.pelvis, hip.femur, plan.side
+
+    def update(self, plan: Plan) -> set[str]:
+        """Bring the simulation up to ``plan``; return what changed.
+
+        The set holds ``"anatomy"`` (new bones), ``"cut"`` (new pelvic pieces),
+        ``"femur"`` (new femoral pieces) and ``"move"`` (always, a new outcome).
+
+        Raises
+        ------
+        HipvizError
+            With a one-line message for the user; the previous state is kept.
+        """
+        changed: set[str] = set()
+        anatomy = (
+            plan.case,
+            plan.side,
+            plan.tilt,
+            plan.shape_modes() if plan.case == BUILTIN else (),
+            id(self.upload) if plan.case == UPLOAD else None,
+        )
+        if anatomy != self._anatomy_key or self.sim is None:
+            pelvis, femur, side = self._meshes(plan)
+            self.sim = Simulation(pelvis, femur, side=side, tilt_deg=plan.tilt)
+            self._anatomy_key = anatomy
+            self._cut_key = self._femur_key = None
+            self.outcome = None
+            changed |= {"anatomy", "cut", "femur"}
+        sim = self.sim
+        adjust = plan.adjustments().validate()
+        cut_key = (plan.procedure, adjust)
+        if cut_key != self._cut_key:
+            if plan.procedure == "none":
+                sim.uncut()
+            else:
+                sim.cut(plan.procedure, adjust)
+            self._cut_key = cut_key
+            changed.add("cut")
+        femoral = plan.femoral_move().validate()
+        level = plan.fem_level or None
+        femur_key = (not femoral.is_identity or level is not None, level)
+        if femur_key != self._femur_key:
+            if femur_key[0]:
+                sim.cut_femur(level)
+            else:
+                sim.uncut_femur()
+            self._femur_key = femur_key
+            changed.add("femur")
+        acetabular = plan.acetabular_move()
+        if plan.procedure == "none":
+            acetabular = ost.AcetabularMove()
+        self.outcome = sim.move(acetabular, femoral)
+        changed.add("move")
+        return changed
+
+    def close(self) -> None:
+        """Delete the session's files."""
+        shutil.rmtree(self.folder, ignore_errors=True)
+        self.upload = None
+
+
+__all__ = [
+    "BUILTIN",
+    "CASE_CHOICES",
+    "HipSession",
+    "MODES",
+    "PROCEDURE_CHOICES",
+    "Plan",
+    "UPLOAD",
+    "URL_PARAMS",
+    "Upload",
+    "check_upload_name",
+    "parse_labels",
+]

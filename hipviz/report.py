@@ -1,0 +1,247 @@
+"""Measures as tables and a one-page report: HTML, CSV and rows for any view.
+
+The web app's measures panel, its CSV export and the printable report all
+come from :func:`measure_rows`, so they always agree. Values are the
+``hipviz measure --json`` keys; bands, meanings, definitions and sources come
+from :data:`hipviz.reference.MEASURES`.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .reference import MEASURES, MeasureInfo, lookup
+
+#: Traffic-light colours of band levels (and of a value with no band).
+LEVEL_COLORS = {
+    "normal": "#2e8b57",
+    "borderline": "#d99a00",
+    "abnormal": "#c0392b",
+    None: "#888888",
+}
+
+
+@dataclass(frozen=True)
+class Row:
+    """One measure for display: short name, values before/after, band of the current value."""
+
+    info: MeasureInfo
+    before: float | None
+    after: float | None
+    band_label: str
+    level: str | None  # normal | borderline | abnormal | None (no band or no value)
+    normal: str  # the normal band as text, "" when the measure has none
+
+    @property
+    def current(self) -> float | None:
+        return self.after if self.after is not None or self.before is None else self.before
+
+    @property
+    def changed(self) -> bool:
+        return (
+            self.before is not None
+            and self.after is not None
+            and abs(self.after - self.before) >= 0.05
+        )
+
+
+def _number(x: Any) -> float | None:
+    if x is None or isinstance(x, (dict, list, str)):
+        return None
+    x = float(x)
+    return x if np.isfinite(x) else None
+
+
+def _normal_text(info: MeasureInfo) -> str:
+    band = next((b for b in info.bands if b.level == "normal"), None)
+    if band is None:
+        return ""
+    if band.low == -np.inf:
+        return f"< {band.high:g}{info.unit}"
+    if band.high == np.inf:
+        return f"≥ {band.low:g}{info.unit}"
+    return f"{band.low:g}–{band.high:g}{info.unit}"
+
+
+def measure_rows(
+    before: Mapping[str, Any],
+    after: Mapping[str, Any] | None = None,
+    *,
+    keys: Sequence[str] | None = None,
+) -> list[Row]:
+    """One :class:`Row` per measure of :data:`MEASURES` (or of ``keys``), in that order.
+
+    ``after`` is the same dict after a move (None: nothing moved); the band
+    is that of the value after, else before.
+    """
+    infos = MEASURES if keys is None else [m for k in keys for m in MEASURES if m.key == k]
+    rows = []
+    for info in infos:
+        b = _number(lookup(dict(before), info.key))
+        a = None if after is None else _number(lookup(dict(after), info.key))
+        band = info.classify(a if a is not None else b)
+        rows.append(
+            Row(
+                info,
+                b,
+                a,
+                band.label if band else "",
+                band.level if band else None,
+                _normal_text(info),
+            )
+        )
+    return rows
+
+
+def fmt(value: float | None, unit: str = "") -> str:
+    """One decimal with its unit, '—' when missing."""
+    if value is None:
+        return "—"
+    return f"{value:.1f}{unit}" if unit in ("°", "%", "") else f"{value:.1f} {unit}"
+
+
+def table_html(rows: Sequence[Row], *, details: bool = True) -> str:
+    """An HTML table: name, value (before → after), band chip, meaning; details on click."""
+    moved = any(r.after is not None for r in rows)
+    head = "<th>Measure</th><th>Value</th><th>Normal</th>"
+    out = [f'<table class="hv-measures"><thead><tr>{head}</tr></thead><tbody>']
+    for r in rows:
+        info = r.info
+        if moved and r.changed:
+            value = (
+                f'<span class="hv-before">{fmt(r.before, info.unit)}</span> → '
+                f"<b>{fmt(r.after, info.unit)}</b>"
+            )
+        else:
+            value = f"<b>{fmt(r.current, info.unit)}</b>"
+        color = LEVEL_COLORS[r.level]
+        chip = (
+            f'<span class="hv-chip" style="background:{color}">{html.escape(r.band_label)}</span>'
+            if r.band_label
+            else ""
+        )
+        normal = html.escape(r.normal) or "—"
+        meaning = html.escape(info.meaning)
+        if details:
+            meaning = (
+                f"<details><summary>{meaning}</summary>"
+                f'<div class="hv-def"><b>{html.escape(info.name)}.</b> '
+                f"{html.escape(info.definition)}<br><i>Source:</i> {html.escape(info.source)}"
+                + (f"<br><i>Note:</i> {html.escape(info.note)}" if info.note else "")
+                + "</div></details>"
+            )
+        out.append(
+            f'<tr data-key="{info.key}" data-level="{r.level or ""}">'
+            f'<td><div class="hv-name">{html.escape(info.short)}</div>'
+            f'<div class="hv-meaning">{meaning}</div></td>'
+            f'<td class="hv-value">{value}</td>'
+            f"<td>{chip}<div class='hv-normal'>{normal}</div></td></tr>"
+        )
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+TABLE_CSS = """
+table.hv-measures { border-collapse: collapse; width: 100%; font-size: 14px; }
+table.hv-measures th { text-align: left; font-weight: 600; color: #555;
+  border-bottom: 2px solid #ddd; padding: 4px 6px; }
+table.hv-measures td { border-bottom: 1px solid #eee; padding: 4px 6px; vertical-align: top; }
+div.hv-name { font-weight: 600; font-size: 15px; }
+div.hv-meaning { color: #666; font-size: 12px; }
+td.hv-value { white-space: nowrap; }
+span.hv-before { color: #888; }
+span.hv-chip { color: white; border-radius: 9px; padding: 1px 8px; font-size: 12px;
+  white-space: nowrap; }
+div.hv-normal { color: #777; font-size: 11px; }
+div.hv-meaning details summary { cursor: pointer; }
+div.hv-def { color: #444; font-size: 12px; margin-top: 4px; }
+"""
+
+
+def measures_csv(rows: Sequence[Row]) -> str:
+    """CSV text: key, short name, unit, before, after, band, level, normal range."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["key", "measure", "unit", "before", "after", "band", "level", "normal"])
+    for r in rows:
+        w.writerow(
+            [
+                r.info.key,
+                r.info.short,
+                r.info.unit,
+                "" if r.before is None else f"{r.before:.2f}",
+                "" if r.after is None else f"{r.after:.2f}",
+                r.band_label,
+                r.level or "",
+                r.normal,
+            ]
+        )
+    return buf.getvalue()
+
+
+def report_html(
+    *,
+    title: str,
+    subtitle: str,
+    rows: Sequence[Row],
+    pictures: Mapping[str, bytes],
+    facts: Sequence[tuple[str, str]] = (),
+    warnings: Sequence[str] = (),
+) -> str:
+    """A self-contained one-page HTML report (pictures inlined as PNG) that prints on A4.
+
+    ``pictures`` maps captions to PNG bytes; ``facts`` are (label, value)
+    lines such as the plan's moves and the joint gap.
+    """
+    figs = "".join(
+        f'<figure><img src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+        f"<figcaption>{html.escape(cap)}</figcaption></figure>"
+        for cap, png in pictures.items()
+    )
+    fact_html = "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in facts
+    )
+    warn = "".join(f"<li>{html.escape(w)}</li>" for w in warnings)
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>
+@page {{ size: A4; margin: 12mm; }}
+body {{ font-family: system-ui, sans-serif; color: #222; max-width: 190mm; margin: auto; }}
+h1 {{ font-size: 20px; margin: 0 0 2px; }} .sub {{ color: #666; margin-bottom: 8px; }}
+.figs {{ display: flex; gap: 6px; }} figure {{ margin: 0; flex: 1; text-align: center; }}
+figure img {{ width: 100%; border: 1px solid #ddd; }} figcaption {{ font-size: 12px; }}
+table.facts th {{ text-align: left; padding-right: 12px; font-weight: 600; }}
+table.facts {{ font-size: 13px; margin: 6px 0; }}
+.warn {{ color: #a04000; font-size: 13px; }}
+.foot {{ color: #888; font-size: 11px; margin-top: 8px; }}
+{TABLE_CSS}
+</style></head><body>
+<h1>{html.escape(title)}</h1><div class="sub">{html.escape(subtitle)}</div>
+<div class="figs">{figs}</div>
+<table class="facts">{fact_html}</table>
+{f'<ul class="warn">{warn}</ul>' if warn else ""}
+{table_html(rows, details=False)}
+<div class="foot">hipviz: bone surfaces only (no cartilage or labrum); bands colour values for
+orientation and are not a diagnosis. A teaching and planning aid, not a medical device.</div>
+</body></html>
+"""
+
+
+__all__ = [
+    "LEVEL_COLORS",
+    "Row",
+    "TABLE_CSS",
+    "fmt",
+    "measure_rows",
+    "measures_csv",
+    "report_html",
+    "table_html",
+]
