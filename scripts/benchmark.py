@@ -112,8 +112,10 @@ def cli_section(repeats: int) -> None:
     py = sys.executable
     rows: list[tuple[str, list[str]]] = [
         ("`python -c pass` (interpreter start-up only)", [py, "-c", "pass"]),
-        ("`python -c 'import hipviz.hip, hipviz.anatomy, hipviz.cli'` (imports only)",
-         [py, "-c", "import hipviz.hip, hipviz.anatomy, hipviz.cli"]),
+        (
+            "`python -c 'import hipviz.hip, hipviz.anatomy, hipviz.cli'` (imports only)",
+            [py, "-c", "import hipviz.hip, hipviz.anatomy, hipviz.cli"],
+        ),
         ("`python -m hipviz.cli measure` (built-in)", [py, "-m", "hipviz.cli", "measure"]),
     ]
     script = shutil.which("hipviz")
@@ -123,11 +125,19 @@ def cli_section(repeats: int) -> None:
     lhdl = LHDL_PELVIS.is_file() and LHDL_FEMUR.is_file()
     if lhdl:
         files = ["--pelvis", str(LHDL_PELVIS), "--femur", str(LHDL_FEMUR)]
-        rows.append(("`python -m hipviz.cli measure --pelvis LHDL --femur LHDL`",
-                     [py, "-m", "hipviz.cli", "measure", *files]))
+        rows.append(
+            (
+                "`python -m hipviz.cli measure --pelvis LHDL --femur LHDL`",
+                [py, "-m", "hipviz.cli", "measure", *files],
+            )
+        )
         if script:
-            rows.append(("`hipviz measure --pelvis LHDL --femur LHDL` (console script)",
-                         [script, "measure", *files]))
+            rows.append(
+                (
+                    "`hipviz measure --pelvis LHDL --femur LHDL` (console script)",
+                    [script, "measure", *files],
+                )
+            )
     else:
         notes.append(f"b. skipped: LHDL meshes not found in {LHDL}")
     for label, cmd in rows:
@@ -214,7 +224,7 @@ def measure_size(label: str, n: int, repeats_slow: int, repeats_fast: int) -> di
         "fl": med_min(ts_fl),
         "lm_sum": fmt(statistics.median(ts_app) + statistics.median(ts_fl)),
         "values": f"LCEA {d['lcea_deg']:.1f}°, version {d['acetabular_version_deg']:.1f}°, "
-                  f"coverage {d['coverage_pct']['sphere']:.1f}%",
+        f"coverage {d['coverage_pct']['sphere']:.1f}%",
         "check": "yes" if check else "NO",
     }
 
@@ -226,8 +236,10 @@ def measures_section(sizes, repeats_slow: int, repeats_fast: int) -> None:
         print(f"  ... {label} done", file=sys.stderr, flush=True)
 
     print("## c. Measures alone, built-in anatomy at three resolutions\n")
-    print(f"median (min) after 1 warm-up; {repeats_slow} repeats for analyze, landmarks and "
-          f"caster+first ray, {repeats_fast} for the ray-cast measures\n")
+    print(
+        f"median (min) after 1 warm-up; {repeats_slow} repeats for analyze, landmarks and "
+        f"caster+first ray, {repeats_fast} for the ray-cast measures\n"
+    )
     print("| step | " + " | ".join(c["label"] for c in cols) + " |")
     print("|---|" + "---|" * len(cols))
     rows = [
@@ -253,8 +265,7 @@ def measures_section(sizes, repeats_slow: int, repeats_fast: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--quick", action="store_true",
-                   help="fewer repeats and no 300k-triangle pelvis")
+    p.add_argument("--quick", action="store_true", help="fewer repeats and no 300k-triangle pelvis")
     args = p.parse_args(argv)
     t_start = time.perf_counter()
     cli_repeats = 3 if args.quick else 5

@@ -97,8 +97,9 @@ def overlay(plotter: pv.Plotter) -> vtk.vtkRenderer:
     return over
 
 
-def add_to(renderer: vtk.vtkRenderer, mesh: pv.PolyData, color: str, *,
-           ambient: float = 0.35) -> None:
+def add_to(
+    renderer: vtk.vtkRenderer, mesh: pv.PolyData, color: str, *, ambient: float = 0.35
+) -> None:
     mapper = pv.DataSetMapper(mesh)
     mapper.scalar_visibility = False
     actor = pv.Actor(mapper=mapper)
@@ -113,16 +114,18 @@ def tube(a: np.ndarray, b: np.ndarray, radius: float) -> pv.PolyData:
     return pv.Line(a, b).tube(radius=radius, n_sides=24, capping=True)
 
 
-def arc(center: np.ndarray, u: np.ndarray, v: np.ndarray, radius: float, deg: float,
-        tube_r: float) -> pv.PolyData:
+def arc(
+    center: np.ndarray, u: np.ndarray, v: np.ndarray, radius: float, deg: float, tube_r: float
+) -> pv.PolyData:
     """Arc of ``deg`` degrees from unit ``u`` toward unit ``v`` (orthogonal) around ``center``."""
     t = np.radians(np.linspace(0.0, deg, 64))[:, None]
     pts = center + radius * (np.cos(t) * u + np.sin(t) * v)
     return pv.lines_from_points(pts).tube(radius=tube_r, n_sides=16)
 
 
-def rim_contour(hit, c: np.ndarray, axes: ms.HipAxes, reach: float,
-                step_deg: float = 3.0) -> list[np.ndarray]:
+def rim_contour(
+    hit, c: np.ndarray, axes: ms.HipAxes, reach: float, step_deg: float = 3.0
+) -> list[np.ndarray]:
     """Socket rim seen from the head centre, as polylines (mm, measurement frame).
 
     For each direction u around the lateral axis, scan from medial (into the
@@ -148,8 +151,15 @@ def rim_contour(hit, c: np.ndarray, axes: ms.HipAxes, reach: float,
     return [np.asarray(r) for r in runs]
 
 
-def label(renderer: vtk.vtkRenderer, point: np.ndarray, text: str, size: int, *,
-          color: str = TEXT, bold: bool = True) -> None:
+def label(
+    renderer: vtk.vtkRenderer,
+    point: np.ndarray,
+    text: str,
+    size: int,
+    *,
+    color: str = TEXT,
+    bold: bool = True,
+) -> None:
     """Text centred on a 3D point, on a white box, drawn on top of ``renderer``."""
     actor = vtk.vtkTextActor()
     actor.SetInput(f" {text} ")
@@ -186,22 +196,41 @@ def render(out: Path, *, quantize: bool = True) -> dict:
 
     s = SUPERSAMPLE
     w, h = SIZE[0] * s, SIZE[1] * s
-    pl = pv.Plotter(shape=(2, 2), row_weights=[0.075, 0.925], col_weights=[0.6, 0.4],
-                    groups=[(0, np.s_[:])], off_screen=True, window_size=(w, h),
-                    border=False, lighting="light_kit")
+    pl = pv.Plotter(
+        shape=(2, 2),
+        row_weights=[0.075, 0.925],
+        col_weights=[0.6, 0.4],
+        groups=[(0, np.s_[:])],
+        off_screen=True,
+        window_size=(w, h),
+        border=False,
+        lighting="light_kit",
+    )
     pl.set_background("white")
 
     # ------------------------------------------------------------ caption
     pl.subplot(0, 0)
-    pl.add_text(CAPTION, position=(0.5 * w, 0.32 * 0.075 * h), font_size=int(16 * s),
-                color=TEXT, font_file=_font(True)).prop.justification_horizontal = "center"
+    pl.add_text(
+        CAPTION,
+        position=(0.5 * w, 0.32 * 0.075 * h),
+        font_size=int(16 * s),
+        color=TEXT,
+        font_file=_font(True),
+    ).prop.justification_horizontal = "center"
 
     # ------------------------------------------------------------ anterior view
     pl.subplot(1, 0)
     over = overlay(pl)
     for mesh, color in ((pelvis, BONE), (femur, FEMUR)):
-        pl.add_mesh(mesh, color=color, smooth_shading=True, specular=0.15,
-                    specular_power=20, ambient=0.12, diffuse=0.85)
+        pl.add_mesh(
+            mesh,
+            color=color,
+            smooth_shading=True,
+            specular=0.15,
+            specular_power=20,
+            ambient=0.12,
+            diffuse=0.85,
+        )
     # LCEA construction, on the overlay so the bone in front does not hide it.
     up = axes.superior
     to_rim = rim - c
@@ -209,10 +238,8 @@ def render(out: Path, *, quantize: bool = True) -> dict:
     lat_dir = to_rim / np.linalg.norm(to_rim)
     add_to(over, tube(c, c + length * up, 1.3), LINE)
     add_to(over, tube(c, rim, 1.3), LINE)
-    add_to(over, pv.Sphere(radius=3.4, center=c, theta_resolution=32, phi_resolution=32),
-           ACCENT)
-    add_to(over, pv.Sphere(radius=2.6, center=rim, theta_resolution=24, phi_resolution=24),
-           LINE)
+    add_to(over, pv.Sphere(radius=3.4, center=c, theta_resolution=32, phi_resolution=32), ACCENT)
+    add_to(over, pv.Sphere(radius=2.6, center=rim, theta_resolution=24, phi_resolution=24), LINE)
     # The arc from superior toward the rim (in the plane of the two lines).
     v = lat_dir - (lat_dir @ up) * up
     v /= np.linalg.norm(v)
@@ -220,8 +247,13 @@ def render(out: Path, *, quantize: bool = True) -> dict:
     mid = np.radians(0.5 * lcea)
     label_at = c + 0.55 * length * (np.cos(mid) * up + np.sin(mid) * v) + 26.0 * v + 10.0 * up
     label(over, label_at, f"LCEA {lcea:.0f}\u00b0", 19 * s)
-    pl.add_text("anterior view (patient's left hip on the right)", position=(18 * s, 14 * s),
-                font_size=11 * s, color="#555555", font_file=_font())
+    pl.add_text(
+        "anterior view (patient's left hip on the right)",
+        position=(18 * s, 14 * s),
+        font_size=11 * s,
+        color="#555555",
+        font_file=_font(),
+    )
     # Camera: +y looking toward -y, +z up; frame the pelvis and proximal femur.
     pb = np.asarray(pelvis.bounds).reshape(3, 2)
     zmin = min(pb[2, 0], c[2] - 95.0)
@@ -236,12 +268,18 @@ def render(out: Path, *, quantize: bool = True) -> dict:
     # ------------------------------------------------------------ lateral view
     pl.subplot(1, 1)
     over = overlay(pl)
-    pl.add_mesh(pelvis, color=BONE, smooth_shading=True, specular=0.15,
-                specular_power=20, ambient=0.12, diffuse=0.85)
+    pl.add_mesh(
+        pelvis,
+        color=BONE,
+        smooth_shading=True,
+        specular=0.15,
+        specular_power=20,
+        ambient=0.12,
+        diffuse=0.85,
+    )
     for run in rim_contour(caster.first_hit, c, axes, reach):
         add_to(over, pv.lines_from_points(run).tube(radius=0.8, n_sides=16), LINE)
-    add_to(over, pv.Sphere(radius=2.4, center=c, theta_resolution=32, phi_resolution=32),
-           ACCENT)
+    add_to(over, pv.Sphere(radius=2.4, center=c, theta_resolution=32, phi_resolution=32), ACCENT)
     for key, name, offset in (
         ("lateral_rim", "lateral rim", 14.0 * up),
         ("anterior_rim", "anterior rim", 20.0 * axes.anterior),
@@ -250,14 +288,18 @@ def render(out: Path, *, quantize: bool = True) -> dict:
         p = a.edges[key].point_mm
         if not np.all(np.isfinite(p)):
             continue
-        add_to(over, pv.Sphere(radius=2.2, center=p, theta_resolution=24, phi_resolution=24),
-               ACCENT)
+        add_to(
+            over, pv.Sphere(radius=2.2, center=p, theta_resolution=24, phi_resolution=24), ACCENT
+        )
         label(over, p + offset, name, 13 * s, bold=False)
     cov = d["coverage_pct"]["upper_hemisphere"]
     pl.add_text(
         f"lateral view, femur hidden\nversion {d['acetabular_version_deg']:.0f}\u00b0 \u00b7 "
         f"ACEA {d['acea_deg']:.0f}\u00b0 \u00b7 coverage {cov:.0f}%",
-        position=(18 * s, 14 * s), font_size=11 * s, color="#555555", font_file=_font(),
+        position=(18 * s, 14 * s),
+        font_size=11 * s,
+        color="#555555",
+        font_file=_font(),
     )
     # Camera: from the patient's left (-x) looking toward +x, +z up, on the socket.
     side = axes.lateral  # -x for a left hip
@@ -283,15 +325,24 @@ def render(out: Path, *, quantize: bool = True) -> dict:
     buf = io.BytesIO()
     image.save(buf, format="PNG", optimize=True)
     out.write_bytes(buf.getvalue())
-    return {"path": str(out), "bytes": len(buf.getvalue()), "lcea_deg": lcea,
-            "head_center_mm": c.tolist(), "radius_mm": r, "rim_mm": rim.tolist()}
+    return {
+        "path": str(out),
+        "bytes": len(buf.getvalue()),
+        "lcea_deg": lcea,
+        "head_center_mm": c.tolist(),
+        "radius_mm": r,
+        "rim_mm": rim.tolist(),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Render the README figure of the built-in hip.")
     p.add_argument("--out", type=Path, default=OUT, help=f"output PNG (default {OUT})")
-    p.add_argument("--no-quantize", action="store_true",
-                   help="keep full RGB (larger file) instead of a 256-colour palette")
+    p.add_argument(
+        "--no-quantize",
+        action="store_true",
+        help="keep full RGB (larger file) instead of a 256-colour palette",
+    )
     args = p.parse_args(argv)
     info = render(args.out, quantize=not args.no_quantize)
     print(f"wrote {info['path']} ({info['bytes'] / 1024:.0f} kB), LCEA {info['lcea_deg']:.1f}")

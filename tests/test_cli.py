@@ -297,3 +297,23 @@ def test_simulate_bad_values_one_line(capsys, argv, needle):
     assert needle in err
     assert len(err.strip().splitlines()) == 1
     assert "Traceback" not in err
+
+
+def test_measure_tilt(capsys, analytic_files):
+    h, paths = analytic_files
+    files = ["--pelvis", str(paths["pelvis", "mm"]), "--femur", str(paths["femur", "mm"])]
+    code, out, _ = run(capsys, "measure", *files, "--frame", "ras", "--json")
+    flat = json.loads(out)
+    code, out, _ = run(capsys, "measure", *files, "--frame", "ras", "--json", "--tilt", "8")
+    assert code == 0
+    tilted = json.loads(out)
+    assert tilted["pelvic_tilt_deg"] == 8.0 and flat["pelvic_tilt_deg"] == 0.0
+    assert tilted["acea_deg"] == pytest.approx(flat["acea_deg"] - 8.0, abs=0.5)
+    code, out, err = run(capsys, "measure", *files, "--frame", "ras", "--tilt", "50")
+    assert code == 2 and "pelvic tilt 50" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("port", ["0", "70000"])
+def test_serve_refuses_bad_ports(capsys, port):
+    code, out, err = run(capsys, "serve", "--port", port)
+    assert code == 2 and "not a port number" in err and err.count("\n") == 1

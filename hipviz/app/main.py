@@ -11,6 +11,7 @@ sends the new pieces once, as binary.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import json
 import logging
@@ -74,6 +75,8 @@ CSS = (
 .hv-step-title { font-size: 28px; font-weight: 700; margin: 4px 0 10px; color: #2f4f6f; }
 .hv-step-text { font-size: 22px; line-height: 1.55; }
 .hv-step-count { color: #778; font-size: 15px; }
+ol.hv-steps { color: #889; font-size: 15px; margin-top: 18px; line-height: 1.6; }
+ol.hv-steps li.hv-now { color: #2f4f6f; font-weight: 700; }
 """
     + report.TABLE_CSS
 )
@@ -401,9 +404,11 @@ class HipApp(pn.viewable.Viewer):
 
     def _on_plan(self, *events: param.parameterized.Event) -> None:
         names = {e.name for e in events}
-        if names <= {"view"}:
+        if "view" in names:
             self.view3d.view = self.plan.view
-            return
+            names.discard("view")
+            if not names:
+                return
         if "mode" in names:
             self._apply_mode()
             names.discard("mode")
@@ -512,7 +517,15 @@ class HipApp(pn.viewable.Viewer):
                     "visible": bool(self.ghost and name in moved),
                 }
         student = self.plan.mode == "student"
-        lines = render.measure_lines(sim, out) if self.angles else {}
+        if not self.angles:
+            lines = {}
+        elif self.plan.mode == "explain":  # one angle, in plain words
+            lines = {
+                k: dataclasses.replace(ln, label=ln.label.replace("LCEA", "roof cover"))
+                for k, ln in render.measure_lines(sim, out, only=("lcea",)).items()
+            }
+        else:
+            lines = render.measure_lines(sim, out)
         labels = render.landmark_labels(sim, out) if student else {}
         matrices = dict(view.matrices)
         for k, tf in tfs.items():
@@ -608,6 +621,9 @@ class HipApp(pn.viewable.Viewer):
         self._measures_panel.visible = not explaining
         self._explain_panel.visible = explaining
         self._controls.visible = not explaining
+        self._facts.visible = not explaining
+        if explaining:
+            self._warn.visible = False
         if explaining:
             self._enter_explain()
         elif self.session.outcome is not None:
@@ -655,6 +671,12 @@ class HipApp(pn.viewable.Viewer):
             f"{html_escape(explain.KIND_TITLES[kind])}</div>"
             f'<div class="hv-step-title">{html_escape(step.title)}</div>'
             f'<div class="hv-step-text">{html_escape(step.text)}</div>'
+            '<ol class="hv-steps">'
+            + "".join(
+                f'<li class="{"hv-now" if i == self.step else ""}">{html_escape(s.title)}</li>'
+                for i, s in enumerate(steps)
+            )
+            + "</ol>"
         )
         self.w_prev.disabled = self.step == 0
         self.w_next.disabled = self.step == len(steps) - 1
