@@ -100,6 +100,23 @@ def _slider(plan: Plan, name: str, **kwargs: Any) -> pn.widgets.FloatSlider:
     )
 
 
+def _throttled(plan: Plan, name: str) -> pn.widgets.FloatSlider:
+    """A slider that sets ``plan.<name>`` only when released: for slow changes (new bones)."""
+    p = plan.param[name]
+    lo, hi = p.bounds
+    w = pn.widgets.FloatSlider(
+        name=p.label,
+        start=lo,
+        end=hi,
+        step=p.step,
+        value=getattr(plan, name),
+        sizing_mode="stretch_width",
+    )
+    w.param.watch(lambda e: setattr(plan, name, e.new), "value_throttled")
+    plan.param.watch(lambda e: setattr(w, "value", e.new), name)
+    return w
+
+
 def _lines_spec(lines: dict[str, render.Line]) -> dict[str, dict]:
     return {
         k: {
@@ -190,21 +207,10 @@ class HipApp(pn.viewable.Viewer):
             name="Posture", options=["Lying (supine)", "Standing"], value="Lying (supine)"
         )
         self.w_posture.param.watch(self._on_posture, "value")
-        self.w_tilt = pn.widgets.FloatSlider.from_param(
-            plan.param.tilt, start=-30, end=30, step=0.5, sizing_mode="stretch_width"
-        )
+        self.w_tilt = _throttled(plan, "tilt")
         self.w_tilt.param.watch(self._sync_posture, "value")
         self.w_modes = pn.Column(
-            *[
-                pn.widgets.FloatSlider.from_param(
-                    plan.param[f"mode{i + 1}"],
-                    start=-3,
-                    end=3,
-                    step=0.1,
-                    sizing_mode="stretch_width",
-                )
-                for i in range(5)
-            ],
+            *[_throttled(plan, f"mode{i + 1}") for i in range(5)],
             visible=plan.case == BUILTIN,
         )
         self.w_procedure = pn.widgets.Select.from_param(
@@ -219,9 +225,7 @@ class HipApp(pn.viewable.Viewer):
         )
         self.fem_sliders = pn.Column(
             *[_slider(plan, k) for k in ("fem_varus", "fem_flexion", "fem_rotation")],
-            pn.widgets.FloatSlider.from_param(
-                plan.param.fem_level, start=0, end=150, step=1, sizing_mode="stretch_width"
-            ),
+            _throttled(plan, "fem_level"),
         )
         cut_widgets = [
             pn.widgets.FloatSlider.from_param(
@@ -752,12 +756,16 @@ class HipApp(pn.viewable.Viewer):
         """Store the chosen files, check them, and show them; errors in one line."""
         try:
             files = {}
+            pelvis_name = self.w_pelvis_file.filename or ""
             for role, widget in (("pelvis", self.w_pelvis_file), ("femur", self.w_femur_file)):
-                if not widget.value:
+                name, data = widget.filename or role, widget.value
+                if not data and role == "femur" and ".nii" in pelvis_name.lower():
+                    # one label map holding both bones
+                    name, data = pelvis_name, self.w_pelvis_file.value
+                if not data:
                     msg = f"choose a {role} file first"
                     raise InputError(msg)
-                path = self.session.store(role, widget.filename or role, widget.value)
-                files[role] = (path, widget.filename or role)
+                files[role] = (self.session.store(role, name, data), name)
             upload = Upload(
                 files["pelvis"][0],
                 files["femur"][0],
