@@ -39,8 +39,9 @@ def test_environment_yml_mirrors_pyproject():
     assert found == wanted
 
 
-@pytest.mark.parametrize("command", ['pip install -e ".[test]" && hipviz serve',
-                                     "python -m pytest"])
+@pytest.mark.parametrize(
+    "command", ['pip install -e ".[test]" && hipviz serve', "python -m pytest"]
+)
 def test_readme_gives_the_two_commands(command):
     assert command in (ROOT / "README.md").read_text(encoding="utf-8")
 

@@ -105,7 +105,7 @@ def _throttled(plan: Plan, name: str) -> pn.widgets.FloatSlider:
     p = plan.param[name]
     lo, hi = p.bounds
     w = pn.widgets.FloatSlider(
-        name=p.label,
+        label=p.label,
         start=lo,
         end=hi,
         step=p.step,
@@ -197,14 +197,14 @@ class HipApp(pn.viewable.Viewer):
         self.w_case = pn.widgets.Select.from_param(
             plan.param.case,
             options={v: k for k, v in CASE_LABELS.items()},
-            name="Hip",
+            label="Hip",
             sizing_mode="stretch_width",
         )
         self.w_side = pn.widgets.RadioButtonGroup.from_param(
-            plan.param.side, options={"Left hip": "left", "Right hip": "right"}, name=""
+            plan.param.side, options={"Left hip": "left", "Right hip": "right"}, label=""
         )
         self.w_posture = pn.widgets.RadioButtonGroup(
-            name="Posture", options=["Lying (supine)", "Standing"], value="Lying (supine)"
+            label="Posture", options=["Lying (supine)", "Standing"], value="Lying (supine)"
         )
         self.w_posture.param.watch(self._on_posture, "value")
         self.w_tilt = _throttled(plan, "tilt")
@@ -216,7 +216,7 @@ class HipApp(pn.viewable.Viewer):
         self.w_procedure = pn.widgets.Select.from_param(
             plan.param.procedure,
             options={v: k for k, v in PROCEDURE_LABELS.items()},
-            name="Pelvic osteotomy",
+            label="Pelvic osteotomy",
             sizing_mode="stretch_width",
         )
         self.pao_sliders = pn.Column(
@@ -240,20 +240,20 @@ class HipApp(pn.viewable.Viewer):
         self.cut_card = pn.Card(
             *cut_widgets, title="Cut adjustments", collapsed=True, sizing_mode="stretch_width"
         )
-        self.w_reset = pn.widgets.Button(name="Reset moves and cuts", button_type="default")
+        self.w_reset = pn.widgets.Button(label="Reset moves and cuts", color="default")
         self.w_reset.on_click(lambda _: self.plan.reset_moves())
 
         # uploads
         accept = ",".join(UPLOAD_SUFFIXES)
-        self.w_pelvis_file = pn.widgets.FileInput(accept=accept, name="Pelvis")
-        self.w_femur_file = pn.widgets.FileInput(accept=accept, name="Femur")
+        self.w_pelvis_file = pn.widgets.FileInput(accept=accept, label="Pelvis")
+        self.w_femur_file = pn.widgets.FileInput(accept=accept, label="Femur")
         self.w_pelvis_labels = pn.widgets.TextInput(
-            name="Pelvis labels (label maps only)", placeholder="e.g. 1,2"
+            label="Pelvis labels (label maps only)", placeholder="e.g. 1,2"
         )
         self.w_femur_labels = pn.widgets.TextInput(
-            name="Femur labels (label maps only)", placeholder="e.g. 3"
+            label="Femur labels (label maps only)", placeholder="e.g. 3"
         )
-        self.w_load = pn.widgets.Button(name="Load my meshes", button_type="primary")
+        self.w_load = pn.widgets.Button(label="Load my meshes", color="primary")
         self.w_load.on_click(self._on_upload)
         self.upload_card = pn.Card(
             pn.pane.Markdown(
@@ -276,23 +276,23 @@ class HipApp(pn.viewable.Viewer):
         self.w_mode = pn.widgets.RadioButtonGroup.from_param(
             plan.param.mode,
             options={v: k for k, v in MODE_LABELS.items()},
-            button_type="primary",
-            button_style="outline",
-            name="",
+            color="primary",
+            variant="outline",
+            label="",
         )
         self.w_view = pn.widgets.RadioButtonGroup.from_param(
-            plan.param.view, options={v: k for k, v in VIEW_LABELS.items()}, name=""
+            plan.param.view, options={v: k for k, v in VIEW_LABELS.items()}, label=""
         )
-        self.w_angles = pn.widgets.Checkbox.from_param(self.param.angles, name="Angles")
-        self.w_fixation = pn.widgets.Checkbox.from_param(self.param.fixation, name="Screws/plate")
-        self.w_ghost = pn.widgets.Checkbox.from_param(self.param.ghost, name="Before (faint)")
-        self.w_fit = pn.widgets.Button(name="Fit", width=60)
+        self.w_angles = pn.widgets.Checkbox.from_param(self.param.angles, label="Angles")
+        self.w_fixation = pn.widgets.Checkbox.from_param(self.param.fixation, label="Screws/plate")
+        self.w_ghost = pn.widgets.Checkbox.from_param(self.param.ghost, label="Before (faint)")
+        self.w_fit = pn.widgets.Button(label="Fit", width=60)
         self.w_fit.on_click(lambda _: self.view3d.reset_camera())
 
         # explain mode
-        self.w_prev = pn.widgets.Button(name="◀ Back", width=110)
-        self.w_next = pn.widgets.Button(name="Next ▶", width=110, button_type="primary")
-        self.w_replay = pn.widgets.Button(name="↻ Play again", width=130)
+        self.w_prev = pn.widgets.Button(label="◀ Back", width=110)
+        self.w_next = pn.widgets.Button(label="Next ▶", width=110, color="primary")
+        self.w_replay = pn.widgets.Button(label="↻ Play again", width=130)
         self.w_prev.on_click(lambda _: self._go(-1))
         self.w_next.on_click(lambda _: self._go(+1))
         self.w_replay.on_click(lambda _: self._show_step(replay=True))
@@ -303,31 +303,31 @@ class HipApp(pn.viewable.Viewer):
                 callback=self._png,
                 filename="hipviz.png",
                 label="Picture (PNG)",
-                button_type="light",
+                color="light",
             ),
             pn.widgets.FileDownload(
                 callback=self._csv,
                 filename="hipviz-measures.csv",
                 label="Measures (CSV)",
-                button_type="light",
+                color="light",
             ),
             pn.widgets.FileDownload(
                 callback=self._json,
                 filename="hipviz-plan.json",
                 label="Plan + measures (JSON)",
-                button_type="light",
+                color="light",
             ),
             pn.widgets.FileDownload(
                 callback=self._stl,
                 filename="hipviz-meshes.zip",
                 label="Moved bones (STL, zip)",
-                button_type="light",
+                color="light",
             ),
             pn.widgets.FileDownload(
                 callback=self._report,
                 filename="hipviz-report.html",
                 label="Report (HTML)",
-                button_type="light",
+                color="light",
             ),
         ]
 
@@ -759,10 +759,12 @@ class HipApp(pn.viewable.Viewer):
             pelvis_name = self.w_pelvis_file.filename or ""
             for role, widget in (("pelvis", self.w_pelvis_file), ("femur", self.w_femur_file)):
                 name, data = widget.filename or role, widget.value
-                if not data and role == "femur" and ".nii" in pelvis_name.lower():
+                if widget.filename and not data:  # Panel passes an empty file as None
+                    data = b""
+                if not widget.filename and role == "femur" and ".nii" in pelvis_name.lower():
                     # one label map holding both bones
                     name, data = pelvis_name, self.w_pelvis_file.value
-                if not data:
+                if data is None:
                     msg = f"choose a {role} file first"
                     raise InputError(msg)
                 files[role] = (self.session.store(role, name, data), name)
@@ -781,7 +783,8 @@ class HipApp(pn.viewable.Viewer):
             self.view3d.loading = False
             return
         finally:
-            self.w_pelvis_file.value = self.w_femur_file.value = None
+            for widget in (self.w_pelvis_file, self.w_femur_file):
+                widget.clear()
         self.view3d.loading = False
         if self.plan.case == UPLOAD:
             self._refresh()
@@ -889,9 +892,11 @@ def html_escape(text: str) -> str:
 
 def create_app(subdivisions: int = 8) -> pn.viewable.Viewable:
     """A new page for one browser session, its plan bound to the URL query."""
-    app = HipApp(subdivisions=subdivisions)
+    plan = Plan()
     if pn.state.location is not None:
-        pn.state.location.sync(app.plan, {k: k for k in URL_PARAMS})
+        # before the app exists, so a shared link computes its own hip only
+        pn.state.location.sync(plan, {k: k for k in URL_PARAMS})
+    app = HipApp(plan, subdivisions=subdivisions)
     if pn.state.curdoc is not None:
         pn.state.on_session_destroyed(lambda ctx: app.close())
     return app

@@ -124,3 +124,28 @@ def serve() -> Iterator[Callable[[Callable[[], Any]], Served]]:
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def serve_with(serve) -> Callable[..., Served]:
+    """``serve_with(factory, **server_options)``: ``serve`` with Bokeh server options.
+
+    For example ``check_unused_sessions_milliseconds=500,
+    unused_session_lifetime_milliseconds=3000`` destroys the session of a closed
+    page within a few seconds (Bokeh's defaults take 15 to 32 s).
+    """
+    import panel as pn
+
+    def start(factory: Callable[[], dict[str, Any]], **options: Any) -> Served:
+        original = pn.serve
+
+        def with_options(*args: Any, **kwargs: Any) -> Any:
+            return original(*args, **options, **kwargs)
+
+        pn.serve = with_options
+        try:
+            return serve(factory)
+        finally:
+            pn.serve = original
+
+    return start

@@ -1,0 +1,326 @@
+"""The app's model without a browser: Plan (the URL) and HipSession (compute, files)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("param")
+
+from hipviz import osteotomy as ost  # noqa: E402
+from hipviz.app import state  # noqa: E402
+from hipviz.app.state import (  # noqa: E402
+    CUT_PARAMS,
+    MOVE_PARAMS,
+    URL_PARAMS,
+    HipSession,
+    Plan,
+    Upload,
+    check_upload_name,
+    parse_labels,
+)
+from hipviz.errors import InputError  # noqa: E402
+
+#: Coarse bones keep the module quick; the measures below still behave.
+SUBDIVISIONS = 6
+
+
+@pytest.fixture(scope="module")
+def dysplastic():
+    """A session already holding the dysplastic teaching case (its anatomy built once)."""
+    session = HipSession(subdivisions=SUBDIVISIONS)
+    session.update(Plan(case="dysplastic"))
+    yield session
+    session.close()
+
+
+@pytest.fixture
+def session():
+    s = HipSession(subdivisions=SUBDIVISIONS)
+    yield s
+    s.close()
+
+
+def one_line(err: pytest.ExceptionInfo) -> str:
+    text = str(err.value)
+    assert text and "\n" not in text, repr(text)
+    return text
+
+
+# --- Plan ------------------------------------------------------------------
+
+
+def test_plan_defaults():
+    plan = Plan()
+    assert (plan.case, plan.side, plan.procedure) == ("normal", "left", "none")
+    assert (plan.mode, plan.view, plan.tilt, plan.fem_level) == ("surgeon", "anterior", 0, 0)
+    for name in (*MOVE_PARAMS, *CUT_PARAMS):
+        assert getattr(plan, name) == 0, name
+    assert plan.shape_modes() == (0.0,) * state.N_SHAPE_SLIDERS
+    assert plan.acetabular_move().is_identity
+    assert plan.femoral_move().is_identity
+
+
+def test_url_params_are_exactly_the_plan_parameters():
+    assert len(set(URL_PARAMS)) == len(URL_PARAMS), "a URL parameter is listed twice"
+    assert set(URL_PARAMS) == set(Plan.param) - {"name"}
+
+
+def test_plan_bounds_refuse_absurd_values():
+    plan = Plan()
+    lo, hi = plan.param.pao_lateral.bounds
+    assert (lo, hi) == (-ost.MAX_ANGLE_DEG, ost.MAX_ANGLE_DEG)
+    assert hi < 90
+    with pytest.raises(ValueError):
+        Plan(pao_lateral=90)
+    with pytest.raises(ValueError):
+        plan.pao_lateral = 90
+    with pytest.raises(ValueError):
+        plan.fem_varus = -90
+    with pytest.raises(ValueError):
+        plan.pao_medial = 100
+    with pytest.raises(ValueError):
+        plan.case = "no-such-case"
+    with pytest.raises(ValueError):
+        plan.procedure = "hip replacement"
+    assert plan.pao_lateral == 0 and plan.case == "normal"  # refused values leave no trace
+    plan.pao_lateral = hi  # the bound itself is allowed
+    assert plan.pao_lateral == hi
+
+
+def test_query_lists_only_non_defaults():
+    plan = Plan()
+    assert plan.query() == {}
+    plan.param.update(case="dysplastic", procedure="pao", pao_lateral=20.0, pao_medial=3.0)
+    assert plan.query() == {
+        "case": "dysplastic",
+        "procedure": "pao",
+        "pao_lateral": 20.0,
+        "pao_medial": 3.0,
+    }
+    plan.pao_medial = 0.0
+    assert "pao_medial" not in plan.query()
+    assert set(Plan(**plan.query()).query()) == set(plan.query())  # the link round-trips
+
+
+def test_reset_moves_zeroes_moves_and_cuts_only():
+    plan = Plan(case="dysplastic", procedure="pao", tilt=5.0, view="lateral")
+    plan.param.update(
+        pao_lateral=15.0, pao_version=-4.0, fem_varus=10.0, cut_iliac=2.0, fem_level=60.0
+    )
+    events = []
+    plan.param.watch(lambda *e: events.append(e), list(URL_PARAMS))
+    plan.reset_moves()
+    assert len(events) == 1, "reset_moves should be one batch of events"
+    assert plan.query() == {
+        "case": "dysplastic",
+        "procedure": "pao",
+        "tilt": 5.0,
+        "view": "lateral",
+    }
+
+
+# --- HipSession: what an update redoes ------------------------------------
+
+
+def test_update_reports_what_changed(session):
+    plan = Plan(case="dysplastic")
+    assert session.update(plan) == {"anatomy", "cut", "femur", "move"}
+    assert session.update(plan) == {"move"}
+    plan.procedure = "pao"
+    assert session.update(plan) == {"cut", "move"}
+    plan.pao_lateral = 10.0
+    assert session.update(plan) == {"move"}
+    plan.cut_iliac = 2.0
+    assert session.update(plan) == {"cut", "move"}
+    plan.fem_varus = 10.0
+    assert session.update(plan) == {"femur", "move"}
+    plan.fem_varus = 12.0
+    assert session.update(plan) == {"move"}
+    assert "teaching case" in session.source
+
+
+def test_lateral_turn_raises_lcea_by_the_turn(dysplastic):
+    plan = Plan(case="dysplastic", procedure="pao")
+    dysplastic.update(plan)
+    before = dysplastic.outcome.before["lcea_deg"]
+    assert before < 20, "the dysplastic case should have a low LCEA"
+    plan.pao_lateral = 15.0
+    assert dysplastic.update(plan) == {"move"}
+    out = dysplastic.outcome
+    assert out.before["lcea_deg"] == pytest.approx(before)
+    assert out.after["lcea_deg"] - before == pytest.approx(15.0, abs=0.5)
+    plan.pao_lateral = -5.0
+    dysplastic.update(plan)
+    assert dysplastic.outcome.after["lcea_deg"] - before == pytest.approx(-5.0, abs=0.5)
+
+
+def test_femoral_varus_lowers_nsa_by_the_varus(dysplastic):
+    plan = Plan(case="dysplastic", procedure="pao", pao_lateral=10.0)
+    dysplastic.update(plan)
+    nsa = dysplastic.outcome.before["neck_shaft_deg"]
+    lcea = dysplastic.outcome.after["lcea_deg"]
+    plan.fem_varus = 10.0
+    assert "femur" in dysplastic.update(plan)
+    out = dysplastic.outcome
+    assert out.after["neck_shaft_deg"] - nsa == pytest.approx(-10.0, abs=1.0)
+    assert out.after["lcea_deg"] == pytest.approx(lcea, abs=0.5)  # the socket did not move
+    plan.fem_varus = -10.0  # valgus
+    dysplastic.update(plan)
+    assert dysplastic.outcome.after["neck_shaft_deg"] - nsa == pytest.approx(10.0, abs=1.0)
+
+
+def test_reset_moves_restores_the_before_values(dysplastic):
+    plan = Plan(case="dysplastic", procedure="pao")
+    plan.param.update(pao_lateral=15.0, pao_anterior=5.0, fem_varus=10.0, cut_iliac=2.0)
+    dysplastic.update(plan)
+    moved = dysplastic.outcome
+    assert abs(moved.after["lcea_deg"] - moved.before["lcea_deg"]) > 5
+    plan.reset_moves()
+    dysplastic.update(plan)
+    out = dysplastic.outcome
+    for key in ("lcea_deg", "acea_deg", "tonnis_deg", "extrusion_index_pct", "neck_shaft_deg"):
+        assert out.after[key] == pytest.approx(out.before[key], abs=1e-6), key
+        assert out.before[key] == pytest.approx(moved.before[key], abs=1e-9), key
+    assert out.leg_length_change_mm == pytest.approx(0.0, abs=1e-6)
+    assert np.allclose(out.hip_center_shift_mm, 0.0, atol=1e-6)
+
+
+def test_upload_case_without_files_is_refused_and_keeps_the_hip(dysplastic):
+    plan = Plan(case="dysplastic")
+    dysplastic.update(plan)
+    sim, outcome = dysplastic.sim, dysplastic.outcome
+    with pytest.raises(InputError) as err:
+        dysplastic.update(Plan(case="upload"))
+    assert "upload" in one_line(err)
+    assert dysplastic.sim is sim and dysplastic.outcome is outcome
+    assert dysplastic.update(plan) == {"move"}  # the dysplastic hip is still there
+
+
+# --- HipSession: files ------------------------------------------------------
+
+
+def test_garbage_upload_names_the_file(session):
+    junk = b"solid junk\nthis is not a mesh\n" + bytes(range(256))
+    pelvis = session.store("pelvis", "x.stl", junk)
+    femur = session.store("femur", "y.stl", junk)
+    assert pelvis.parent == session.folder and pelvis.read_bytes() == junk
+    with pytest.raises(InputError) as err:
+        session.load_upload(Upload(pelvis, femur, "x.stl", "y.stl"))
+    assert "x.stl" in one_line(err)
+    assert session.upload is None
+
+
+def test_open_surface_is_refused(session, tmp_path):
+    import trimesh
+
+    box = trimesh.creation.box(extents=(40, 40, 40))
+    open_box = trimesh.Trimesh(box.vertices, box.faces[:-2])  # one side missing
+    assert box.is_watertight and not open_box.is_watertight
+    pelvis = session.store("pelvis", "open.stl", open_box.export(file_type="stl"))
+    femur = session.store("femur", "box.stl", box.export(file_type="stl"))
+    with pytest.raises(InputError) as err:
+        session.load_upload(Upload(pelvis, femur, "open.stl", "box.stl"))
+    text = one_line(err)
+    assert "open.stl" in text and "closed" in text
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "words"),
+    [
+        ("x.stl", b"", ("x.stl", "empty")),
+        ("x.txt", b"solid x\nendsolid x\n", ("x.txt", ".stl")),
+        ("x", b"solid x\nendsolid x\n", ("x",)),
+    ],
+)
+def test_store_refuses_empty_and_wrong_suffix(session, name, data, words):
+    with pytest.raises(InputError) as err:
+        session.store("pelvis", name, data)
+    text = one_line(err)
+    for word in words:
+        assert word in text
+    assert not any(session.folder.iterdir()), "a refused file was written"
+
+
+def test_store_refuses_oversize(session, monkeypatch):
+    monkeypatch.setattr(state, "MAX_UPLOAD_MB", 0.001)  # 1000 bytes
+    assert session.store("femur", "small.stl", b"0" * 999).exists()
+    with pytest.raises(InputError) as err:
+        session.store("pelvis", "big.stl", b"0" * 1001)
+    text = one_line(err)
+    assert "big.stl" in text and "limit" in text
+    assert [p.name for p in session.folder.iterdir()] == ["femur.stl"]
+
+
+def test_store_checks_role_and_replaces_the_previous_file(session):
+    with pytest.raises(InputError):
+        session.store("skull", "x.stl", b"data")
+    session.store("pelvis", "a.stl", b"first")
+    session.store("pelvis", "b.PLY", b"second")
+    assert [p.name for p in session.folder.iterdir()] == ["pelvis.ply"]
+    assert (session.folder / "pelvis.ply").read_bytes() == b"second"
+
+
+def test_uploaded_hip_measures_like_the_same_builtin_hip(session, tmp_path):
+    from hipviz.anatomy import builtin_hip
+
+    hip = builtin_hip(side="left", subdivisions=SUBDIVISIONS)
+    paths = {}
+    for role in ("pelvis", "femur"):
+        data = getattr(hip, role).export(file_type="stl")
+        paths[role] = session.store(role, f"my_{role}.stl", data)
+    session.load_upload(Upload(paths["pelvis"], paths["femur"], "my_pelvis.stl", "my_femur.stl"))
+    assert session.update(Plan(case="upload")) == {"anatomy", "cut", "femur", "move"}
+    assert "my_pelvis.stl" in session.source and "my_femur.stl" in session.source
+    mine = session.outcome.before
+    builtin = HipSession(subdivisions=SUBDIVISIONS)
+    try:
+        builtin.update(Plan(case="builtin"))
+        ref = builtin.outcome.before
+    finally:
+        builtin.close()
+    for key in ("lcea_deg", "acea_deg", "neck_shaft_deg"):
+        assert mine[key] == pytest.approx(ref[key], abs=0.5), key
+
+
+def test_sessions_have_private_folders_removed_on_close():
+    a, b = HipSession(), HipSession()
+    try:
+        assert a.folder != b.folder
+        assert a.folder.is_dir() and b.folder.is_dir()
+        a.store("pelvis", "a.stl", b"mine")
+        assert not any(b.folder.iterdir())
+        folder = a.folder
+        a.close()
+        assert not folder.exists()
+        assert a.upload is None
+        a.close()  # twice is harmless
+        assert b.folder.is_dir(), "closing one session removed another's folder"
+    finally:
+        a.close()
+        b.close()
+
+
+# --- helpers ----------------------------------------------------------------
+
+
+def test_parse_labels():
+    assert parse_labels("1, 2", "pelvis") == (1, 2)
+    assert parse_labels(" 3 ", "femur") == (3,)
+    assert parse_labels("1,,2", "pelvis") == (1, 2)
+    assert parse_labels("", "pelvis") is None
+    assert parse_labels("   ", "pelvis") is None
+    for bad in ("a", "0", "-1", "1, x", "1.5"):
+        with pytest.raises(InputError) as err:
+            parse_labels(bad, "pelvis")
+        text = one_line(err)
+        assert "pelvis" in text and bad in text
+
+
+def test_check_upload_name():
+    assert check_upload_name("Hip.STL") == ".stl"
+    assert check_upload_name("seg.nii.gz") == ".nii.gz"
+    assert check_upload_name("seg.nii") == ".nii"
+    with pytest.raises(InputError) as err:
+        check_upload_name("notes.docx")
+    assert "notes.docx" in one_line(err)
