@@ -100,6 +100,12 @@ def _slider(plan: Plan, name: str, **kwargs: Any) -> pn.widgets.FloatSlider:
     )
 
 
+def _signed(x: float) -> str:
+    """'+1.2' / '-0.4' / '0.0' (no '-0.0' for a rounding crumb)."""
+    x = round(float(x), 1) + 0.0
+    return f"{x:+.1f}" if x else "0.0"
+
+
 def _throttled(plan: Plan, name: str) -> pn.widgets.FloatSlider:
     """A slider that sets ``plan.<name>`` only when released: for slow changes (new bones)."""
     p = plan.param[name]
@@ -557,10 +563,10 @@ class HipApp(pn.viewable.Viewer):
         gap_text = "—" if not np.isfinite(gap) else f"{gap:.1f} mm"
         facts = [f"Joint gap <b>{gap_text}</b>" + (" (overlap!)" if out.overlap else "")]
         if moved:
-            facts.append(f"leg length {out.leg_length_change_mm + 0.0:+.1f} mm")
+            facts.append(f"leg length {_signed(out.leg_length_change_mm)} mm")
             facts.append(
-                f"hip centre {shift[0]:+.1f} lateral, {shift[1]:+.1f} anterior, "
-                f"{shift[2]:+.1f} superior (mm)"
+                f"hip centre {_signed(shift[0])} lateral, {_signed(shift[1])} anterior, "
+                f"{_signed(shift[2])} superior (mm)"
             )
             for where, con in out.contact.items():
                 facts.append(f"{where} cut contact {100 * con.fraction:.0f}%")
