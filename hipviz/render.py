@@ -20,6 +20,7 @@ This is the only module of the library that imports PyVista.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -136,10 +137,21 @@ def bone_meshes(sim: Simulation, *, fragment_color: str = FRAGMENT) -> dict[str,
     return out
 
 
-def poses(sim: Simulation, outcome: Outcome | None) -> dict[str, Transform]:
-    """``tf_world_piece`` of every piece of :func:`bone_meshes` (identity without a move)."""
+def poses(
+    sim: Simulation, outcome: Outcome | Mapping[str, Transform] | None
+) -> dict[str, Transform]:
+    """``tf_world_piece`` of every piece of :func:`bone_meshes` (identity without a move).
+
+    ``outcome`` is an :class:`~hipviz.simulate.Outcome` or its ``transforms``
+    (as :meth:`hipviz.simulate.Simulation.transforms` gives them, unmeasured).
+    """
     eye = np.eye(4)
-    tf = outcome.transforms if outcome is not None else {}
+    if outcome is None:
+        tf = {}
+    elif isinstance(outcome, Outcome):
+        tf = outcome.transforms
+    else:
+        tf = outcome
     out = {}
     if sim.pelvis_cut is None:
         out["pelvis"] = eye

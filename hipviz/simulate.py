@@ -352,6 +352,43 @@ class Simulation:
         tree = self._trees[tree_key]
         return lambda points: tree.query(points)[0]
 
+    def transforms(
+        self,
+        acetabular: ost.AcetabularMove | None = None,
+        femoral: ost.FemoralMove | None = None,
+    ) -> dict[str, Transform]:
+        """Where a move puts each piece, without measuring (well under a millisecond).
+
+        Returns ``fragment``, ``femur_proximal`` (the femur follows the
+        socket's shift) and ``femur_distal`` (4, 4) transforms in the
+        measurement frame, as :attr:`Outcome.transforms`. Cuts the femur at
+        its default level if a femoral move needs it.
+        """
+        acetabular = (acetabular or ost.AcetabularMove()).validate()
+        femoral = (femoral or ost.FemoralMove()).validate()
+        if not acetabular.is_identity and self.pelvis_cut is None:
+            msg = "choose a pelvic osteotomy (cut) before moving the acetabular fragment"
+            raise InputError(msg)
+        if not femoral.is_identity and self.femur_cut is None:
+            self.cut_femur()
+        c = self.center_mm
+        tf_frag = (
+            ost.acetabular_transform(acetabular, self.pelvis_cut.geometry)
+            if self.pelvis_cut is not None
+            else np.eye(4)
+        )
+        tf_follow = translation(apply(tf_frag, c) - c)  # the femur follows the socket
+        tf_rel = (
+            ost.femoral_transform(femoral, self.femur_cut.geometry)
+            if self.femur_cut is not None
+            else np.eye(4)
+        )
+        return {
+            "fragment": tf_frag,
+            "femur_proximal": tf_follow,
+            "femur_distal": tf_follow @ tf_rel,
+        }
+
     def move(
         self,
         acetabular: ost.AcetabularMove | None = None,
@@ -366,27 +403,12 @@ class Simulation:
         """
         acetabular = (acetabular or ost.AcetabularMove()).validate()
         femoral = (femoral or ost.FemoralMove()).validate()
-        if not acetabular.is_identity and self.pelvis_cut is None:
-            msg = "choose a pelvic osteotomy (cut) before moving the acetabular fragment"
-            raise InputError(msg)
-        if not femoral.is_identity and self.femur_cut is None:
-            self.cut_femur()
+        tfs = self.transforms(acetabular, femoral)
+        tf_frag, tf_follow, tf_distal = tfs["fragment"], tfs["femur_proximal"], tfs["femur_distal"]
+        tf_rel = invert(tf_follow) @ tf_distal
         axes, c, r = self.axes, self.center_mm, self.radius_mm
         an = self.analysis
-
-        tf_frag = (
-            ost.acetabular_transform(acetabular, self.pelvis_cut.geometry)
-            if self.pelvis_cut is not None
-            else np.eye(4)
-        )
         c_after = apply(tf_frag, c)
-        tf_follow = translation(c_after - c)  # the femur follows the socket
-        tf_rel = (
-            ost.femoral_transform(femoral, self.femur_cut.geometry)
-            if self.femur_cut is not None
-            else np.eye(4)
-        )
-        tf_distal = tf_follow @ tf_rel
 
         hit = self._pelvis_hit(tf_frag)
         acet = acetabular_measures(

@@ -173,6 +173,7 @@ class HipApp(pn.viewable.Viewer):
         )
         self._sent: set[str] = set()
         self._settle = 0
+        self._ticket = 0
         self._animation = None
         self._explain_pose: str | None = None
         self._error = pn.pane.Alert("", alert_type="danger", visible=False, margin=(4, 8))
@@ -233,16 +234,7 @@ class HipApp(pn.viewable.Viewer):
             *[_slider(plan, k) for k in ("fem_varus", "fem_flexion", "fem_rotation")],
             _throttled(plan, "fem_level"),
         )
-        cut_widgets = [
-            pn.widgets.FloatSlider.from_param(
-                plan.param[k],
-                start=plan.param[k].bounds[0],
-                end=plan.param[k].bounds[1],
-                step=plan.param[k].step,
-                sizing_mode="stretch_width",
-            )
-            for k in CUT_PARAMS
-        ]
+        cut_widgets = [_slider(plan, k) for k in CUT_PARAMS]
         self.cut_card = pn.Card(
             *cut_widgets, title="Cut adjustments", collapsed=True, sizing_mode="stretch_width"
         )
@@ -444,9 +436,21 @@ class HipApp(pn.viewable.Viewer):
             self.view3d.loading = False
 
     def _refresh(self, *, names: set[str] | None = None, initial: bool = False) -> None:
-        """Bring session and view up to the plan; errors become one line on the page."""
+        """Bring session and view up to the plan; errors become one line on the page.
+
+        A move takes two steps: the pieces' new matrices go to the browser at
+        once (the picture), then, on the next tick, the re-measured hip (head
+        colours, angles, table). Only the latest of a burst of slider events
+        is measured.
+        """
         try:
-            changed = self.session.update(self.plan)
+            changed = self.session.prepare(self.plan)
+            if initial or "anatomy" in changed or pn.state.curdoc is None:
+                self.session.measure(self.plan)
+                self._show_error("")
+                self._draw(changed, initial=initial)
+                return
+            tfs = self.session.transforms(self.plan)
         except HipvizError as exc:
             self._show_error(str(exc))
             return
@@ -455,7 +459,40 @@ class HipApp(pn.viewable.Viewer):
             self._show_error(f"could not update the plan: {exc}")
             return
         self._show_error("")
-        self._draw(changed, initial=initial)
+        if changed:
+            self._send_meshes(changed)
+            self._describe_procedure()
+        if self.plan.mode != "explain":
+            self._set_matrices(render.poses(self.session.sim, tfs))
+        self._ticket += 1
+        ticket = self._ticket
+        pn.state.curdoc.add_next_tick_callback(lambda: self._measure(ticket))
+
+    def _measure(self, ticket: int) -> None:
+        """Second step of a move: measure, then colours, angles and table."""
+        if ticket != self._ticket:
+            return  # a newer change is queued
+        try:
+            self.session.measure(self.plan)
+        except HipvizError as exc:
+            self._show_error(str(exc))
+            return
+        except Exception as exc:  # one bad request must not take the page down
+            log.exception("measure failed")
+            self._show_error(f"could not measure the plan: {exc}")
+            return
+        self._draw(set())
+
+    def _set_matrices(self, tfs: dict) -> None:
+        view = self.view3d
+        matrices = dict(view.matrices)
+        for k, tf in tfs.items():
+            matrices[k] = [float(v) for v in np.asarray(tf).ravel()]
+        view.matrices = matrices
+
+    def _describe_procedure(self) -> None:
+        proc = self.plan.procedure
+        self._proc_text.object = "" if proc == "none" else ost.PROCEDURES[proc].description
 
     def _show_error(self, message: str) -> None:
         self._error.object = message
@@ -468,7 +505,7 @@ class HipApp(pn.viewable.Viewer):
         view = self.view3d
         explain_pose = self.plan.mode == "explain"
         if changed & {"anatomy", "cut", "femur"}:
-            self._send_meshes()
+            self._send_meshes(changed)
         if changed & {"anatomy"}:
             view.param.update(
                 side=sim.analysis.side,
@@ -478,8 +515,7 @@ class HipApp(pn.viewable.Viewer):
             if not initial:
                 view.reset_camera()
             self._source.object = self.session.source
-        proc = self.plan.procedure
-        self._proc_text.object = "" if proc == "none" else ost.PROCEDURES[proc].description
+        self._describe_procedure()
         if explain_pose:
             self._show_step()
             return
@@ -487,31 +523,42 @@ class HipApp(pn.viewable.Viewer):
         self._update_table(out)
         self._schedule_fixation()
 
-    def _send_meshes(self) -> None:
-        """Send the current pieces (and their faint 'before' copies) to the browser."""
+    def _send_meshes(self, changed: set[str]) -> None:
+        """Send the pieces that changed (and their faint 'before' copies) to the browser."""
         sim, view = self.session.sim, self.view3d
         pieces = render.bone_meshes(sim)
-        self._pieces = pieces
+        pelvic = {"pelvis", "pelvis_rest", "acetabular_fragment"}
+        resend = set(pieces)
+        if "anatomy" not in changed:
+            if "cut" not in changed:
+                resend -= pelvic
+            if "femur" not in changed:
+                resend &= pelvic
         wanted = set(pieces)
-        for name, piece in pieces.items():
-            pts, tri = render.triangles(piece.mesh)
+        for name in sorted(resend, key=lambda n: n != "acetabular_fragment"):
+            pts, tri = render.triangles(pieces[name].mesh)
+            piece = pieces[name]
             view.set_mesh(name, pts, tri, color=piece.color, opacity=piece.opacity)
         for name in ("acetabular_fragment", "femur_distal"):
             if name in pieces:
-                pts, tri = render.triangles(pieces[name].mesh)
-                view.set_mesh(
-                    f"ghost:{name}", pts, tri, color=render.GHOST, opacity=0.3, visible=False
-                )
                 wanted.add(f"ghost:{name}")
+                if name in resend:
+                    pts, tri = render.triangles(pieces[name].mesh)
+                    view.set_mesh(
+                        f"ghost:{name}", pts, tri, color=render.GHOST, opacity=0.3, visible=False
+                    )
         for name in set(view.mesh_names) - wanted:
-            view.remove_mesh(name)
-        self._femur_key = "femur" if "femur" in pieces else "femur_proximal"
-        self._coloring = render.HeadColoring(
-            pieces[self._femur_key].mesh.points,
-            sim.center_mm,
-            sim.radius_mm,
-            sim.axes.from_las(sim.analysis.coverage.directions_las),
-        )
+            if not name.startswith("fix:"):
+                view.remove_mesh(name)
+        femur_key = "femur" if "femur" in pieces else "femur_proximal"
+        if femur_key in resend:
+            self._femur_key = femur_key
+            self._coloring = render.HeadColoring(
+                pieces[femur_key].mesh.points,
+                sim.center_mm,
+                sim.radius_mm,
+                sim.axes.from_las(sim.analysis.coverage.directions_las),
+            )
 
     def _pose(self, out, *, fixation: bool | None = None) -> None:
         """Matrices, head colours, angles and labels of one outcome, in one message."""

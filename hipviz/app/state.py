@@ -290,11 +290,11 @@ class HipSession:
             self.source = f"teaching case: {cases.CASES[plan.case].title} (synthetic)"
         return hip.pelvis, hip.femur, plan.side
 
-    def update(self, plan: Plan) -> set[str]:
-        """Bring the simulation up to ``plan``; return what changed.
+    def prepare(self, plan: Plan) -> set[str]:
+        """Bring the bones and cuts up to ``plan`` (not the move); return what changed.
 
-        The set holds ``"anatomy"`` (new bones), ``"cut"`` (new pelvic pieces),
-        ``"femur"`` (new femoral pieces) and ``"move"`` (always, a new outcome).
+        The set holds ``"anatomy"`` (new bones), ``"cut"`` (new pelvic pieces)
+        and ``"femur"`` (new femoral pieces).
 
         Raises
         ------
@@ -336,12 +336,28 @@ class HipSession:
                 sim.uncut_femur()
             self._femur_key = femur_key
             changed.add("femur")
+        return changed
+
+    def _moves(self, plan: Plan) -> tuple[ost.AcetabularMove, ost.FemoralMove]:
         acetabular = plan.acetabular_move()
         if plan.procedure == "none":
             acetabular = ost.AcetabularMove()
-        self.outcome = sim.move(acetabular, femoral)
-        changed.add("move")
-        return changed
+        return acetabular, plan.femoral_move()
+
+    def transforms(self, plan: Plan) -> dict[str, Any]:
+        """Where the plan's move puts each piece (no measuring): the picture's fast path."""
+        return self.sim.transforms(*self._moves(plan))
+
+    def measure(self, plan: Plan) -> Outcome:
+        """Move and re-measure everything (about 15-20 ms); the result is :attr:`outcome`."""
+        self.outcome = self.sim.move(*self._moves(plan))
+        return self.outcome
+
+    def update(self, plan: Plan) -> set[str]:
+        """:meth:`prepare` then :meth:`measure`; the set also holds ``"move"``."""
+        changed = self.prepare(plan)
+        self.measure(plan)
+        return changed | {"move"}
 
     def close(self) -> None:
         """Delete the session's files."""
