@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import html
 import io
 import json
 import logging
@@ -725,12 +726,12 @@ class HipApp(pn.viewable.Viewer):
         step = steps[self.step]
         self._step_pane.object = (
             f'<div class="hv-step-count">Step {self.step + 1} of {len(steps)} · '
-            f"{html_escape(explain.KIND_TITLES[kind])}</div>"
-            f'<div class="hv-step-title">{html_escape(step.title)}</div>'
-            f'<div class="hv-step-text">{html_escape(step.text)}</div>'
+            f"{html.escape(explain.KIND_TITLES[kind])}</div>"
+            f'<div class="hv-step-title">{html.escape(step.title)}</div>'
+            f'<div class="hv-step-text">{html.escape(step.text)}</div>'
             '<ol class="hv-steps">'
             + "".join(
-                f'<li class="{"hv-now" if i == self.step else ""}">{html_escape(s.title)}</li>'
+                f'<li class="{"hv-now" if i == self.step else ""}">{html.escape(s.title)}</li>'
                 for i, s in enumerate(steps)
             )
             + "</ol>"
@@ -935,12 +936,6 @@ class HipApp(pn.viewable.Viewer):
     def close(self) -> None:
         self._stop_animation()
         self.session.close()
-
-
-def html_escape(text: str) -> str:
-    import html
-
-    return html.escape(text)
 
 
 def create_app(subdivisions: int = 8) -> pn.viewable.Viewable:

@@ -224,6 +224,7 @@ class HipSession:
         self.subdivisions = subdivisions
         self.folder = Path(tempfile.mkdtemp(prefix="hipviz-session-"))
         self.upload: Upload | None = None
+        self._uploaded: dict = {}
         self.sim: Simulation | None = None
         self.outcome: Outcome | None = None
         self.source = ""
