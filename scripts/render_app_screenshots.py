@@ -26,17 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--enable-unsafe-swiftshader",
-]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_viewer import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+
 PAO = "case=dysplastic&procedure=pao&pao_lateral=20&pao_anterior=5&pao_medial=3"
 SHOTS = {
     "app_default": ("", []),
@@ -73,8 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         with sync_playwright() as p, tempfile.TemporaryDirectory() as profile:
             browser = p.chromium.launch_persistent_context(
                 profile,
-                executable_path=CHROMIUM,
-                args=ARGS,
+                executable_path=str(CHROMIUM),
+                args=CHROMIUM_ARGS,
                 headless=True,
                 viewport={"width": 1500, "height": 900},
             )

@@ -298,36 +298,14 @@ class HipApp(pn.viewable.Viewer):
 
         # export
         self.w_export = [
-            pn.widgets.FileDownload(
-                callback=self._png,
-                filename="hipviz.png",
-                label="Picture (PNG)",
-                color="light",
-            ),
-            pn.widgets.FileDownload(
-                callback=self._csv,
-                filename="hipviz-measures.csv",
-                label="Measures (CSV)",
-                color="light",
-            ),
-            pn.widgets.FileDownload(
-                callback=self._json,
-                filename="hipviz-plan.json",
-                label="Plan + measures (JSON)",
-                color="light",
-            ),
-            pn.widgets.FileDownload(
-                callback=self._stl,
-                filename="hipviz-meshes.zip",
-                label="Moved bones (STL, zip)",
-                color="light",
-            ),
-            pn.widgets.FileDownload(
-                callback=self._report,
-                filename="hipviz-report.html",
-                label="Report (HTML)",
-                color="light",
-            ),
+            pn.widgets.FileDownload(callback=fn, filename=filename, label=label, color="light")
+            for fn, filename, label in (
+                (self._png, "hipviz.png", "Picture (PNG)"),
+                (self._csv, "hipviz-measures.csv", "Measures (CSV)"),
+                (self._json, "hipviz-plan.json", "Plan + measures (JSON)"),
+                (self._stl, "hipviz-meshes.zip", "Moved bones (STL, zip)"),
+                (self._report, "hipviz-report.html", "Report (HTML)"),
+            )
         ]
 
     # ------------------------------------------------------------------ layout
@@ -425,7 +403,7 @@ class HipApp(pn.viewable.Viewer):
             else:
                 self._refresh()
             return
-        self._refresh(names=names)
+        self._refresh()
 
     async def _reload(self) -> None:
         """New bones: slow (about a second), so show a spinner first."""
@@ -436,7 +414,7 @@ class HipApp(pn.viewable.Viewer):
         finally:
             self.view3d.loading = False
 
-    def _refresh(self, *, names: set[str] | None = None, initial: bool = False) -> None:
+    def _refresh(self, *, initial: bool = False) -> None:
         """Bring session and view up to the plan; errors become one line on the page.
 
         A move takes two steps: the pieces' new matrices go to the browser at
@@ -464,7 +442,7 @@ class HipApp(pn.viewable.Viewer):
             self._send_meshes(changed)
             self._describe_procedure()
         if self.plan.mode != "explain":
-            self._set_matrices(render.poses(self.session.sim, tfs))
+            self.view3d.matrices = self._matrices(render.poses(self.session.sim, tfs))
         self._ticket += 1
         ticket = self._ticket
         pn.state.curdoc.add_next_tick_callback(lambda: self._measure(ticket))
@@ -484,12 +462,12 @@ class HipApp(pn.viewable.Viewer):
             return
         self._draw(set())
 
-    def _set_matrices(self, tfs: dict) -> None:
-        view = self.view3d
-        matrices = dict(view.matrices)
+    def _matrices(self, tfs: dict) -> dict[str, list[float]]:
+        """The view's matrices with ``tfs`` (name -> (4, 4)) placed."""
+        matrices = dict(self.view3d.matrices)
         for k, tf in tfs.items():
             matrices[k] = [float(v) for v in np.asarray(tf).ravel()]
-        view.matrices = matrices
+        return matrices
 
     def _describe_procedure(self) -> None:
         proc = self.plan.procedure
@@ -585,17 +563,14 @@ class HipApp(pn.viewable.Viewer):
         else:
             lines = render.measure_lines(sim, out)
         labels = render.landmark_labels(sim, out) if student else {}
-        matrices = dict(view.matrices)
-        for k, tf in tfs.items():
-            matrices[k] = [float(v) for v in np.asarray(tf).ravel()]
         if out.coverage_after is not None:
             view.set_colors(self._femur_key, self._coloring(out.coverage_after.covered))
+        # param sends only the values that differ (an unchanged ghost style costs nothing)
         view.param.update(
-            matrices=matrices,
+            matrices=self._matrices(tfs),
             actors={**view.actors, **styles},
             lines=_lines_spec(lines),
             labels=_labels_spec(lines, labels),
-            show_labels=True,
         )
         if self.fixation if fixation is None else fixation:
             self._place_fixation(out)
