@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import trimesh
+from scipy.spatial import cKDTree
 
 from ._typing import ArrayLike
 
@@ -12,10 +13,19 @@ def _one_way(src: trimesh.Trimesh, dst: trimesh.Trimesh, sel: np.ndarray) -> flo
     pts = np.asarray(src.vertices)[sel]
     if len(pts) == 0:
         return float("inf")
-    _, dist, _ = trimesh.proximity.closest_point(dst, pts)
     inside = dst.contains(pts) if dst.is_watertight else np.zeros(len(pts), bool)
-    signed = np.where(inside, -dist, dist)
-    return float(signed.min())
+    if inside.any():  # the deepest vertex inside gives the overlap
+        _, dist, _ = trimesh.proximity.closest_point(dst, pts[inside])
+        return -float(dist.max())
+    # A surface point lies within one edge length of a vertex, so a vertex of
+    # `src` whose nearest `dst` vertex is farther than (the smallest such
+    # distance + the longest edge) cannot be the closest: only the rest need
+    # the exact (slow) closest-point query.
+    to_vertex, _ = cKDTree(dst.vertices).query(pts)
+    reach = float(dst.edges_unique_length.max())
+    near = to_vertex <= to_vertex.min() + reach
+    _, dist, _ = trimesh.proximity.closest_point(dst, pts[near])
+    return float(dist.min())
 
 
 def min_gap_mm(

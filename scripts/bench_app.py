@@ -295,6 +295,7 @@ def pane_factory(sessions: list, size: dict):
 def clear_caches() -> int:
     """Forget every cached anatomy (lru caches of hipviz's modules): a cold session."""
     from hipviz import anatomy, atlas, cases, frames
+    from hipviz.app import state
 
     n = 0
     for mod in (anatomy, atlas, cases, frames):
@@ -302,7 +303,8 @@ def clear_caches() -> int:
             if callable(getattr(obj, "cache_clear", None)):
                 obj.cache_clear()
                 n += 1
-    return n
+    state._ANALYSES.clear()  # the app's analyses of the built-in bones
+    return n + 1
 
 
 # --- the browser -------------------------------------------------------------

@@ -103,6 +103,77 @@ def test_query_lists_only_non_defaults():
     assert set(Plan(**plan.query()).query()) == set(plan.query())  # the link round-trips
 
 
+def test_link_round_trips_through_the_query_string():
+    from urllib.parse import parse_qsl
+
+    plan = Plan(case="dysplastic", procedure="pao", pao_lateral=20.0, pao_medial=2.5)
+    assert plan.url_query() == "case=dysplastic&procedure=pao&pao_lateral=20&pao_medial=2.5"
+    again = Plan()
+    assert again.apply_query(dict(parse_qsl(plan.url_query()))) == []
+    assert again.query() == plan.query()
+
+
+def test_bad_link_values_are_reported_and_the_rest_applies():
+    plan = Plan()
+    events = []
+    plan.param.watch(lambda *e: events.append(e), list(URL_PARAMS))
+    problems = plan.apply_query(
+        {
+            "case": "dysplastic",
+            "pao_lateral": "12.5",
+            "pao_anterior": "nan",
+            "fem_varus": "1e9",
+            "pao_medial": "three",
+            "side": "middle",
+            "bogus": "1",
+        }
+    )
+    assert (plan.case, plan.pao_lateral) == ("dysplastic", 12.5)
+    assert (plan.pao_anterior, plan.fem_varus, plan.pao_medial, plan.side) == (0, 0, 0, "left")
+    assert len(events) == 1, "the good values should arrive as one batch"
+    assert len(problems) == 5
+    joined = "\n".join(problems)
+    for word in ("pao_anterior", "fem_varus", "pao_medial", "side", "bogus", "left, right"):
+        assert word in joined
+    assert all("\n" not in p for p in problems)
+
+
+def test_a_move_does_not_wait_for_a_running_measure(dysplastic):
+    """prepare() for a pure move must not take the lock a worker's measure holds."""
+    import threading
+
+    plan = Plan(case="dysplastic")
+    dysplastic.update(plan)
+    plan.pao_lateral = 5.0  # no cut: a move only
+    taken, release = threading.Event(), threading.Event()
+
+    def hold():
+        with dysplastic.lock:
+            taken.set()
+            release.wait(10)
+
+    worker = threading.Thread(target=hold)
+    worker.start()
+    taken.wait(10)
+    try:
+        assert dysplastic.prepare(plan) == set()
+        tfs = dysplastic.transforms(plan)
+    finally:
+        release.set()
+        worker.join()
+    assert tfs and all(np.shape(tf) == (4, 4) for tf in tfs.values())
+
+
+def test_sessions_share_the_analysis_of_builtin_bones(dysplastic):
+    other = HipSession(subdivisions=SUBDIVISIONS)
+    try:
+        other.prepare(Plan(case="dysplastic"))
+        assert other.sim.analysis is dysplastic.sim.analysis
+        assert other.sim is not dysplastic.sim  # but cut and moved on their own
+    finally:
+        other.close()
+
+
 def test_reset_moves_zeroes_moves_and_cuts_only():
     plan = Plan(case="dysplastic", procedure="pao", tilt=5.0, view="lateral")
     plan.param.update(

@@ -1,11 +1,12 @@
 """The hipviz web app: ``hipviz serve``.
 
 One :class:`HipApp` per browser session: its own :class:`~hipviz.app.state.Plan`
-(synchronised with the URL query), its own :class:`~hipviz.app.state.HipSession`
-(bones, cuts, uploaded files in a private temporary folder) and its own 3D
-view. A slider change re-measures in about 15 ms and sends the browser only
-4x4 matrices, head colours, angle lines and the measures table; a new cut
-sends the new pieces once, as binary.
+(read from the URL query, written back when the sliders rest), its own
+:class:`~hipviz.app.state.HipSession` (bones, cuts, uploaded files in a private
+temporary folder) and its own 3D view. A slider change sends the browser the
+moved pieces' 4x4 matrices at once, then re-measures (about 15 ms, in a
+worker thread) and sends head colours, angle lines and the measures table;
+a new cut sends the new pieces once, as binary.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ import html
 import io
 import json
 import logging
+import os
+import threading
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -44,6 +48,8 @@ from .state import (
 from .viewer import SceneView
 
 log = logging.getLogger("hipviz.app")
+#: Measures run here, off the server's event loop (numpy and ray casts release the GIL).
+_MEASURE_POOL = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="hipviz")
 
 CASE_LABELS = {
     **{name: f"{info.title} (teaching case)" for name, info in cases.CASES.items()},
@@ -86,11 +92,14 @@ ol.hv-steps li.hv-now { color: #2f4f6f; font-weight: 700; }
 class LiveSlider(pn.widgets.FloatSlider):
     """A float slider whose changes reach the server at once.
 
-    Panel holds widget events for 50 ms to merge bursts; a move re-measures in
-    about 15 ms, so the wait would be most of the slider-to-picture time.
+    Panel holds widget events for 50 ms to merge bursts; a move costs the
+    server about 3 ms, so the wait would be most of the slider-to-picture
+    time. 2 ms remain: the server first finishes acknowledging the event,
+    else the socket is still busy when the new matrices are ready and Panel
+    retries their sending 10 ms later.
     """
 
-    _debounce = 0
+    _debounce = 2
 
 
 def _slider(plan: Plan, name: str, **kwargs: Any) -> pn.widgets.FloatSlider:
@@ -165,9 +174,17 @@ class HipApp(pn.viewable.Viewer):
     ghost = param.Boolean(default=True, doc="Show the moved pieces' starting place, faint.")
     step = param.Integer(default=0, bounds=(0, len(explain.STEP_KEYS) - 1))
 
-    def __init__(self, plan: Plan | None = None, *, subdivisions: int = 8, **params: Any):
+    def __init__(
+        self,
+        plan: Plan | None = None,
+        *,
+        subdivisions: int = 8,
+        location: pn.io.location.Location | None = None,
+        **params: Any,
+    ):
         super().__init__(**params)
         self.plan = plan or Plan()
+        self._location = location
         self.session = HipSession(subdivisions=subdivisions)
         self.view3d = SceneView(
             sizing_mode="stretch_both", min_height=480, side=self.plan.side, view=self.plan.view
@@ -175,6 +192,7 @@ class HipApp(pn.viewable.Viewer):
         self._sent: set[str] = set()
         self._settle = 0
         self._ticket = 0
+        self._measuring = False
         self._animation = None
         self._explain_pose: str | None = None
         self._error = pn.pane.Alert("", alert_type="danger", visible=False, margin=(4, 8))
@@ -385,6 +403,7 @@ class HipApp(pn.viewable.Viewer):
 
     def _on_plan(self, *events: param.parameterized.Event) -> None:
         names = {e.name for e in events}
+        self._schedule_settle()
         if "view" in names:
             self.view3d.view = self.plan.view
             names.discard("view")
@@ -444,23 +463,47 @@ class HipApp(pn.viewable.Viewer):
         if self.plan.mode != "explain":
             self.view3d.matrices = self._matrices(render.poses(self.session.sim, tfs))
         self._ticket += 1
-        ticket = self._ticket
-        pn.state.curdoc.add_next_tick_callback(lambda: self._measure(ticket))
+        self._request_measure()
 
-    def _measure(self, ticket: int) -> None:
-        """Second step of a move: measure, then colours, angles and table."""
-        if ticket != self._ticket:
-            return  # a newer change is queued
-        try:
-            self.session.measure(self.plan)
-        except HipvizError as exc:
-            self._show_error(str(exc))
-            return
-        except Exception as exc:  # one bad request must not take the page down
-            log.exception("measure failed")
-            self._show_error(f"could not measure the plan: {exc}")
-            return
-        self._draw(set())
+    def _request_measure(self) -> None:
+        """Measure the plan in a worker thread; :meth:`_measured` draws the result.
+
+        Off the event loop, so the matrices just set leave at once and the
+        next slider event is read while the hip is measured. One measure at a
+        time per session; a burst of changes is measured at its latest.
+        """
+        if self._measuring:
+            return  # _measured asks again if the plan moved on meanwhile
+        self._measuring = True
+        doc, ticket = pn.state.curdoc, self._ticket
+        moves = self.session.moves(self.plan)
+
+        def work() -> None:
+            try:
+                result: Any = self.session.measure_moves(*moves)
+            except Exception as exc:  # reported on the page by _measured
+                result = exc
+            try:
+                doc.add_next_tick_callback(lambda: self._measured(ticket, result))
+            except Exception:  # the page closed meanwhile
+                log.debug("measure finished after its page closed")
+
+        _MEASURE_POOL.submit(work)
+
+    def _measured(self, ticket: int, result: Any) -> None:
+        """Second step of a move, on the event loop: colours, angles and table."""
+        self._measuring = False
+        stale = ticket != self._ticket
+        if stale:
+            self._request_measure()
+        if isinstance(result, HipvizError):
+            self._show_error(str(result))
+        elif isinstance(result, Exception):
+            log.error("measure failed", exc_info=result)
+            self._show_error(f"could not measure the plan: {result}")
+        else:
+            # a stale result still updates colours and table, not the pose just sent
+            self._draw(set(), pose=not stale)
 
     def _matrices(self, tfs: dict) -> dict[str, list[float]]:
         """The view's matrices with ``tfs`` (name -> (4, 4)) placed."""
@@ -477,7 +520,7 @@ class HipApp(pn.viewable.Viewer):
         self._error.object = message
         self._error.visible = bool(message)
 
-    def _draw(self, changed: set[str], *, initial: bool = False) -> None:
+    def _draw(self, changed: set[str], *, initial: bool = False, pose: bool = True) -> None:
         sim, out = self.session.sim, self.session.outcome
         if sim is None or out is None:
             return
@@ -498,9 +541,9 @@ class HipApp(pn.viewable.Viewer):
         if explain_pose:
             self._show_step()
             return
-        self._pose(out)
+        self._pose(out, matrices=pose)
         self._update_table(out)
-        self._schedule_fixation()
+        self._schedule_settle()
 
     def _send_meshes(self, changed: set[str]) -> None:
         """Send the pieces that changed (and their faint 'before' copies) to the browser."""
@@ -539,8 +582,12 @@ class HipApp(pn.viewable.Viewer):
                 sim.axes.from_las(sim.analysis.coverage.directions_las),
             )
 
-    def _pose(self, out, *, fixation: bool | None = None) -> None:
-        """Matrices, head colours, angles and labels of one outcome, in one message."""
+    def _pose(self, out, *, fixation: bool | None = None, matrices: bool = True) -> None:
+        """Matrices, head colours, angles and labels of one outcome, in one message.
+
+        ``matrices=False`` keeps the pieces where they are (the outcome is older
+        than the pose on screen).
+        """
         sim, view = self.session.sim, self.view3d
         tfs = render.poses(sim, out)
         moved = {k for k, tf in tfs.items() if not np.allclose(tf, np.eye(4), atol=1e-9)}
@@ -566,12 +613,14 @@ class HipApp(pn.viewable.Viewer):
         if out.coverage_after is not None:
             view.set_colors(self._femur_key, self._coloring(out.coverage_after.covered))
         # param sends only the values that differ (an unchanged ghost style costs nothing)
-        view.param.update(
-            matrices=self._matrices(tfs),
-            actors={**view.actors, **styles},
-            lines=_lines_spec(lines),
-            labels=_labels_spec(lines, labels),
-        )
+        update = {
+            "actors": {**view.actors, **styles},
+            "lines": _lines_spec(lines),
+            "labels": _labels_spec(lines, labels),
+        }
+        if matrices:
+            update["matrices"] = self._matrices(tfs)
+        view.param.update(**update)
         if self.fixation if fixation is None else fixation:
             self._place_fixation(out)
         else:
@@ -599,17 +648,31 @@ class HipApp(pn.viewable.Viewer):
 
     # ------------------------------------------------------------------ fixation
 
-    def _schedule_fixation(self) -> None:
-        if not self.fixation or pn.state.curdoc is None:
+    def _schedule_settle(self) -> None:
+        """After the sliders rest for SETTLE_MS: place the fixation, write the link."""
+        if pn.state.curdoc is None:
             return
         self._settle += 1
         ticket = self._settle
 
         def settled():
-            if ticket == self._settle and self.session.outcome is not None:
+            if ticket != self._settle:
+                return
+            self._write_link()
+            if self.fixation and self.session.outcome is not None:
                 self._place_fixation(self.session.outcome)
 
         pn.state.curdoc.add_timeout_callback(settled, SETTLE_MS)
+
+    def _write_link(self) -> None:
+        """The plan into the address bar: once the sliders rest, as every
+        update of it costs the browser and the server a message each."""
+        if self._location is None:
+            return
+        query = self.plan.url_query()
+        search = f"?{query}" if query else ""
+        if self._location.search != search:
+            self._location.search = search
 
     def _place_fixation(self, out) -> None:
         sim, view = self.session.sim, self.view3d
@@ -914,20 +977,34 @@ class HipApp(pn.viewable.Viewer):
 
 
 def create_app(subdivisions: int = 8) -> pn.viewable.Viewable:
-    """A new page for one browser session, its plan bound to the URL query."""
+    """A new page for one browser session, its plan read from the URL query."""
     plan = Plan()
-    if pn.state.location is not None:
-        # before the app exists, so a shared link computes its own hip only
-        pn.state.location.sync(plan, {k: k for k in URL_PARAMS})
-    app = HipApp(plan, subdivisions=subdivisions)
+    location = pn.state.location
+    # before the app exists, so a shared link computes its own hip only
+    problems = plan.apply_query(location.query_params) if location is not None else []
+    app = HipApp(plan, subdivisions=subdivisions, location=location)
+    if problems:
+        app._show_error("; ".join(problems))
     if pn.state.curdoc is not None:
         pn.state.on_session_destroyed(lambda ctx: app.close())
     return app
 
 
+def warm_up(subdivisions: int = 8) -> None:
+    """Build and analyse the default hip once, so the first page opens as fast as the next."""
+    session = HipSession(subdivisions=subdivisions)
+    try:
+        session.prepare(Plan())
+    except Exception:  # the page itself will report it
+        log.exception("warming up the default hip failed")
+    finally:
+        session.close()
+
+
 def serve(port: int = 5006, address: str = "127.0.0.1", show: bool = False, **kwargs: Any) -> None:
     """Run the app until interrupted (``hipviz serve``)."""
     pn.extension(notifications=False)
+    threading.Thread(target=warm_up, name="hipviz-warm-up", daemon=True).start()
     origins = [f"{address}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"]
     pn.serve(
         {"/": create_app},
@@ -942,4 +1019,4 @@ def serve(port: int = 5006, address: str = "127.0.0.1", show: bool = False, **kw
     )
 
 
-__all__ = ["HipApp", "LiveSlider", "create_app", "serve"]
+__all__ = ["HipApp", "LiveSlider", "create_app", "serve", "warm_up"]

@@ -11,11 +11,15 @@ a new anatomy (about 1 s), a new cut (about 60 ms), or only a move (about
 
 from __future__ import annotations
 
+import math
 import shutil
 import tempfile
+import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import param
 
@@ -175,6 +179,57 @@ class Plan(param.Parameterized):
                 out[name] = value
         return out
 
+    def url_query(self) -> str:
+        """:meth:`query` as the text after ``?`` in a link (``case=dysplastic&pao_lateral=20``)."""
+        return urlencode(
+            {k: f"{v:g}" if isinstance(v, float) else v for k, v in self.query().items()}
+        )
+
+    def apply_query(self, query: Mapping[str, str]) -> list[str]:
+        """Set the plan from a link's query values; one line per value left out.
+
+        Unknown names, text where a number belongs, non-finite numbers and
+        values out of a slider's range are left out (and reported); the rest
+        of the link still applies, in one batch of events.
+        """
+        values, problems = {}, []
+        for name, text in query.items():
+            if name not in URL_PARAMS:
+                problems.append(f"unknown link parameter {name!r}")
+                continue
+            p = self.param[name]
+            try:
+                value = float(text) if isinstance(p, param.Number) else str(text)
+                if isinstance(value, float) and not math.isfinite(value):
+                    raise ValueError("not a finite number")
+                type(self)(**{name: value})  # param checks bounds and choices
+            except (TypeError, ValueError):
+                problems.append(f"link parameter {name}={text!r} ignored: {_expected(p)}")
+                continue
+            values[name] = value
+        self.param.update(values)
+        return problems
+
+
+#: Analyses of the built-in bones, shared by the sessions (the landmark and
+#: frame search is most of the second a new hip takes): key -> HipAnalysis.
+_ANALYSES: dict[tuple, Any] = {}
+_MAX_ANALYSES = 32
+
+
+def _remember_analysis(key: tuple, analysis: Any) -> None:
+    _ANALYSES.pop(key, None)
+    _ANALYSES[key] = analysis  # newest last
+    while len(_ANALYSES) > _MAX_ANALYSES:
+        _ANALYSES.pop(next(iter(_ANALYSES)))
+
+
+def _expected(p: param.Parameter) -> str:
+    if isinstance(p, param.Selector):
+        return "one of " + ", ".join(map(str, p.objects))
+    lo, hi = p.bounds
+    return f"a number from {lo:g} to {hi:g}"
+
 
 @dataclass
 class Upload:
@@ -230,7 +285,9 @@ class HipSession:
         self.source = ""
         self._anatomy_key: tuple | None = None
         self._cut_key: tuple | None = None
-        self._femur_key: float | None = None
+        self._femur_key: tuple | None = None
+        #: Held while the bones change or are measured (measures run off the event loop).
+        self.lock = threading.RLock()
 
     # ------------------------------------------------------------ files
 
@@ -302,7 +359,6 @@ class HipSession:
         HipvizError
             With a one-line message for the user; the previous state is kept.
         """
-        changed: set[str] = set()
         anatomy = (
             plan.case,
             plan.side,
@@ -310,36 +366,54 @@ class HipSession:
             plan.shape_modes() if plan.case == BUILTIN else (),
             id(self.upload) if plan.case == UPLOAD else None,
         )
-        if anatomy != self._anatomy_key or self.sim is None:
-            pelvis, femur, side = self._meshes(plan)
-            self.sim = Simulation(pelvis, femur, side=side, tilt_deg=plan.tilt)
-            self._anatomy_key = anatomy
-            self._cut_key = self._femur_key = None
-            self.outcome = None
-            changed |= {"anatomy", "cut", "femur"}
-        sim = self.sim
-        adjust = plan.adjustments().validate()
-        cut_key = (plan.procedure, adjust)
-        if cut_key != self._cut_key:
-            if plan.procedure == "none":
-                sim.uncut()
-            else:
-                sim.cut(plan.procedure, adjust)
-            self._cut_key = cut_key
-            changed.add("cut")
+        cut_key = (plan.procedure, plan.adjustments().validate())
         femoral = plan.femoral_move().validate()
         level = plan.fem_level or None
         femur_key = (not femoral.is_identity or level is not None, level)
-        if femur_key != self._femur_key:
-            if femur_key[0]:
-                sim.cut_femur(level)
-            else:
-                sim.uncut_femur()
-            self._femur_key = femur_key
-            changed.add("femur")
+        if self.sim is not None and (anatomy, cut_key, femur_key) == (
+            self._anatomy_key,
+            self._cut_key,
+            self._femur_key,
+        ):
+            return set()  # a move only: no lock, so a running measure does not hold it up
+        changed: set[str] = set()
+        with self.lock:  # a measure may be reading the bones in another thread
+            if anatomy != self._anatomy_key or self.sim is None:
+                pelvis, femur, side = self._meshes(plan)
+                shared = plan.case != UPLOAD  # the same bones for every session
+                key = (*anatomy, self.subdivisions)
+                self.sim = Simulation(
+                    pelvis,
+                    femur,
+                    side=side,
+                    tilt_deg=plan.tilt,
+                    analysis=_ANALYSES.get(key) if shared else None,
+                )
+                if shared:
+                    _remember_analysis(key, self.sim.analysis)
+                self._anatomy_key = anatomy
+                self._cut_key = self._femur_key = None
+                self.outcome = None
+                changed |= {"anatomy", "cut", "femur"}
+            sim = self.sim
+            if cut_key != self._cut_key:
+                if plan.procedure == "none":
+                    sim.uncut()
+                else:
+                    sim.cut(plan.procedure, cut_key[1])
+                self._cut_key = cut_key
+                changed.add("cut")
+            if femur_key != self._femur_key:
+                if femur_key[0]:
+                    sim.cut_femur(level)
+                else:
+                    sim.uncut_femur()
+                self._femur_key = femur_key
+                changed.add("femur")
         return changed
 
-    def _moves(self, plan: Plan) -> tuple[ost.AcetabularMove, ost.FemoralMove]:
+    def moves(self, plan: Plan) -> tuple[ost.AcetabularMove, ost.FemoralMove]:
+        """The plan's pelvic and femoral moves (a still pelvis when nothing is cut)."""
         acetabular = plan.acetabular_move()
         if plan.procedure == "none":
             acetabular = ost.AcetabularMove()
@@ -347,12 +421,21 @@ class HipSession:
 
     def transforms(self, plan: Plan) -> dict[str, Any]:
         """Where the plan's move puts each piece (no measuring): the picture's fast path."""
-        return self.sim.transforms(*self._moves(plan))
+        return self.sim.transforms(*self.moves(plan))
 
     def measure(self, plan: Plan) -> Outcome:
         """Move and re-measure everything (about 15-20 ms); the result is :attr:`outcome`."""
-        self.outcome = self.sim.move(*self._moves(plan))
-        return self.outcome
+        return self.measure_moves(*self.moves(plan))
+
+    def measure_moves(self, acetabular: ost.AcetabularMove, femoral: ost.FemoralMove) -> Outcome:
+        """:meth:`measure` for moves taken from a plan earlier.
+
+        Safe to run in a worker thread while the plan goes on changing: the
+        moves are plain values, and the bones are locked against a new cut.
+        """
+        with self.lock:
+            self.outcome = self.sim.move(acetabular, femoral)
+            return self.outcome
 
     def update(self, plan: Plan) -> set[str]:
         """:meth:`prepare` then :meth:`measure`; the set also holds ``"move"``."""

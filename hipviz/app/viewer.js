@@ -15,6 +15,7 @@
 // firstPicture is the frame that first showed every mesh.
 
 const MAX_TIMES = 500
+const IDENTITY = new Float64Array([1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1])
 
 // Log of arrival -> rendered-frame times, read by scripts/bench_viewer.py.
 function timesLog() {
@@ -210,11 +211,20 @@ export function render({model}) {
     }
   }
 
+  let drawnSize = null
   function resize() {
     const rect = host.getBoundingClientRect()
     if (rect.width < 2 || rect.height < 2) {
       return
     }
+    // Bokeh lays the page out again whenever any pane's text changes (the
+    // measures table, every move); re-rendering the 3D view for that would
+    // cost a whole frame each time.
+    const size = `${rect.width}x${rect.height}x${window.devicePixelRatio}`
+    if (size === drawnSize) {
+      return
+    }
+    drawnSize = size
     grw.resize()
     glReady = true
     requestRender()
@@ -245,7 +255,7 @@ export function render({model}) {
       return
     }
     const m = colMajor((model.matrices || {})[name])
-    entry.actor.setUserMatrix(m == null ? new Float64Array([1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]) : m)
+    entry.actor.setUserMatrix(m == null ? IDENTITY : m)
   }
 
   function setColors(entry, colors) {
@@ -307,44 +317,65 @@ export function render({model}) {
 
   // --- overlays -----------------------------------------------------------
 
+  function removeLine(name) {
+    const item = lineActors.get(name)
+    item.renderer.removeActor(item.actor)
+    item.actor.delete()
+    item.mapper.delete()
+    item.polydata.delete()
+    lineActors.delete(name)
+  }
+
   function syncLines() {
+    // Lines move with every change: their points are updated in place, as a
+    // new actor costs vtk.js a new view node and shader set-up.
     const specs = model.lines || {}
-    for (const [name, item] of lineActors) {
-      item.renderer.removeActor(item.actor)
-      item.actor.delete()
-      lineActors.delete(name)
+    for (const name of [...lineActors.keys()]) {
+      if (!(name in specs)) {
+        removeLine(name)
+      }
     }
     for (const [name, spec] of Object.entries(specs)) {
-      const pts = (spec.points || []).flat().map(Number)
+      const pts = Float32Array.from((spec.points || []).flat().map(Number))
       const n = pts.length / 3
+      const target = spec.on_top === false ? renderer : topRenderer
+      let item = lineActors.get(name)
+      if (item != null && (n < 2 || item.renderer !== target)) {
+        removeLine(name)
+        item = null
+      }
       if (n < 2) {
         continue
       }
-      const pd = vtk.Common.DataModel.vtkPolyData.newInstance()
-      pd.getPoints().setData(Float32Array.from(pts), 3)
-      const cells = new Uint32Array(n + 1)
-      cells[0] = n
-      for (let i = 0; i < n; i++) {
-        cells[i + 1] = i
+      if (item == null) {
+        const polydata = vtk.Common.DataModel.vtkPolyData.newInstance()
+        const mapper = vtk.Rendering.Core.vtkMapper.newInstance()
+        mapper.setInputData(polydata)
+        const actor = vtk.Rendering.Core.vtkActor.newInstance()
+        actor.setMapper(mapper)
+        actor.getProperty().setLighting(false)
+        target.addActor(actor)
+        item = {actor, mapper, polydata, renderer: target, n: 0}
+        lineActors.set(name, item)
       }
-      pd.getLines().setData(cells)
-      const mapper = vtk.Rendering.Core.vtkMapper.newInstance()
-      mapper.setInputData(pd)
-      const actor = vtk.Rendering.Core.vtkActor.newInstance()
-      actor.setMapper(mapper)
-      const prop = actor.getProperty()
+      const pd = item.polydata
+      pd.getPoints().setData(pts, 3)
+      if (item.n !== n) {
+        const cells = new Uint32Array(n + 1)
+        cells[0] = n
+        for (let i = 0; i < n; i++) {
+          cells[i + 1] = i
+        }
+        pd.getLines().setData(cells)
+        item.n = n
+      }
+      pd.modified()
+      const prop = item.actor.getProperty()
       prop.setColor(...hexToRgb(spec.color, [0.84, 0.15, 0.16]))
       prop.setLineWidth(Number(spec.width || 3))
-      prop.setLighting(false)
-      if (spec.actor != null) {
-        const m = colMajor((model.matrices || {})[spec.actor])
-        if (m != null) {
-          actor.setUserMatrix(m)
-        }
-      }
-      const target = spec.on_top === false ? renderer : topRenderer
-      target.addActor(actor)
-      lineActors.set(name, {actor, renderer: target, spec})
+      const m = spec.actor == null ? null : colMajor((model.matrices || {})[spec.actor])
+      item.actor.setUserMatrix(m == null ? IDENTITY : m)
+      item.spec = spec
     }
   }
 
@@ -593,8 +624,8 @@ export function render({model}) {
     for (const name of [...actors.keys()]) {
       removeMesh(name)
     }
-    for (const item of lineActors.values()) {
-      item.actor.delete()
+    for (const name of [...lineActors.keys()]) {
+      removeLine(name)
     }
     grw.getInteractor().unbindEvents()
     topRenderer.delete()
