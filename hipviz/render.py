@@ -118,6 +118,38 @@ def triangles(poly: pv.PolyData) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(poly.points, dtype=np.float32), faces[:, 1:].astype(np.int32)
 
 
+def split_far(
+    points: ArrayLike, triangles: ArrayLike, center: ArrayLike, radius_mm: float
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Split a triangle mesh into the part near ``center`` and the part beyond ``radius_mm``.
+
+    A triangle is far when all three of its vertices are. A cut about the hip
+    changes only the near part, so a view need not send the far part again.
+
+    Parameters
+    ----------
+    points : (n, 3) float
+    triangles : (m, 3) int
+    center : (3,) float
+        Same frame and units (mm) as ``points``.
+
+    Returns
+    -------
+    (near_points, near_triangles), (far_points, far_triangles)
+        Each with only its own vertices, re-indexed.
+    """
+    pts = np.asarray(points)
+    tri = np.asarray(triangles)
+    beyond = np.linalg.norm(pts - np.asarray(center, dtype=float), axis=1) > radius_mm
+    far = beyond[tri].all(axis=1)
+
+    def part(keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        used, inverse = np.unique(tri[keep], return_inverse=True)
+        return pts[used], inverse.reshape(-1, 3).astype(tri.dtype)
+
+    return part(~far), part(far)
+
+
 # ------------------------------------------------------------------ pieces
 
 
@@ -561,5 +593,6 @@ __all__ = [
     "polydata",
     "poses",
     "scene",
+    "split_far",
     "triangles",
 ]

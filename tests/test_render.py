@@ -89,3 +89,21 @@ def test_camera_presets():
     assert pos[0] > 0 and pos[1] > 0 and up == (0.0, 0.0, 1.0)
     with pytest.raises(ValueError, match="unknown view"):
         render.camera("oblique", "left", (0, 0, 0))
+
+
+def test_split_far_partitions_the_triangles():
+    import trimesh
+
+    mesh = trimesh.creation.icosphere(subdivisions=3, radius=50.0)
+    pts, tri = np.asarray(mesh.vertices), np.asarray(mesh.faces)
+    centre = np.array([50.0, 0.0, 0.0])
+    (near_p, near_t), (far_p, far_t) = render.split_far(pts, tri, centre, 40.0)
+    assert len(near_t) + len(far_t) == len(tri) and len(near_t) and len(far_t)
+    near_corners, far_corners = near_p[near_t], far_p[far_t]
+    assert np.all(np.linalg.norm(far_corners - centre, axis=2) > 40.0)
+    assert np.all((np.linalg.norm(near_corners - centre, axis=2) <= 40.0).any(axis=1))
+    # together they are the triangles we started from
+    def triangle_set(corners):
+        return sorted(map(tuple, corners.round(6).reshape(-1, 9)))
+
+    assert triangle_set(np.vstack([near_corners, far_corners])) == triangle_set(pts[tri])

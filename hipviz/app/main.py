@@ -69,6 +69,10 @@ ANIMATION_FRAMES = 24
 ANIMATION_PERIOD_MS = 60
 #: Half-size of the region the standard views frame about the head centre, mm.
 VIEW_RADIUS_MM = 110.0
+#: The pelvis beyond this distance from the head centre is drawn as its own
+#: piece (FAR_PIECE), which no cut changes: a cut re-sends only the near part.
+FAR_MM = 100.0
+FAR_PIECE = "pelvis_far"
 #: Quiet time after the last slider move before fixation is placed again, ms.
 SETTLE_MS = 250
 
@@ -189,10 +193,10 @@ class HipApp(pn.viewable.Viewer):
         self.view3d = SceneView(
             sizing_mode="stretch_both", min_height=480, side=self.plan.side, view=self.plan.view
         )
-        self._sent: set[str] = set()
         self._settle = 0
         self._ticket = 0
         self._measuring = False
+        self._far_key: tuple | None = None
         self._animation = None
         self._explain_pose: str | None = None
         self._error = pn.pane.Alert("", alert_type="danger", visible=False, margin=(4, 8))
@@ -546,7 +550,11 @@ class HipApp(pn.viewable.Viewer):
         self._schedule_settle()
 
     def _send_meshes(self, changed: set[str]) -> None:
-        """Send the pieces that changed (and their faint 'before' copies) to the browser."""
+        """Send the pieces that changed (and their faint 'before' copies) to the browser.
+
+        The pelvis is drawn as its part within FAR_MM of the head, which cuts
+        change, and the rest ("pelvis_far"), sent again only when it differs.
+        """
         sim, view = self.session.sim, self.view3d
         pieces = render.bone_meshes(sim)
         pelvic = {"pelvis", "pelvis_rest", "acetabular_fragment"}
@@ -556,18 +564,20 @@ class HipApp(pn.viewable.Viewer):
                 resend -= pelvic
             if "femur" not in changed:
                 resend &= pelvic
-        wanted = set(pieces)
+        wanted = set(pieces) | {FAR_PIECE}
         for name in sorted(resend, key=lambda n: n != "acetabular_fragment"):
             pts, tri = render.triangles(pieces[name].mesh)
             piece = pieces[name]
+            if name in ("pelvis", "pelvis_rest"):
+                (pts, tri), far = render.split_far(pts, tri, sim.center_mm, FAR_MM)
+                self._send_far(*far, piece.color)
             view.set_mesh(name, pts, tri, color=piece.color, opacity=piece.opacity)
         for name in ("acetabular_fragment", "femur_distal"):
             if name in pieces:
                 wanted.add(f"ghost:{name}")
                 if name in resend:
-                    pts, tri = render.triangles(pieces[name].mesh)
-                    view.set_mesh(
-                        f"ghost:{name}", pts, tri, color=render.GHOST, opacity=0.3, visible=False
+                    view.copy_mesh(
+                        f"ghost:{name}", name, color=render.GHOST, opacity=0.3, visible=False
                     )
         for name in set(view.mesh_names) - wanted:
             if not name.startswith("fix:"):
@@ -581,6 +591,18 @@ class HipApp(pn.viewable.Viewer):
                 sim.radius_mm,
                 sim.axes.from_las(sim.analysis.coverage.directions_las),
             )
+
+    def _send_far(self, points: np.ndarray, triangles: np.ndarray, color: str) -> None:
+        """The pelvis beyond FAR_MM from the head, unless the browser has it already."""
+        corners = points[triangles]  # a key that ignores vertex and triangle order
+        key = (
+            len(triangles),
+            corners.sum(axis=(0, 1)).round(3).tobytes(),
+            float(np.square(corners, dtype=np.float64).sum().round(1)),
+        )
+        if key != self._far_key or FAR_PIECE not in self.view3d.mesh_names:
+            self.view3d.set_mesh(FAR_PIECE, points, triangles, color=color)
+            self._far_key = key
 
     def _pose(self, out, *, fixation: bool | None = None, matrices: bool = True) -> None:
         """Matrices, head colours, angles and labels of one outcome, in one message.

@@ -5,7 +5,8 @@
 // row-major; vtk.js keeps user matrices column-major, hence `colMajor`.
 //
 // Messages from Python: {type: "mesh", name, points, triangles, colors, smooth}
-// (typed arrays, sent as binary buffers), {type: "colors", name, colors},
+// (typed arrays, sent as binary buffers), {type: "copy", name, source} (the
+// geometry of mesh `source`, already here), {type: "colors", name, colors},
 // {type: "remove", name}, {type: "synced"} (every mesh has been sent),
 // {type: "reset_camera"}, {type: "screenshot", id}. To Python: {type: "ready"}
 // on start, {type: "screenshot", id, png} (base64) or {..., error}.
@@ -273,8 +274,8 @@ export function render({model}) {
     pd.modified()
   }
 
-  function setMesh(msg) {
-    let entry = actors.get(msg.name)
+  function meshEntry(name) {
+    let entry = actors.get(name)
     if (entry == null) {
       const polydata = vtk.Common.DataModel.vtkPolyData.newInstance()
       const mapper = vtk.Rendering.Core.vtkMapper.newInstance()
@@ -285,8 +286,13 @@ export function render({model}) {
       actor.setMapper(mapper)
       renderer.addActor(actor)
       entry = {actor, mapper, polydata, nPoints: 0, hasColors: false}
-      actors.set(msg.name, entry)
+      actors.set(name, entry)
     }
+    return entry
+  }
+
+  function setMesh(msg) {
+    const entry = meshEntry(msg.name)
     const points = typed(Float32Array, msg.points)
     entry.nPoints = points.length / 3
     const pd = entry.polydata
@@ -298,6 +304,29 @@ export function render({model}) {
       name: "normals", numberOfComponents: 3, values: vertexNormals(points, tri),
     }))
     setColors(entry, msg.colors)
+    pd.modified()
+    applyStyle(msg.name)
+    applyMatrix(msg.name)
+  }
+
+  function copyMesh(msg) {
+    // The geometry the browser already has for `source`; the typed arrays are
+    // shared (setMesh replaces arrays, never writes into them).
+    const src = actors.get(msg.source)
+    if (src == null) {
+      return
+    }
+    const entry = meshEntry(msg.name)
+    const from = src.polydata
+    const pd = entry.polydata
+    pd.getPoints().setData(from.getPoints().getData(), 3)
+    pd.getPolys().setData(from.getPolys().getData())
+    const normals = from.getPointData().getNormals()
+    pd.getPointData().setNormals(normals == null ? null : vtk.Common.Core.vtkDataArray.newInstance({
+      name: "normals", numberOfComponents: 3, values: normals.getData(),
+    }))
+    entry.nPoints = src.nPoints
+    setColors(entry, null)
     pd.modified()
     applyStyle(msg.name)
     applyMatrix(msg.name)
@@ -538,6 +567,9 @@ export function render({model}) {
     switch (msg.type) {
       case "mesh":
         setMesh(msg)
+        break
+      case "copy":
+        copyMesh(msg)
         break
       case "colors": {
         const entry = actors.get(msg.name)

@@ -269,6 +269,32 @@ class SceneView(pn.custom.JSComponent):
             self._send_msg(self._mesh_msg(name))
             self._send_msg({"type": "synced"})
 
+    def copy_mesh(
+        self,
+        name: str,
+        source: str,
+        *,
+        color: Any = None,
+        opacity: float | None = None,
+        visible: bool | None = None,
+    ) -> None:
+        """Add or replace mesh ``name`` as a copy of mesh ``source``'s geometry now.
+
+        The browser copies the geometry it already has, so nothing but the
+        names travels (a faint "before" copy of a piece costs no bytes).
+        Later changes of ``source`` leave the copy as it is.
+        """
+        mesh = self._get(source)
+        style = dict(self.actors.get(name, {"color": BONE_COLOR, "opacity": 1.0, "visible": True}))
+        style.update(self._style_updates(color, opacity, visible))
+        # the arrays are shared, not copied: set_mesh replaces them, never writes into them
+        self._meshes[name] = {**mesh, "colors": None, "copy_of": source}
+        if style != self.actors.get(name):
+            self.actors = {**self.actors, name: style}
+        if self._ready:
+            self._send_msg(self._mesh_msg(name))
+            self._send_msg({"type": "synced"})
+
     def set_colors(self, name: str, colors: ArrayLike | None) -> None:
         """Replace the per-vertex colours of mesh ``name`` (None: plain colour)."""
         mesh = self._get(name)
@@ -436,7 +462,11 @@ class SceneView(pn.custom.JSComponent):
                 callback(base64.b64decode(data["png"]))
 
     def _mesh_msg(self, name: str) -> dict[str, Any]:
-        return {"type": "mesh", "name": name, **self._meshes[name]}
+        mesh = {k: v for k, v in self._meshes[name].items() if k != "copy_of"}
+        source = self._meshes[name].get("copy_of")
+        if source in self._meshes and self._meshes[source]["points"] is mesh["points"]:
+            return {"type": "copy", "name": name, "source": source}
+        return {"type": "mesh", "name": name, **mesh}
 
     def _get(self, name: str) -> dict[str, np.ndarray | None]:
         try:
