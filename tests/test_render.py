@@ -102,6 +102,7 @@ def test_split_far_partitions_the_triangles():
     near_corners, far_corners = near_p[near_t], far_p[far_t]
     assert np.all(np.linalg.norm(far_corners - centre, axis=2) > 40.0)
     assert np.all((np.linalg.norm(near_corners - centre, axis=2) <= 40.0).any(axis=1))
+
     # together they are the triangles we started from
     def triangle_set(corners):
         return sorted(map(tuple, corners.round(6).reshape(-1, 9)))

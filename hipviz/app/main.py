@@ -93,6 +93,38 @@ ol.hv-steps li.hv-now { color: #2f4f6f; font-weight: 700; }
 )
 
 
+class AddressBar(pn.custom.JSComponent):
+    """Keeps the address bar's query equal to ``query`` (no reload, no new history entry).
+
+    Panel's own ``Location`` pushes a history entry per change and holds
+    changes until the whole page is idle, which a busy 3D page may not be;
+    a change it held can land later and put back the address the page opened
+    with. So the bar is set when the view starts, on each change, and checked
+    each second (a change that arrives while Bokeh rebuilds the view has no
+    listener).
+    """
+
+    query = param.String(default="", doc="The text after '?' in the page's address.")
+
+    _esm = """
+    export function render({model}) {
+      const write = () => {
+        if (window.location.search.replace(/^[?]/, "") === model.query) {
+          return
+        }
+        const url = new URL(window.location.href)
+        url.search = model.query
+        window.history.replaceState(window.history.state, "", url)
+      }
+      write()
+      model.on("query", write)
+      const timer = setInterval(write, 1000)
+      model.on("remove", () => clearInterval(timer))
+      return document.createElement("span")
+    }
+    """
+
+
 class LiveSlider(pn.widgets.FloatSlider):
     """A float slider whose changes reach the server at once.
 
@@ -183,12 +215,11 @@ class HipApp(pn.viewable.Viewer):
         plan: Plan | None = None,
         *,
         subdivisions: int = 8,
-        location: pn.io.location.Location | None = None,
         **params: Any,
     ):
         super().__init__(**params)
         self.plan = plan or Plan()
-        self._location = location
+        self._address = AddressBar(query=self.plan.url_query(), width=0, height=0, margin=0)
         self.session = HipSession(subdivisions=subdivisions)
         self.view3d = SceneView(
             sizing_mode="stretch_both", min_height=480, side=self.plan.side, view=self.plan.view
@@ -218,7 +249,11 @@ class HipApp(pn.viewable.Viewer):
         self.plan.param.watch(self._on_plan, list(URL_PARAMS))
         self.param.watch(self._on_display, ["angles", "fixation", "ghost"])
         self.param.watch(self._on_step, ["step"])
-        self._refresh(initial=True)
+        self._loading = self._dirty = False
+        if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+            self._load()  # a served page: build the hip while the browser loads the page
+        else:
+            self._refresh(initial=True)
 
     # ------------------------------------------------------------------ widgets
 
@@ -342,6 +377,7 @@ class HipApp(pn.viewable.Viewer):
                 sizing_mode="stretch_width",
             ),
             self.w_mode,
+            self._address,
             sizing_mode="stretch_width",
             styles={"border-bottom": "1px solid #dde", "background": "#f7f9fb"},
         )
@@ -405,6 +441,43 @@ class HipApp(pn.viewable.Viewer):
 
     # ------------------------------------------------------------------ updates
 
+    def _load(self) -> None:
+        """Build and measure the page's first hip in a worker thread.
+
+        About a second on a cold server: off the event loop, so the page's
+        HTML and scripts go out meanwhile and other sessions stay live.
+        Plan changes made meanwhile are applied when it is done.
+        """
+        self._loading = True
+        self.view3d.loading = True
+        doc = pn.state.curdoc
+
+        def work() -> None:
+            try:
+                result: Any = self.session.prepare(self.plan)
+                self.session.measure(self.plan)
+            except Exception as exc:  # reported on the page by _loaded
+                result = exc
+            try:
+                doc.add_next_tick_callback(lambda: self._loaded(result))
+            except Exception:  # the page closed meanwhile
+                log.debug("first hip built after its page closed")
+
+        _MEASURE_POOL.submit(work)
+
+    def _loaded(self, result: Any) -> None:
+        self._loading = False
+        self.view3d.loading = False
+        if isinstance(result, HipvizError):
+            self._show_error(str(result))
+        elif isinstance(result, Exception):
+            log.error("building the hip failed", exc_info=result)
+            self._show_error(f"could not build the hip: {result}")
+        else:
+            self._draw(result | {"anatomy"}, initial=True)
+        if self._dirty:
+            self._refresh()  # the plan changed while the hip was built
+
     def _on_plan(self, *events: param.parameterized.Event) -> None:
         names = {e.name for e in events}
         self._schedule_settle()
@@ -418,6 +491,9 @@ class HipApp(pn.viewable.Viewer):
             names.discard("mode")
             if not names:
                 return
+        if self._loading:
+            self._dirty = True  # _loaded catches up
+            return
         if names & set(ANATOMY_PARAMS):
             self.w_modes.visible = self.plan.case == BUILTIN
             self._sync_posture()
@@ -689,12 +765,7 @@ class HipApp(pn.viewable.Viewer):
     def _write_link(self) -> None:
         """The plan into the address bar: once the sliders rest, as every
         update of it costs the browser and the server a message each."""
-        if self._location is None:
-            return
-        query = self.plan.url_query()
-        search = f"?{query}" if query else ""
-        if self._location.search != search:
-            self._location.search = search
+        self._address.query = self.plan.url_query()
 
     def _place_fixation(self, out) -> None:
         sim, view = self.session.sim, self.view3d
@@ -1004,7 +1075,7 @@ def create_app(subdivisions: int = 8) -> pn.viewable.Viewable:
     location = pn.state.location
     # before the app exists, so a shared link computes its own hip only
     problems = plan.apply_query(location.query_params) if location is not None else []
-    app = HipApp(plan, subdivisions=subdivisions, location=location)
+    app = HipApp(plan, subdivisions=subdivisions)
     if problems:
         app._show_error("; ".join(problems))
     if pn.state.curdoc is not None:
