@@ -186,7 +186,9 @@ export function render({model}) {
       for (const ev of pendingEvents) {
         ev.frame = now
         log.events.push(ev)
-        if (ev.kind === "synced" && log.firstPicture == null) {
+        // the first frame with bone in it (a page whose hip is still being
+        // built is synced with no meshes)
+        if (ev.kind === "synced" && log.firstPicture == null && actors.size > 0) {
           log.firstPicture = now
         }
       }
