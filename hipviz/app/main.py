@@ -631,6 +631,10 @@ class HipApp(pn.viewable.Viewer):
         The pelvis is drawn as its part within FAR_MM of the head, which cuts
         change, and the rest ("pelvis_far"), sent again only when it differs.
         """
+        with self.view3d.hold():  # one frame shows all the new pieces
+            self._send_pieces(changed)
+
+    def _send_pieces(self, changed: set[str]) -> None:
         sim, view = self.session.sim, self.view3d
         pieces = render.bone_meshes(sim)
         pelvic = {"pelvis", "pelvis_rest", "acetabular_fragment"}
@@ -775,9 +779,13 @@ class HipApp(pn.viewable.Viewer):
             self._warn.object = f"fixation not shown: {exc}"
             self._warn.visible = True
             meshes = {}
-        names = set()
+        with view.hold():  # screws and plate appear in one frame
+            self._set_fixation(meshes)
+
+    def _set_fixation(self, meshes: dict) -> None:
+        view = self.view3d
+        names = {f"fix:{name}" for name in meshes}
         for name, mesh in meshes.items():
-            names.add(f"fix:{name}")
             view.set_mesh(
                 f"fix:{name}",
                 np.asarray(mesh.vertices, dtype=np.float32),

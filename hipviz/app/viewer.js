@@ -7,7 +7,8 @@
 // Messages from Python: {type: "mesh", name, points, triangles, colors, smooth}
 // (typed arrays, sent as binary buffers), {type: "copy", name, source} (the
 // geometry of mesh `source`, already here), {type: "colors", name, colors},
-// {type: "remove", name}, {type: "synced"} (every mesh has been sent),
+// {type: "remove", name}, {type: "synced"} (a batch of meshes is complete:
+// they are drawn together),
 // {type: "reset_camera"}, {type: "screenshot", id}. To Python: {type: "ready"}
 // on start, {type: "screenshot", id, png} (base64) or {..., error}.
 //
@@ -569,10 +570,12 @@ export function render({model}) {
     switch (msg.type) {
       case "mesh":
         setMesh(msg)
-        break
+        pendingEvents.push({kind: "mesh", recv})
+        return  // drawn with the rest of its batch, on "synced"
       case "copy":
         copyMesh(msg)
-        break
+        pendingEvents.push({kind: "copy", recv})
+        return
       case "colors": {
         const entry = actors.get(msg.name)
         if (entry != null) {

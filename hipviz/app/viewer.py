@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import itertools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -197,6 +198,8 @@ class SceneView(pn.custom.JSComponent):
         super().__init__(**params)
         self._meshes: dict[str, dict[str, np.ndarray | None]] = {}
         self._ready = False
+        self._holding = 0
+        self._sync_due = False
         self._shot_ids = itertools.count()
         self._shot_callbacks: dict[int, Callable[[bytes], Any]] = {}
 
@@ -267,7 +270,7 @@ class SceneView(pn.custom.JSComponent):
             self.actors = {**self.actors, name: style}
         if self._ready:
             self._send_msg(self._mesh_msg(name))
-            self._send_msg({"type": "synced"})
+            self._synced()
 
     def copy_mesh(
         self,
@@ -293,6 +296,28 @@ class SceneView(pn.custom.JSComponent):
             self.actors = {**self.actors, name: style}
         if self._ready:
             self._send_msg(self._mesh_msg(name))
+            self._synced()
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        """Meshes set inside are drawn together, in one frame, when it ends.
+
+        The browser draws on "synced"; without this, a cut's new fragment
+        could be drawn a frame before the rest of the pelvis it came from.
+        """
+        self._holding += 1
+        try:
+            yield
+        finally:
+            self._holding -= 1
+            if not self._holding and self._sync_due:
+                self._sync_due = False
+                self._send_msg({"type": "synced"})
+
+    def _synced(self) -> None:
+        if self._holding:
+            self._sync_due = True
+        else:
             self._send_msg({"type": "synced"})
 
     def set_colors(self, name: str, colors: ArrayLike | None) -> None:

@@ -118,6 +118,11 @@ def wait_for(fn, timeout: float = 20.0, what: str = "condition"):
         time.sleep(0.05)
 
 
+def address(page) -> str:
+    """The page's address now (``page.url`` is only refreshed by other Playwright calls)."""
+    return page.evaluate("window.location.href")
+
+
 def open_app(page, served, query: str = "") -> dict:
     """Open the app at ``?query``; wait for its first picture; return its server session."""
     n = len(served.sessions)
@@ -288,9 +293,9 @@ def test_slider_in_browser_updates_measures(page, served, expected):
     assert got and float(got[2]) > float(got[1]), value_text(page, "lcea_deg")
     assert float(handle.get_attribute("aria-valuenow")) == turn
     wait_for(
-        lambda: parse_qs(urlsplit(page.url).query).get("pao_lateral") == [f"{turn:g}"],
+        lambda: parse_qs(urlsplit(address(page)).query).get("pao_lateral") == [f"{turn:g}"],
         5,
-        f"the URL to carry pao_lateral (is {page.url})",
+        "the URL to carry pao_lateral",
     )
 
 
@@ -323,7 +328,7 @@ def test_url_reproduces_plan(page, served, expected):
         page.locator("select:has(option[value*='Periacetabular'])").input_value()
         == PROCEDURE_LABELS["pao"]
     )
-    query_now = {k: v[0] for k, v in parse_qs(urlsplit(page.url).query).items()}
+    query_now = {k: v[0] for k, v in parse_qs(urlsplit(address(page)).query).items()}
     assert query_now.pop("case") == "dysplastic" and query_now.pop("procedure") == "pao"
     assert {k: float(v) for k, v in query_now.items()} == values
 
@@ -412,7 +417,7 @@ def test_sessions_are_private(browser, browser_context_args, served, expected, t
         )
         wait_value(page_a, "lcea_deg", deg(mine), timeout=30)
         assert case_select(page_a).input_value() == CASE_LABELS["upload"]
-        wait_for(lambda: "case=upload" in page_a.url, 5, f"case=upload in {page_a.url}")
+        wait_for(lambda: "case=upload" in address(page_a), 5, "case=upload in the address")
         app_a = a["app"]
         folder_a = Path(on_server(a, lambda: app_a.session.folder))
         assert on_server(a, lambda: app_a.plan.case) == "upload"
