@@ -48,7 +48,7 @@ from .state import (
 from .viewer import SceneView
 
 log = logging.getLogger("hipviz.app")
-#: Measures run here, off the server's event loop (numpy and ray casts release the GIL).
+#: Measures and first builds of a hip run here, off the server's event loop.
 _MEASURE_POOL = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="hipviz")
 
 CASE_LABELS = {
