@@ -141,6 +141,7 @@ def test_bad_link_values_are_reported_and_the_rest_applies():
 def test_a_move_does_not_wait_for_a_running_measure(dysplastic):
     """prepare() for a pure move must not take the lock a worker's measure holds."""
     import threading
+    import time
 
     plan = Plan(case="dysplastic")
     dysplastic.update(plan)
@@ -150,17 +151,20 @@ def test_a_move_does_not_wait_for_a_running_measure(dysplastic):
     def hold():
         with dysplastic.lock:
             taken.set()
-            release.wait(10)
+            release.wait(5)  # a prepare() that takes the lock waits this long
 
     worker = threading.Thread(target=hold)
     worker.start()
     taken.wait(10)
     try:
+        start = time.perf_counter()
         assert dysplastic.prepare(plan) == set()
         tfs = dysplastic.transforms(plan)
+        waited = time.perf_counter() - start
     finally:
         release.set()
         worker.join()
+    assert waited < 2.0, f"a move waited {waited:.1f} s for the measure's lock"
     assert tfs and all(np.shape(tf) == (4, 4) for tf in tfs.values())
 
 
