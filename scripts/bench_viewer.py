@@ -39,17 +39,10 @@ from pathlib import Path
 
 import numpy as np
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--enable-unsafe-swiftshader",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+# The browser and its flags are the browser tests' own (one list for both).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "browser"))
+from conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+
 #: A draw call with at least this many vertices draws bone (vtk.js draws
 #: triangles unindexed, 3 vertices each; the smallest bone here has ~16k).
 DRAW_MIN = 30_000
