@@ -165,6 +165,72 @@ def socket_hip(
     return mirrored(hip) if side == "left" else hip
 
 
+def _toward_head(neck_shaft_deg: float, version_deg: float) -> Vector:
+    """Unit neck direction toward the head of a right stick femur, RAS."""
+    nsa, v = np.radians(neck_shaft_deg), np.radians(version_deg)
+    return np.array([-np.sin(nsa) * np.cos(v), np.sin(nsa) * np.sin(v), -np.cos(nsa)])
+
+
+@dataclass(frozen=True)
+class Trochanter:
+    """A greater-trochanter block beside the neck base of a stick femur, mm.
+
+    An upright cylinder of ``radius_mm`` on the shaft axis line, its centre
+    moved ``lateral_mm`` lateral and ``anterior_mm`` anterior of the
+    neck-shaft junction, reaching ``height_mm`` above the junction. Placed
+    close to the neck (small ``lateral_mm``) it merges with the neck's lower
+    part, the bone that pulls a section-centroid neck axis toward itself.
+    """
+
+    radius_mm: float = 16.0
+    height_mm: float = 30.0
+    lateral_mm: float = 14.0
+    anterior_mm: float = 0.0
+
+    @classmethod
+    def beside_neck(
+        cls,
+        *,
+        neck_shaft_deg: float,
+        version_deg: float,
+        neck_length_mm: float,
+        radius_mm: float = 16.0,
+        top_fraction: float = 0.8,
+        free_fraction: float = 0.5,
+        clearance_mm: float = 1.0,
+        anterior_mm: float = 0.0,
+        neck_radius_mm: float = 14.0,
+    ) -> Trochanter:
+        """A trochanter that merges with the neck only near its base.
+
+        Its top reaches ``top_fraction`` of the head centre's height above
+        the neck-shaft junction, and it is moved laterally just enough to
+        stay ``clearance_mm`` clear of the neck's last ``free_fraction``
+        toward the head (the neck's waist lies there); nearer the base it
+        merges with the neck. Arguments as in :func:`stick_femur`.
+        """
+        u = _toward_head(neck_shaft_deg, version_deg)
+        height = top_fraction * neck_length_mm * u[2]
+        s = np.linspace((1.0 - free_fraction) * neck_length_mm, neck_length_mm, 60)
+        neck = s[:, None] * u  # neck axis points, relative to the junction
+        z = np.linspace(-40.0, height, 80)
+
+        def gap(lateral: float) -> float:
+            axis = np.column_stack([np.full_like(z, lateral), np.full_like(z, anterior_mm), z])
+            d = np.linalg.norm(neck[:, None] - axis[None], axis=2).min()
+            return float(d - radius_mm - neck_radius_mm - clearance_mm)
+
+        from scipy.optimize import brentq
+
+        lateral = 0.0 if gap(0.0) >= 0 else float(brentq(gap, 0.0, 200.0))
+        return cls(radius_mm, float(height), lateral, anterior_mm)
+
+    def solid(self, junction: Vector, segments: int):
+        """The block as a manifold3d solid, right hip, RAS."""
+        base = np.asarray(junction, float) + [self.lateral_mm, self.anterior_mm, -40.0]
+        return _cylinder(base, [0.0, 0.0, 1.0], 40.0 + self.height_mm, self.radius_mm, segments)
+
+
 def stick_femur(
     *,
     center_mm: ArrayLike = (85.0, -10.0, -40.0),
@@ -176,6 +242,7 @@ def stick_femur(
     shaft_radius_mm: float = 13.0,
     shaft_length_mm: float = 400.0,
     condyle_radius_mm: float = 22.0,
+    trochanter: Trochanter | None = None,
     segments: int = 256,
 ) -> trimesh.Trimesh:
     """A right femur of spheres and cylinders with an exact neck-shaft angle and version.
@@ -187,14 +254,16 @@ def stick_femur(
     part is turned from medial toward anterior by ``version_deg``. Two
     condyle cylinders lie along x with their axes 6 mm posterior of the shaft
     axis, so the posterior condylar axis is the x axis.
+
+    A ``trochanter`` adds a block of bone that rises beside the neck base and
+    merges with it there, as a greater trochanter and intertrochanteric crest
+    do; it changes no exact answer, since the neck stays a cylinder about the
+    same axis and the head and shaft are untouched.
     """
     import manifold3d
 
     c = np.asarray(center_mm, dtype=float)
-    nsa = np.radians(neck_shaft_deg)
-    v = np.radians(version_deg)
-    # Neck direction toward the head, from the junction.
-    toward_head = np.array([-np.sin(nsa) * np.cos(v), np.sin(nsa) * np.sin(v), -np.cos(nsa)])
+    toward_head = _toward_head(neck_shaft_deg, version_deg)
     junction = c - neck_length_mm * toward_head
     down = np.array([0.0, 0.0, -1.0])
 
@@ -203,6 +272,8 @@ def stick_femur(
         _cylinder(junction, toward_head, neck_length_mm, neck_radius_mm, segments),
         _cylinder(junction - 20 * down, down, shaft_length_mm + 20, shaft_radius_mm, segments),
     ]
+    if trochanter is not None:
+        parts.append(trochanter.solid(junction, segments))
     knee = junction + shaft_length_mm * down
     for sign in (-1.0, 1.0):
         start = knee + np.array([sign * 4.0, -6.0, 0.0])

@@ -37,8 +37,13 @@ SIDES = ("auto", "left", "right")
 
 #: Method names reported with the measures whose methods differ in the literature.
 FEMORAL_VERSION_METHOD = (
-    "3D: neck axis (head centre to neck-section centroids) vs posterior condylar axis, "
-    "projected on the plane normal to the proximal shaft axis"
+    "3D: neck axis (head centre to the centroid of the neck's narrowest section) vs "
+    "posterior condylar axis, projected on the plane normal to the proximal shaft axis"
+)
+#: How the femur's anterior and side are fixed: by its own anatomy, never by the frame.
+FEMORAL_FRAME_METHOD = (
+    "the femur's own anatomy: the condyles lie behind the proximal shaft axis (posterior), "
+    "the head medial of the shaft (side); a declared frame or side only gets checked against it"
 )
 #: Rim edges count bone up to this far outside the socket sphere, mm.
 RIM_MARGIN_MM = 6.0
@@ -61,6 +66,8 @@ class FemurLandmarks:
     medial: Vector | None  # condylar axis toward the medial condyle
     anterior: Vector | None  # femoral anterior (away from the posterior condylar line)
     side: str | None  # from the femur alone, when the distal femur is present
+    #: False when the declared posterior points to the femur's front; None without condyles.
+    hint_agrees: bool | None = None
 
 
 @dataclass
@@ -132,15 +139,21 @@ def femur_landmarks(
     near_mm : (3,) float, optional
         Prefer a head near this point.
     posterior_hint : (3,) float, optional
-        Rough posterior direction (speeds and steadies the condylar search).
+        The posterior direction the caller's frame declares. It is only
+        checked (``hint_agrees``): the femur's anterior, its side and every
+        femoral angle come from its own anatomy, so no declared frame can
+        change them.
     """
     head, _ = lmk.find_head(femur, near_mm=near_mm)
     toward_neck = lmk.neck_axis(femur, head)
     shaft = lmk.shaft_axis(femur, head)
-    cond = lmk.posterior_condylar_axis(femur, shaft, posterior_hint=posterior_hint)
+    cond = lmk.posterior_condylar_axis(femur, shaft)
     if cond is None:
         return FemurLandmarks(head, toward_neck, shaft, None, None, None, None)
     p1, p2, posterior = cond
+    agrees = None
+    if posterior_hint is not None:
+        agrees = bool(project_onto_plane(posterior_hint, shaft.direction) @ posterior > 0)
     to_head = head.center_mm - shaft.point_mm
     medial_pt, lateral_pt = (p1, p2) if (p1 - p2) @ to_head > 0 else (p2, p1)
     # In the plane normal to the shaft, as the version definition needs.
@@ -149,8 +162,25 @@ def femur_landmarks(
     # Right femur in RAS: medial (-x) x posterior (-y) = +z (superior).
     side = "right" if np.cross(medial, posterior) @ superior > 0 else "left"
     return FemurLandmarks(
-        head, toward_neck, shaft, (medial_pt, lateral_pt), medial, -posterior, side
+        head, toward_neck, shaft, (medial_pt, lateral_pt), medial, -posterior, side, agrees
     )
+
+
+def _femur_contradictions(fl: FemurLandmarks, side: str, frame: str) -> list[str]:
+    """Warnings where the declared frame or the hip's side disagree with the femur's anatomy."""
+    out = []
+    if fl.hint_agrees is False:
+        out.append(
+            f"the {frame} frame's posterior points to the front of the femur (its condyles lie "
+            "the other way): are the file's axes what --frame says? Femoral measures use the "
+            "femur's own anatomy"
+        )
+    if fl.side is not None and fl.side != side:
+        out.append(
+            f"the femur's anatomy is a {fl.side} femur but the hip is measured as {side}: "
+            "check --frame and that the femur belongs to this hip"
+        )
+    return out
 
 
 def _on_bone(bone: str, fn, *args, **kwargs):
@@ -305,6 +335,8 @@ def femoral_angles(
     notes: dict[str, str] = {}
     values["neck_shaft_deg"] = ms.neck_shaft_deg(neck_to_head, shaft_to_knee)
     values["femoral_version_method"] = FEMORAL_VERSION_METHOD
+    values["neck_axis_method"] = lmk.NECK_AXIS_METHOD
+    values["femoral_frame_method"] = FEMORAL_FRAME_METHOD
     if anterior is not None and medial is not None:
         values["neck_shaft_projected_deg"] = ms.neck_shaft_projected_deg(
             neck_to_head, shaft_to_knee, anterior
@@ -374,7 +406,8 @@ def analyze(
     Raises
     ------
     InputError
-        Option values out of range, or a side that contradicts the geometry.
+        Option values out of range. (A side that contradicts the geometry is
+        a warning, and the geometry's side is measured.)
     LandmarkError
         A landmark or the frame cannot be found.
     """
@@ -451,14 +484,13 @@ def analyze(
             )
 
     found_side, how = _side_from_geometry(pframe, c, opening, fl)
-    if side == "auto":
-        side = found_side
-    elif side != found_side:
-        msg = (
+    if side not in ("auto", found_side):
+        warnings.append(
             f"--side {side} contradicts the geometry: this is a {found_side} hip "
-            f"(from the {how}); drop --side or check the files"
+            f"(from the {how}); measured as {found_side}"
         )
-        raise InputError(msg)
+    side = found_side
+    warnings.extend(_femur_contradictions(fl, side, pframe.name))
     axes = ms.HipAxes.from_side(side)
 
     values: dict[str, Any] = {
@@ -501,11 +533,12 @@ def analyze(
     )
     values.update(fv_values)
     notes.update(fv_notes)
+    # Clock faces on the femur's own axes where it has them, so no frame moves them.
     k = fl.shaft.direction
-    if pelvic:
-        up, front = axes.superior, axes.anterior
-    else:
+    if fl.anterior is not None:
         up, front = -k, fl.anterior
+    else:
+        up, front = axes.superior, axes.anterior
     femur_caster = RayCaster(femur_r)
     alpha = ms.alpha_angle(
         femur_caster.first_hit,

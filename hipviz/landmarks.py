@@ -10,8 +10,9 @@ Definitions (see ``docs/measures.md`` for sources):
 
 * femoral head: least-squares sphere on the head surface, excluding the fovea
   and the neck (points off the sphere or with non-radial normals are dropped);
-* neck axis: the line through the head centre and the area centroids of the
-  neck cross-sections 1.0 to 1.5 head radii from the centre;
+* neck axis: the line from the head centre to the area centroid of the
+  narrowest neck cross-section (the waist), counting only the neck's own
+  outline in each section;
 * proximal shaft axis: the line through the area centroids of shaft
   cross-sections below the lesser trochanter;
 * posterior condylar axis: the line touching the posterior surfaces of both
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import trimesh
 
-from ._typing import Points, Vector
+from ._typing import FloatArray, Points, Vector
 from .errors import LandmarkError
 from .geometry import Sphere, fit_sphere, principal_axes, project_onto_plane, unit
 
@@ -315,12 +316,160 @@ def find_socket(
 # --------------------------------------------------------------------------- femur axes
 
 
-def neck_axis(femur: trimesh.Trimesh, head: Sphere, *, iterations: int = 3) -> Vector:
+#: Neck sections are searched this far from the head centre, in head radii.
+NECK_SEARCH_RADII = (0.6, 2.0)
+#: Method name reported with the neck axis (and so with every femoral angle).
+NECK_AXIS_METHOD = (
+    "head centre to the area centroid of the narrowest neck section (the neck's waist), "
+    "the section normal to the axis and holding only the neck's own outline"
+)
+
+
+def _loop_labels(a: Points, b: Points) -> np.ndarray:
+    """(n,) int: which closed loop each section segment ``a[i] -> b[i]`` belongs to."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    # Neighbouring faces compute a shared crossing from the same edge, so
+    # endpoints agree to rounding; a 1e-5 mm grid joins them.
+    ends = np.round(np.vstack([a, b]) / 1e-5).astype(np.int64)
+    _, point = np.unique(ends, axis=0, return_inverse=True)
+    n = len(a)
+    seg = np.tile(np.arange(n), 2)
+    graph = coo_matrix((np.ones(2 * n), (seg, n + point.ravel())), shape=(n + point.max() + 1,) * 2)
+    _, labels = connected_components(graph, directed=False)
+    return labels[:n]
+
+
+def section_through(
+    mesh: trimesh.Trimesh,
+    origin: Vector,
+    normal: Vector,
+    *,
+    faces: np.ndarray | None = None,
+) -> tuple[Vector, float]:
+    """Area centroid and area of the part of a section that surrounds ``origin``.
+
+    The plane through ``origin`` with ``normal`` cuts the closed mesh in one
+    or more loops; only the loops that wind around ``origin`` count (the
+    outline holding it, and any hole around it), so bone that is separate in
+    this plane (a trochanter beside the neck) never enters. When no loop
+    holds ``origin``, the loop whose centroid lies nearest is taken.
+
+    Parameters
+    ----------
+    mesh : trimesh.Trimesh
+        Closed surface with outward normals, mm.
+    origin, normal : (3,) float
+        The plane, and the point the section must surround.
+    faces : (k,) int, optional
+        Restrict the search to these faces.
+
+    Returns
+    -------
+    centroid : (3,) float
+        NaN when the plane misses the mesh.
+    area_mm2 : float
+    """
+    f = np.asarray(mesh.faces) if faces is None else np.asarray(mesh.faces)[faces]
+    tri = np.asarray(mesh.vertices)[f]
+    return _section_of_triangles(tri, origin, normal)
+
+
+def _plane_segments(tri: np.ndarray, origin: Vector, n: Vector) -> tuple[Points, Points]:
+    """Segments where a plane cuts triangles (k, 3, 3), oriented by the triangles' winding.
+
+    Each returned segment ``a -> b`` runs so that ``(b - a) x n`` points out
+    of the solid, as the face normal does; a vertex exactly on the plane
+    counts as above it, so shared edges give shared endpoints.
+    """
+    d = (tri - origin) @ n  # (k, 3)
+    above = d >= 0
+    count = above.sum(axis=1)
+    cut = (count == 1) | (count == 2)
+    tri, d, above = tri[cut], d[cut], above[cut]
+    if len(tri) == 0:
+        return np.zeros((0, 3)), np.zeros((0, 3))
+    # The lone vertex is the one on its own side of the plane.
+    lone = np.where(count[cut] == 1, np.argmax(above, axis=1), np.argmin(above, axis=1))
+    rows = np.arange(len(tri))
+    i0, i1, i2 = lone, (lone + 1) % 3, (lone + 2) % 3
+    p0, p1, p2 = tri[rows, i0], tri[rows, i1], tri[rows, i2]
+    d0, d1, d2 = d[rows, i0], d[rows, i1], d[rows, i2]
+    a = p0 + (p1 - p0) * (d0 / (d0 - d1))[:, None]
+    b = p0 + (p2 - p0) * (d0 / (d0 - d2))[:, None]
+    face_n = np.cross(p1 - p0, p2 - p0)
+    flip = np.einsum("ij,ij->i", np.cross(b - a, n), face_n) < 0
+    return np.where(flip[:, None], b, a), np.where(flip[:, None], a, b)
+
+
+def _section_of_triangles(tri: np.ndarray, origin: Vector, normal: Vector) -> tuple[Vector, float]:
+    """:func:`section_through` on a triangle soup (k, 3, 3), mm."""
+    n = unit(normal)
+    o = np.asarray(origin, dtype=float)
+    a, b = _plane_segments(tri, o, n)
+    if len(a) == 0:
+        return np.full(3, np.nan), 0.0
+    u, v = _plane_basis(n)
+    au, av = (a - o) @ u, (a - o) @ v
+    bu, bv = (b - o) @ u, (b - o) @ v
+    cross = au * bv - av * bu
+    # Winding number of each loop about the origin: the summed signed angle
+    # each segment subtends, over 2 pi.
+    turn = np.arctan2(cross, au * bu + av * bv)
+    labels = _loop_labels(a, b)
+    k = labels.max() + 1
+    winding = np.bincount(labels, weights=turn, minlength=k) / (2 * np.pi)
+    area = np.bincount(labels, weights=cross, minlength=k) / 2
+    mu = np.bincount(labels, weights=(au + bu) * cross, minlength=k)
+    mv = np.bincount(labels, weights=(av + bv) * cross, minlength=k)
+    keep = np.abs(winding) > 0.5
+    if not keep.any():
+        with np.errstate(invalid="ignore", divide="ignore"):
+            dist = np.hypot(mu / (6 * area), mv / (6 * area))
+        dist[~np.isfinite(dist) | (area <= 0)] = np.inf
+        if not np.isfinite(dist).any():
+            return np.full(3, np.nan), 0.0
+        keep = np.arange(k) == np.argmin(dist)
+    total = area[keep].sum()
+    if abs(total) < 1e-9:
+        return np.full(3, np.nan), 0.0
+    cu, cv = mu[keep].sum() / (6 * total), mv[keep].sum() / (6 * total)
+    return o + cu * u + cv * v, float(total)
+
+
+def faces_near(mesh: trimesh.Trimesh, point: Vector, radius_mm: float) -> np.ndarray:
+    """(k,) int: faces that may reach within ``radius_mm`` of ``point``.
+
+    A face counts when its centre lies within ``radius_mm`` plus the
+    distance from its centre to its farthest corner, so long triangles
+    (CAD-like cylinders) are never lost.
+    """
+    tri = mesh.triangles
+    centre = tri.mean(axis=1)
+    spread = np.linalg.norm(tri - centre[:, None, :], axis=2).max(axis=1)
+    return np.flatnonzero(np.linalg.norm(centre - point, axis=1) - spread < radius_mm)
+
+
+def neck_axis(
+    femur: trimesh.Trimesh, head: Sphere, *, iterations: int = 8, step_radii: float = 0.025
+) -> Vector:
     """Unit direction of the neck axis from the head centre toward the neck.
 
-    Starts from the centroid of the surface 2-12 mm outside the head sphere
-    (the proximal neck) and refines with the area centroids of sections
-    normal to the axis at 1.0-1.5 head radii from the centre.
+    The axis is the line from the head centre to the area centroid of the
+    narrowest section of the neck (its waist), the section being normal to
+    the axis itself (Boese et al. 2016, BioMed Res Int 2016:8645027, who
+    define the neck axis by the centre of rotation and the waist of the
+    neck; Bonneau et al. 2012, J Anat 221:465, for why the waist and not
+    the base). Each section keeps only the outline around the axis
+    (:func:`section_through`), and the waist lies away from where the
+    greater trochanter and the intertrochanteric crest join the neck, so
+    bone at the neck base does not pull the axis.
+
+    Starting from the centroid of the surface 2-12 mm outside the head
+    sphere, sections normal to the current axis every ``step_radii`` head
+    radii between :data:`NECK_SEARCH_RADII` give the waist; the axis moves
+    to its centroid, until it turns less than 0.001 degrees.
 
     Raises
     ------
@@ -336,26 +485,44 @@ def neck_axis(femur: trimesh.Trimesh, head: Sphere, *, iterations: int = 3) -> V
         msg = "no femoral neck found next to the head"
         raise LandmarkError(msg)
     axis = unit(pts[ring].mean(axis=0) - c)
-    near_faces = np.flatnonzero(np.linalg.norm(femur.triangles_center - c, axis=1) < 2.2 * r)
+    lo, hi = NECK_SEARCH_RADII
+    near = faces_near(femur, c, (hi + 1.0) * r)
+    tri = femur.vertices[femur.faces[near]]  # (k, 3, 3)
+
+    def waist(axis: Vector, levels: FloatArray) -> tuple[float, float, Vector]:
+        # Only faces that straddle a level can be cut by it.
+        s = (tri - c) @ axis
+        s_lo, s_hi = s.min(axis=1), s.max(axis=1)
+        best = (np.inf, np.nan, np.full(3, np.nan))
+        for t in levels:
+            crossing = (s_lo <= t) & (s_hi >= t)
+            if not crossing.any():
+                continue
+            cen, area = _section_of_triangles(tri[crossing], c + t * axis, axis)
+            if 0 < area < best[0] and np.isfinite(cen).all():
+                best = (area, t, cen)
+        return best
+
+    # A coarse pass over the whole search range, then fine passes near the waist.
+    _, t_min, _ = waist(axis, np.arange(lo, hi + 0.05, 0.1) * r)
+    if not np.isfinite(t_min):
+        return unit(axis)
     for _ in range(iterations):
-        cents = []
-        for t in np.linspace(1.0, 1.5, 6) * r:
-            cen, area = section_centroid(
-                femur, c + t * axis, axis, max_radius_mm=1.3 * r, faces=near_faces
-            )
-            if area > 0 and np.isfinite(cen).all():
-                cents.append(cen)
-        if len(cents) < 3:
+        fine = t_min + np.arange(-0.15, 0.151, step_radii) * r
+        _, t_min, cen = waist(axis, fine[(fine >= lo * r) & (fine <= hi * r)])
+        if not np.isfinite(t_min):
             break
-        q = np.asarray(cents) - c
-        # Line through c: principal direction of the centroids about c.
-        _, _, vt = np.linalg.svd(q, full_matrices=False)
-        new = vt[0] if vt[0] @ axis > 0 else -vt[0]
-        if np.linalg.norm(new - axis) < 1e-6:
-            axis = new
-            break
+        new = unit(cen - c)
+        turned = angle_deg_between(new, axis)
         axis = new
+        if turned < 1e-3:
+            break
     return unit(axis)
+
+
+def angle_deg_between(a: Vector, b: Vector) -> float:
+    """Angle between two unit vectors, degrees (stable near 0)."""
+    return float(np.degrees(2 * np.arctan2(np.linalg.norm(a - b), np.linalg.norm(a + b))))
 
 
 @dataclass(frozen=True)
