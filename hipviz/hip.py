@@ -49,6 +49,9 @@ FEMORAL_FRAME_METHOD = (
 RIM_MARGIN_MM = 6.0
 #: Bone deeper than the socket sphere by this much is the acetabular fossa, mm.
 FOSSA_DEPTH_MM = 2.5
+#: Below the head's equator, wall bone lies this close to the socket sphere, mm
+#: (about three times the fit residual of real sockets; see ``measures.wall_hit``).
+SOCKET_TOLERANCE_MM = 1.5
 #: Cranial version is read on the cone this far above the transverse plane, degrees.
 CRANIAL_ELEVATION_DEG = 30.0
 
@@ -209,6 +212,9 @@ ACETABULAR_KEYS = (
     "lcea_deg",
     "acea_deg",
     "pcea_deg",
+    "false_profile_acea_deg",
+    "aasa_deg",
+    "pasa_deg",
     "acetabular_version_deg",
     "acetabular_version_cranial_deg",
     "tonnis_deg",
@@ -242,6 +248,8 @@ def acetabular_measures(
     coverage_margin_mm: float = 5.0,
     n_directions: int = 10000,
     directions_las: np.ndarray | None = None,
+    socket_center_mm: Vector | None = None,
+    socket_tolerance_mm: float = SOCKET_TOLERANCE_MM,
 ) -> AcetabularMeasures:
     """Centre-edge angles, version, Tönnis, extrusion and coverage from ray distances.
 
@@ -258,6 +266,11 @@ def acetabular_measures(
     directions_las : (n, 3) float, optional
         Coverage directions as (lateral, anterior, superior) components, when
         the caller keeps them (default: ``n_directions`` golden-spiral ones).
+    socket_center_mm : (3,) float, optional
+        Socket sphere centre, measurement frame (default: the head centre).
+    socket_tolerance_mm : float
+        How far off the socket sphere bone below the head's equator may lie
+        and still be the acetabular wall (:func:`hipviz.measures.wall_hit`).
     """
     c, r = np.asarray(center_mm, dtype=float), float(radius_mm)
     values: dict[str, Any] = {}
@@ -268,7 +281,14 @@ def acetabular_measures(
     # the coverage reach.
     reach = max(r + coverage_margin_mm, socket_radius_mm + RIM_MARGIN_MM)
     lunate_reach = socket_radius_mm + FOSSA_DEPTH_MM
-    ce = ms.center_edge_angles(hit, c, axes, reach)
+    wall = ms.wall_hit(
+        hit,
+        axes.superior,
+        c if socket_center_mm is None else socket_center_mm,
+        socket_radius_mm,
+        socket_tolerance_mm,
+    )
+    ce = ms.center_edge_angles(wall, c, axes, reach)
     edges.update({f"{k}_rim": v for k, v in ce.items()})
     values["lcea_deg"] = ce["lateral"].angle_deg
     values["acea_deg"] = ce["anterior"].angle_deg
@@ -279,6 +299,10 @@ def acetabular_measures(
     ver_c, f_c, b_c = ms.rim_version(hit, c, axes, reach, elevation_deg=CRANIAL_ELEVATION_DEG)
     values["acetabular_version_cranial_deg"] = ver_c
     edges["cranial_anterior_rim"], edges["cranial_posterior_rim"] = f_c, b_c
+    values["aasa_deg"], values["pasa_deg"] = ms.sector_angles_deg(c, axes, front, back)
+    vca = ms.false_profile_acea_deg(wall, c, axes, reach)
+    values["false_profile_acea_deg"] = vca.angle_deg
+    edges["false_profile_anterior_rim"] = vca
     ton, medial_end = ms.tonnis_angle_deg(hit, c, axes, lunate_reach, ce["lateral"])
     values["tonnis_deg"] = ton
     values["tonnis_approximate"] = True
@@ -304,6 +328,11 @@ def acetabular_measures(
             notes[key] = f"no {label} found in the plane through the head centre"
     if not np.isfinite(ver):
         notes["acetabular_version_deg"] = "anterior and posterior rims not both found"
+    for key, label in (("aasa_deg", "anterior"), ("pasa_deg", "posterior")):
+        if not np.isfinite(values[key]):
+            notes[key] = f"no {label} rim point in the transverse plane through the head centre"
+    if not np.isfinite(values["false_profile_acea_deg"]):
+        notes["false_profile_acea_deg"] = "no anterior roof edge in the false-profile plane"
     if not np.isfinite(ton):
         notes["tonnis_deg"] = (
             "medial end of the weight-bearing roof not found (no fossa above the "
@@ -514,6 +543,8 @@ def analyze(
             axes,
             coverage_margin_mm=coverage_margin_mm,
             n_directions=n_directions,
+            socket_center_mm=socket.center_mm,
+            socket_tolerance_mm=max(SOCKET_TOLERANCE_MM, 3.0 * socket.rms_mm),
         )
         values.update(acet.values)
         notes.update(acet.notes)

@@ -173,6 +173,47 @@ def scan_edge(
 # --------------------------------------------------------------------------- acetabulum
 
 
+def wall_hit(
+    hit: HitFn,
+    superior: ArrayLike,
+    socket_center_mm: ArrayLike,
+    socket_radius_mm: float,
+    tolerance_mm: float,
+) -> HitFn:
+    """``hit`` restricted to the acetabular wall, for the centre-edge sweeps.
+
+    Where the wall ends (see ``docs/measures.md``, "Where the rim is"):
+    above the head's equator (directions with a positive superior part) any
+    bone within the rim reach counts, so the rounded bony rim is the edge
+    as in Wiberg's bony-rim angle. Below it, only bone on the socket sphere
+    (within ``tolerance_mm`` of ``socket_radius_mm`` about
+    ``socket_center_mm``) is wall: bone there that is off the socket's own
+    surface is the ischium or the pubis, which a sweep must not run on to.
+
+    Returns
+    -------
+    callable
+        ``hit(origins, directions) -> distances`` with ``inf`` for rays
+        whose first hit below the equator is not on the socket sphere.
+    """
+    up = unit(superior)
+    sc = np.asarray(socket_center_mm, dtype=float)
+
+    def restricted(origins: ArrayLike, directions: ArrayLike) -> FloatArray:
+        o = np.asarray(origins, dtype=float)
+        d = np.atleast_2d(np.asarray(directions, dtype=float))
+        t = np.asarray(hit(o, d), dtype=float)
+        below = (d @ up < 0) & np.isfinite(t)
+        if not below.any():
+            return t
+        p = o + np.where(below, t, 0.0)[:, None] * d
+        off = np.abs(np.linalg.norm(p - sc, axis=1) - socket_radius_mm) > tolerance_mm
+        return np.where(below & off, np.inf, t)
+
+    return restricted
+
+
+
 def center_edge_angles(
     hit: HitFn, center: ArrayLike, axes: HipAxes, reach_mm: float
 ) -> dict[str, Edge]:
@@ -227,6 +268,55 @@ def rim_version(
     pa, pp = axes.to_las(front.point_mm), axes.to_las(back.point_mm)
     version = np.degrees(np.arctan2(pp[0] - pa[0], pa[1] - pp[1]))
     return float(version), front, back
+
+
+def sector_angles_deg(
+    center: ArrayLike, axes: HipAxes, anterior_rim: Edge, posterior_rim: Edge
+) -> tuple[float, float]:
+    """Anterior and posterior acetabular sector angles (Anda 1986, 1991), degrees.
+
+    In the transverse plane through the head centre, the angle between the
+    medial direction (the line to the other hip's centre, for a level
+    pelvis) and the line from the centre to the anterior / posterior rim
+    point of :func:`rim_version`. A CT axial measure.
+
+    Returns
+    -------
+    aasa_deg, pasa_deg
+        NaN where the rim point is missing.
+    """
+    c = np.asarray(center, dtype=float)
+    out = []
+    for rim in (anterior_rim, posterior_rim):
+        if not np.isfinite(rim.point_mm).all():
+            out.append(float("nan"))
+            continue
+        v = project_onto_plane(rim.point_mm - c, axes.superior)
+        out.append(float(angle_deg(v, -axes.lateral)))
+    return out[0], out[1]
+
+
+#: The false-profile view looks at the hip 65 degrees from the frontal plane,
+#: so its picture plane lies 25 degrees from the sagittal plane, turned laterally.
+FALSE_PROFILE_OBLIQUITY_DEG = 25.0
+
+
+def false_profile_acea_deg(
+    hit: HitFn, center: ArrayLike, axes: HipAxes, reach_mm: float
+) -> Edge:
+    """Anterior centre-edge angle of the false-profile view (Lequesne), emulated on CT.
+
+    Lequesne's VCA angle is read on a radiograph taken with the pelvis
+    turned 65 degrees from the film. Its CT emulation (Needell et al. 1996)
+    reads it in the oblique sagittal plane through the head centre turned
+    :data:`FALSE_PROFILE_OBLIQUITY_DEG` from the sagittal plane toward
+    lateral: the angle from superior to the line from the centre to the
+    anterior bony edge of the roof. Lequesne bands apply (< 20 degrees
+    dysplastic, 20-25 borderline).
+    """
+    t = np.radians(FALSE_PROFILE_OBLIQUITY_DEG)
+    toward = np.cos(t) * axes.anterior + np.sin(t) * axes.lateral
+    return scan_edge(hit, center, axes.superior, toward, reach_mm)
 
 
 def tonnis_angle_deg(

@@ -90,6 +90,55 @@ MEASURES: tuple[MeasureInfo, ...] = (
         "CT sagittal construction; no agreed band for this plane, so none is shown.",
     ),
     MeasureInfo(
+        "false_profile_acea_deg",
+        "VCA",
+        "Anterior centre-edge angle, false profile (emulated)",
+        "°",
+        "The front coverage a false-profile X-ray shows; low means a short front of the socket.",
+        "Emulates Lequesne's false-profile radiograph on CT: in the plane through c turned 25° "
+        "from sagittal toward lateral (the picture plane of a view 65° from frontal), the angle "
+        "from superior to the line from c to the anterior bony edge of the roof.",
+        "Lequesne & de Sèze 1961 (false profile, VCA); CT emulation after Needell et al. 1996 "
+        "(AJR 167:1025); bands after Tannast et al. 2015.",
+        (
+            Band(-INF, 20, "dysplastic", "abnormal"),
+            Band(20, 25, "borderline", "borderline"),
+            Band(25, INF, "normal", "normal"),
+        ),
+        "emulates a radiograph",
+    ),
+    MeasureInfo(
+        "aasa_deg",
+        "AASA",
+        "Anterior acetabular sector angle",
+        "°",
+        "How far the front wall of the socket reaches around the ball, seen from above.",
+        "Transverse plane through c: angle between the medial direction (toward the other hip) "
+        "and the line from c to the anterior rim point.",
+        "Anda et al. 1986 (Acta Radiol Diagn 27:443; normal adults about 64°) and 1991 "
+        "(J Pediatr Orthop 11:219; dysplasia below 50°).",
+        (
+            Band(-INF, 50, "deficient", "abnormal"),
+            Band(50, INF, "normal", "normal"),
+        ),
+        "CT axial plane",
+    ),
+    MeasureInfo(
+        "pasa_deg",
+        "PASA",
+        "Posterior acetabular sector angle",
+        "°",
+        "How far the back wall of the socket reaches around the ball, seen from above.",
+        "Transverse plane through c: angle between the medial direction (toward the other hip) "
+        "and the line from c to the posterior rim point.",
+        "Anda et al. 1986 (normal adults about 102°) and 1991 (dysplasia below 90°).",
+        (
+            Band(-INF, 90, "deficient", "abnormal"),
+            Band(90, INF, "normal", "normal"),
+        ),
+        "CT axial plane",
+    ),
+    MeasureInfo(
         "acetabular_version_deg",
         "Version",
         "Acetabular version (central)",

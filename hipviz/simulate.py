@@ -33,6 +33,7 @@ from .hip import (
     _jsonable,
     _mckibbin,
     _moved,
+    SOCKET_TOLERANCE_MM,
     acetabular_measures,
     analyze,
     femoral_angles,
@@ -419,6 +420,8 @@ class Simulation:
             axes,
             coverage_margin_mm=self.margin_mm,
             directions_las=self._las,
+            socket_center_mm=apply(tf_frag, an.socket.center_mm),
+            socket_tolerance_mm=max(SOCKET_TOLERANCE_MM, 3.0 * an.socket.rms_mm),
         )
         rot = tf_distal[:3, :3]
         fem_values, fem_notes = femoral_angles(

@@ -10,6 +10,8 @@ import pytest
 from scipy.optimize import brentq
 
 from hipviz import datasets, hip
+from hipviz import measures as ms
+from hipviz.raycast import RayCaster
 from hipviz.geometry import angle_deg, project_onto_plane
 
 ANGLE_TOL = 0.5  # degrees, as the issue asks
@@ -47,6 +49,11 @@ def expected(hip_: datasets.SyntheticHip) -> dict:
     m = big_r * np.array([-np.sin(t_m), 0.0, np.cos(t_m)])
     tonnis = np.degrees(np.arctan2(e[2] - m[2], e[0] - m[0]))
     ei = 100.0 * (r - big_r * np.sin(np.radians(lcea))) / (2 * r)
+    # Sector angles: the transverse rim directions are normal to o, (-o_a, o_l) and its opposite.
+    aasa = np.degrees(np.arctan2(o_l, o_a))
+    # False profile: the rim in the plane of superior and cos25 A + sin25 L.
+    t25 = np.radians(25.0)
+    vca = np.degrees(np.arctan2(-o_s, np.cos(t25) * o_a + np.sin(t25) * o_l))
 
     # Coverage by direct formula over 2M random directions.
     dirs = np.random.default_rng(1).normal(size=(2_000_000, 3))
@@ -72,6 +79,9 @@ def expected(hip_: datasets.SyntheticHip) -> dict:
     return dict(
         lcea_deg=lcea,
         acea_deg=acea,
+        aasa_deg=aasa,
+        pasa_deg=180.0 - aasa,
+        false_profile_acea_deg=vca,
         pcea_deg=pcea,
         acetabular_version_deg=version,
         acetabular_version_cranial_deg=version,  # one cutting plane: same line at any level
@@ -107,6 +117,9 @@ def check(values: dict, exp: dict) -> None:
         "lcea_deg",
         "acea_deg",
         "pcea_deg",
+        "false_profile_acea_deg",
+        "aasa_deg",
+        "pasa_deg",
         "acetabular_version_deg",
         "acetabular_version_cranial_deg",
         "tonnis_deg",
@@ -203,3 +216,44 @@ def test_pelvic_tilt_is_checked():
         hip.analyze(h.pelvis, h.femur, frame="ras", tilt_deg=45.0)
     with pytest.raises(InputError, match="needs a pelvic frame"):
         hip.analyze(None, h.femur, frame="auto", tilt_deg=5.0)
+
+
+def _with_ischium(h: datasets.SyntheticHip) -> datasets.SyntheticHip:
+    """The analytic hip plus a flat slab of bone past its posterior-inferior rim.
+
+    The slab faces the head 3 mm outside the socket sphere, 40 degrees below the
+    horizontal toward posterior, and reaches the rim: rays just past the rim meet
+    it within the rim reach, as they meet a real ischium below the posterior horn.
+    """
+    import manifold3d
+
+    from hipviz._manifold import affine34, to_manifold
+    from hipviz.geometry import rigid, rotation_z_to
+
+    big_r = h.params["socket_radius_mm"]
+    t = np.radians(140.0)
+    normal = np.array([0.0, -np.sin(t), np.cos(t)])  # from the centre to the slab (right, RAS)
+    slab = manifold3d.Manifold.cube([60.0, 60.0, 10.0], center=True).translate([0, 0, 5.0])
+    slab = slab.transform(affine34(rigid(rotation_z_to(normal), (big_r + 3.0) * normal)))
+    slab = slab.translate(h.head_center_mm.tolist())
+    mesh = datasets._manifold_to_trimesh(to_manifold(h.pelvis) + slab)
+    return datasets.SyntheticHip(mesh, h.femur, h.side, h.head_center_mm, h.params)
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_rim_edges_stay_on_the_acetabular_wall(side):
+    """Bone past the rim below the equator never moves a centre-edge angle (exact PCEA)."""
+    right = _with_ischium(datasets.socket_hip(opening_las=OPENINGS["normal"], segments=160))
+    h = right if side == "right" else datasets.mirrored(right)
+    exp = expected(h)
+    a = hip.analyze(h.pelvis, h.femur, frame="ras")
+    # The rule is what keeps PCEA: bone within the reach alone carries the sweep on.
+    reach_only = ms.center_edge_angles(
+        RayCaster(h.pelvis).first_hit, a.head.center_mm, a.axes, a.values["rim_reach_mm"]
+    )
+    assert reach_only["posterior"].angle_deg > exp["pcea_deg"] + 10.0
+    for key in ("lcea_deg", "acea_deg", "pcea_deg", "acetabular_version_deg"):
+        assert a.values[key] == pytest.approx(exp[key], abs=ANGLE_TOL), key
+    edge = a.edges["posterior_rim"].point_mm
+    dist = np.linalg.norm(edge - a.socket.center_mm)
+    assert dist == pytest.approx(a.socket.radius_mm, abs=1.0)
