@@ -213,7 +213,6 @@ def wall_hit(
     return restricted
 
 
-
 def center_edge_angles(
     hit: HitFn, center: ArrayLike, axes: HipAxes, reach_mm: float
 ) -> dict[str, Edge]:
@@ -301,9 +300,7 @@ def sector_angles_deg(
 FALSE_PROFILE_OBLIQUITY_DEG = 25.0
 
 
-def false_profile_acea_deg(
-    hit: HitFn, center: ArrayLike, axes: HipAxes, reach_mm: float
-) -> Edge:
+def false_profile_acea_deg(hit: HitFn, center: ArrayLike, axes: HipAxes, reach_mm: float) -> Edge:
     """Anterior centre-edge angle of the false-profile view (Lequesne), emulated on CT.
 
     Lequesne's VCA angle is read on a radiograph taken with the pelvis

@@ -29,11 +29,11 @@ from ._typing import Transform, Vector
 from .errors import InputError
 from .geometry import apply, fibonacci_directions, invert, translation
 from .hip import (
+    SOCKET_TOLERANCE_MM,
     HipAnalysis,
     _jsonable,
     _mckibbin,
     _moved,
-    SOCKET_TOLERANCE_MM,
     acetabular_measures,
     analyze,
     femoral_angles,

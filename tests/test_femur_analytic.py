@@ -61,7 +61,9 @@ def test_neck_axis_ignores_the_trochanter(trochanter, nsa, ver, neck_length):
     # Alternate sides so both are covered without doubling the family.
     side = "left" if (NECK_SHAFT.index(nsa) + VERSION.index(ver)) % 2 else "right"
     fl = hip.femur_landmarks(_femur(trochanter, nsa, ver, neck_length, side))
-    values, _ = hip.femoral_angles(-fl.toward_neck, fl.shaft.direction, fl.anterior, fl.medial, None)
+    values, _ = hip.femoral_angles(
+        -fl.toward_neck, fl.shaft.direction, fl.anterior, fl.medial, None
+    )
     assert fl.side == side
     assert values["neck_shaft_deg"] == pytest.approx(nsa, abs=ANGLE_TOL)
     assert values["femoral_version_deg"] == pytest.approx(ver, abs=ANGLE_TOL)

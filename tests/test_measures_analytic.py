@@ -11,8 +11,8 @@ from scipy.optimize import brentq
 
 from hipviz import datasets, hip
 from hipviz import measures as ms
-from hipviz.raycast import RayCaster
 from hipviz.geometry import angle_deg, project_onto_plane
+from hipviz.raycast import RayCaster
 
 ANGLE_TOL = 0.5  # degrees, as the issue asks
 MM_TOL = 0.2
