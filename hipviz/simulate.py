@@ -479,7 +479,8 @@ class Simulation:
                 )
         if gap < OVERLAP_TOLERANCE_MM:
             warnings.append(f"bones overlap by {-gap:.1f} mm after this move")
-        if impossible and after["implausible"] != self.before.get("implausible"):
+        # Values impossible before already head the analysis' warnings.
+        if set(after["implausible"]) - set(self.before.get("implausible") or {}):
             warnings.append(f"after this move, {impossible}")
 
         # Leg length: the femur's hip-to-knee length (an opening wedge adds,

@@ -431,3 +431,12 @@ def test_app_table_and_warnings_show_the_flag():
         assert "Femoral version (antetorsion): outside the possible -60…80°" in app._warn.object
     finally:
         app.close()
+
+
+def test_explain_never_tells_a_patient_an_impossible_number():
+    from hipviz import explain
+
+    lines = explain.condition_summary({FV: 163.6, "lcea_deg": 14.0})
+    assert len(lines) == 1 and lines[0].startswith("Socket roof angle (LCEA) 14°")
+    why = explain.steps("femoral", {FV: 163.6, NSA: 126.7})[0].text
+    assert "164°" not in why and "127°" in why
