@@ -420,10 +420,15 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def format_simulation(out: dict) -> str:
-    """Readable before/after report of a ``simulate`` result."""
-    from .reference import MEASURES, lookup
+    """Readable before/after report of a ``simulate`` result.
+
+    An impossible value before or after (:func:`hipviz.reference.flagged`)
+    is marked ``!`` and never gets a band: its status names what to check.
+    """
+    from .reference import MEASURES, flagged, impossible_status, lookup
 
     before, after, plan = out["before"], out["after"], out["plan"]
+    flags_before, flags_after = flagged(before), flagged(after)
     title = plan.get("title") or "femoral osteotomy"
     lines = [f"hipviz simulate: {title}, {before['side']} hip, frame {before['frame']}"]
     for role, src in out.get("sources", {}).items():
@@ -450,12 +455,15 @@ def format_simulation(out: dict) -> str:
         head = f"  {info.short:<17}"
         if a is None and b is None:
             continue
-        bt = f"{b:8.1f}" if b is not None else f"{'-':>8}"
-        at = f"{a:8.1f}" if a is not None else f"{'-':>8}"
+        bt = _cell(b, info.key in flags_before)
+        at = _cell(a, info.key in flags_after)
         dt = f"{a - b:+7.1f}" if a is not None and b is not None else f"{'':>7}"
         band = info.classify(a) if a is not None else None
+        status = band.label if band else ""
+        if a is not None and info.key in flags_after:
+            status = impossible_status(info.key, flags_after[info.key])
         normal = next((_band_text(x) for x in info.bands if x.level == "normal"), "")
-        lines.append(f"{head}{bt}  {at}  {dt}   {normal:<11}{band.label if band else ''}")
+        lines.append(f"{head}{bt}  {at}  {dt}   {normal:<11}{status}")
     lines.append("")
     gap = out["min_gap_mm"]
     lines.append(
@@ -481,9 +489,23 @@ def format_simulation(out: dict) -> str:
     return "\n".join(lines)
 
 
+def _cell(value: float | None, impossible: bool) -> str:
+    """A value in 8 characters, ``!`` last when it is impossible, ``-`` when missing."""
+    if value is None:
+        return f"{'-':>8}"
+    return f"{value:7.1f}!" if impossible else f"{value:8.1f}"
+
+
 def format_table(out: dict) -> str:
-    """Readable multi-line report of a ``measure`` result."""
-    from .reference import MEASURES, lookup
+    """Readable multi-line report of a ``measure`` result.
+
+    An impossible value (:func:`hipviz.reference.flagged`) is marked ``!``
+    and its status names what to check instead of a band; the warnings
+    below the table say why.
+    """
+    from .reference import MEASURES, flagged, impossible_status, lookup
+
+    flags = flagged(out)
 
     lines = [
         f"hipviz measure: {out['side']} hip, frame {out['frame']}, units {out['units']}",
@@ -509,7 +531,10 @@ def format_table(out: dict) -> str:
         status = band.label if band else ""
         if info.note:
             status = f"{status} ({info.note})" if status else f"({info.note})"
-        lines.append(f"{head}{v:>7.1f} {info.unit:<2} {normal:<11}{status}")
+        mark = " "
+        if info.key in flags:
+            mark, status = "!", impossible_status(info.key)
+        lines.append(f"{head}{v:>7.1f} {info.unit:<2}{mark} {normal:<10}{status}")
     cov = out.get("coverage_pct")
     if cov:
         parts = ", ".join(f"{k.replace('_', ' ')} {v:.0f}%" for k, v in cov.items())

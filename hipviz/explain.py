@@ -176,7 +176,11 @@ def _number_g(x: float, unit: str) -> str:
 
 
 def _value(values: Mapping[str, Any], key: str) -> float | None:
-    """A finite number stored under ``key`` (dotted keys allowed), else None."""
+    """A possible, finite number stored under ``key`` (dotted keys allowed), else None.
+
+    An impossible value (outside the measure's possible range) is a
+    misreading, not something to tell a patient: it counts as missing.
+    """
     raw = lookup(_as_dict(values), key)
     if raw is None or isinstance(raw, bool):
         return None
@@ -184,7 +188,10 @@ def _value(values: Mapping[str, Any], key: str) -> float | None:
         x = float(raw)
     except (TypeError, ValueError):
         return None
-    return x if math.isfinite(x) else None
+    if not math.isfinite(x):
+        return None
+    info = BY_KEY.get(key)
+    return x if info is None or info.is_possible(x) else None
 
 
 def _as_dict(values: Mapping[str, Any]) -> dict:

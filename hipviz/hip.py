@@ -17,6 +17,7 @@ import trimesh
 from . import frames as fr
 from . import landmarks as lmk
 from . import measures as ms
+from . import reference
 from ._typing import Transform, Vector
 from .errors import InputError, LandmarkError
 from .geometry import (
@@ -398,6 +399,43 @@ def _mckibbin(values: dict[str, Any], notes: dict[str, str]) -> None:
         notes["mckibbin_deg"] = "needs both acetabular and femoral version"
 
 
+def check_possible(
+    values: dict[str, Any],
+    femur: trimesh.Trimesh,
+    femur_side: str | None,
+    *,
+    before: dict[str, Any] | None = None,
+) -> tuple[dict[str, str], str]:
+    """Impossible values of an analysis (:func:`hipviz.reference.implausible`) and a warning.
+
+    Parameters
+    ----------
+    values : dict
+        The contract values of an analysis (``frame`` and ``side`` included).
+    femur : trimesh.Trimesh
+        The femur mesh measured; its bodies are counted (to name two bones
+        in one file as the cause) only when a value is impossible.
+    femur_side : {"left", "right"} or None
+        The side the femur's own anatomy shows (:attr:`FemurLandmarks.side`).
+    before : dict, optional
+        The values before a planned move, when ``values`` are after it.
+
+    Returns
+    -------
+    flags : dict
+        Measure key -> message naming the likely cause; empty when all is possible.
+    warning : str
+        One line for ``warnings``; "" when all is possible.
+    """
+    if not reference.implausible(values):
+        return {}, ""
+    context = {"femur_bodies": int(femur.body_count), "femur_side": femur_side, "before": before}
+    return (
+        reference.implausible(values, **context),
+        reference.implausible_warning(values, **context),
+    )
+
+
 def analyze(
     pelvis: trimesh.Trimesh | None,
     femur: trimesh.Trimesh,
@@ -584,6 +622,9 @@ def analyze(
     values["alpha_clock"] = alpha.clock
     values["sphericity_mm"] = ms.head_sphericity_mm(femur_r.vertices, c, r, fl.toward_neck)
     _mckibbin(values, notes)
+    values["implausible"], warning = check_possible(values, femur, fl.side)
+    if warning:
+        warnings.append(warning)
 
     landmarks_ras = {k: apply(tf, v) for k, v in pframe.landmarks_input.items()}
     return HipAnalysis(
@@ -612,6 +653,7 @@ __all__ = [
     "HipAnalysis",
     "acetabular_measures",
     "analyze",
+    "check_possible",
     "femoral_angles",
     "femur_landmarks",
 ]

@@ -4,6 +4,10 @@ The web app's measures panel, its CSV export and the printable report all
 come from :func:`measure_rows`, so they always agree. Values are the
 ``hipviz measure --json`` keys; bands, meanings, definitions and sources come
 from :data:`hipviz.reference.MEASURES`.
+
+A value outside the measure's possible range (:func:`hipviz.reference.flagged`)
+never gets a band: its row is marked ``impossible``, the value carries a ``!``
+and the reason goes in the chip's title, the CSV and the report's warnings.
 """
 
 from __future__ import annotations
@@ -18,31 +22,47 @@ from typing import Any
 
 import numpy as np
 
-from .reference import MEASURES, MeasureInfo, lookup
+from .reference import MEASURES, MeasureInfo, flagged, lookup
 
 #: Traffic-light colours of band levels (and of a value with no band).
 LEVEL_COLORS = {
     "normal": "#2e8b57",
     "borderline": "#d99a00",
     "abnormal": "#c0392b",
+    "impossible": "#5b2c6f",
     None: "#888888",
 }
+
+#: Band label and level of a row whose value is impossible.
+IMPOSSIBLE = "impossible"
 
 
 @dataclass(frozen=True)
 class Row:
-    """One measure for display: short name, values before/after, band of the current value."""
+    """One measure for display: short name, values before/after, band of the current value.
+
+    ``impossible_before`` and ``impossible_after`` say why a value is
+    impossible ("" when it is possible or missing); an impossible current
+    value has the band label and level ``"impossible"``.
+    """
 
     info: MeasureInfo
     before: float | None
     after: float | None
     band_label: str
-    level: str | None  # normal | borderline | abnormal | None (no band or no value)
+    level: str | None  # normal | borderline | abnormal | impossible | None (no band or value)
     normal: str  # the normal band as text, "" when the measure has none
+    impossible_before: str = ""
+    impossible_after: str = ""
 
     @property
     def current(self) -> float | None:
         return self.after if self.after is not None or self.before is None else self.before
+
+    @property
+    def impossible(self) -> str:
+        """Why the current value is impossible, "" when it is not."""
+        return self.impossible_after if self.after is not None else self.impossible_before
 
     @property
     def changed(self) -> bool:
@@ -80,25 +100,34 @@ def measure_rows(
     """One :class:`Row` per measure of :data:`MEASURES` (or of ``keys``), in that order.
 
     ``after`` is the same dict after a move (None: nothing moved); the band
-    is that of the value after, else before.
+    is that of the value after, else before. An impossible value gets no
+    band: label and level are ``"impossible"``.
     """
     infos = MEASURES if keys is None else [m for k in keys for m in MEASURES if m.key == k]
+    flags_before = flagged(dict(before))
+    flags_after = {} if after is None else flagged(dict(after))
     rows = []
     for info in infos:
         b = _number(lookup(dict(before), info.key))
         a = None if after is None else _number(lookup(dict(after), info.key))
-        band = info.classify(a if a is not None else b)
-        rows.append(
-            Row(
-                info,
-                b,
-                a,
-                band.label if band else "",
-                band.level if band else None,
-                _normal_text(info),
-            )
-        )
+        why_b = flags_before.get(info.key, "") if b is not None else ""
+        why_a = flags_after.get(info.key, "") if a is not None else ""
+        if why_a if a is not None else why_b:
+            label, level = IMPOSSIBLE, IMPOSSIBLE
+        else:
+            band = info.classify(a if a is not None else b)
+            label, level = (band.label, band.level) if band else ("", None)
+        rows.append(Row(info, b, a, label, level, _normal_text(info), why_b, why_a))
     return rows
+
+
+def impossible_warnings(rows: Sequence[Row]) -> list[str]:
+    """One line per impossible value before any move: ``<measure name>: <why>``.
+
+    The values after a move that turn impossible come with the move's own
+    warnings (:attr:`hipviz.simulate.Outcome.warnings`).
+    """
+    return [f"{r.info.name}: {r.impossible_before}" for r in rows if r.impossible_before]
 
 
 def fmt(value: float | None, unit: str = "") -> str:
@@ -117,18 +146,23 @@ def table_html(rows: Sequence[Row], *, details: bool = True) -> str:
         info = r.info
         if moved and r.changed:
             value = (
-                f'<span class="hv-before">{fmt(r.before, info.unit)}</span> → '
-                f"<b>{fmt(r.after, info.unit)}</b>"
+                f'<span class="hv-before">{fmt(r.before, info.unit)}'
+                f"{_bang(r.impossible_before)}</span> → "
+                f"<b>{fmt(r.after, info.unit)}</b>{_bang(r.impossible_after)}"
             )
         else:
-            value = f"<b>{fmt(r.current, info.unit)}</b>"
+            value = f"<b>{fmt(r.current, info.unit)}</b>{_bang(r.impossible)}"
         color = LEVEL_COLORS[r.level]
+        title = f' title="{html.escape(r.impossible)}"' if r.impossible else ""
         chip = (
-            f'<span class="hv-chip" style="background:{color}">{html.escape(r.band_label)}</span>'
+            f'<span class="hv-chip" style="background:{color}"{title}>'
+            f"{html.escape(r.band_label)}</span>"
             if r.band_label
             else ""
         )
         normal = html.escape(r.normal) or "—"
+        if r.impossible_before or r.impossible_after:
+            normal += f"<br>possible {html.escape(info.possible_text())}"
         meaning = html.escape(info.meaning)
         if details:
             meaning = (
@@ -149,6 +183,11 @@ def table_html(rows: Sequence[Row], *, details: bool = True) -> str:
     return "".join(out)
 
 
+def _bang(why: str) -> str:
+    """The mark after an impossible value, its reason in the title ("" when possible)."""
+    return f' <span class="hv-bang" title="{html.escape(why)}">!</span>' if why else ""
+
+
 TABLE_CSS = """
 table.hv-measures { border-collapse: collapse; width: 100%; font-size: 14px; }
 table.hv-measures th { text-align: left; font-weight: 600; color: #555;
@@ -161,16 +200,23 @@ span.hv-before { color: #888; }
 span.hv-chip { color: white; border-radius: 9px; padding: 1px 8px; font-size: 12px;
   white-space: nowrap; }
 div.hv-normal { color: #777; font-size: 11px; }
+span.hv-bang { color: #5b2c6f; font-weight: 700; cursor: help; }
 div.hv-meaning details summary { cursor: pointer; }
 div.hv-def { color: #444; font-size: 12px; margin-top: 4px; }
 """
 
 
 def measures_csv(rows: Sequence[Row]) -> str:
-    """CSV text: key, short name, unit, before, after, band, level, normal range."""
+    """CSV text: key, short name, unit, before, after, band, level, normal range, impossible.
+
+    ``impossible`` says which values are impossible and why ("" when none);
+    their band and level read ``impossible``.
+    """
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["key", "measure", "unit", "before", "after", "band", "level", "normal"])
+    w.writerow(
+        ["key", "measure", "unit", "before", "after", "band", "level", "normal", "impossible"]
+    )
     for r in rows:
         w.writerow(
             [
@@ -182,9 +228,20 @@ def measures_csv(rows: Sequence[Row]) -> str:
                 r.band_label,
                 r.level or "",
                 r.normal,
+                _impossible_cell(r),
             ]
         )
     return buf.getvalue()
+
+
+def _impossible_cell(r: Row) -> str:
+    """Which values of a row are impossible, and why."""
+    b, a = r.impossible_before, r.impossible_after
+    if r.after is None:
+        return b
+    if b and b == a:
+        return f"before and after: {b}"
+    return "; ".join(f"{when}: {why}" for when, why in (("before", b), ("after", a)) if why)
 
 
 def report_html(
@@ -199,8 +256,10 @@ def report_html(
     """A self-contained one-page HTML report (pictures inlined as PNG) that prints on A4.
 
     ``pictures`` maps captions to PNG bytes; ``facts`` are (label, value)
-    lines such as the plan's moves and the joint gap.
+    lines such as the plan's moves and the joint gap. Impossible values of
+    ``rows`` head the warnings (:func:`impossible_warnings`).
     """
+    warnings = [*impossible_warnings(rows), *warnings]
     figs = "".join(
         f'<figure><img src="data:image/png;base64,{base64.b64encode(png).decode()}">'
         f"<figcaption>{html.escape(cap)}</figcaption></figure>"
@@ -236,10 +295,12 @@ orientation and are not a diagnosis. A teaching and planning aid, not a medical 
 
 
 __all__ = [
+    "IMPOSSIBLE",
     "LEVEL_COLORS",
     "Row",
     "TABLE_CSS",
     "fmt",
+    "impossible_warnings",
     "measure_rows",
     "measures_csv",
     "report_html",

@@ -36,6 +36,7 @@ from .hip import (
     _moved,
     acetabular_measures,
     analyze,
+    check_possible,
     femoral_angles,
 )
 from .raycast import RayCaster
@@ -443,6 +444,9 @@ class Simulation:
         after["head_center_mm"] = apply(tf_input, c_after)
         after["socket_center_mm"] = apply(tf_input, apply(tf_frag, an.socket.center_mm))
         _mckibbin(after, notes)
+        after["implausible"], impossible = check_possible(
+            after, self.femur, an.femur.side, before=self.before
+        )
 
         # Joint gap along the coverage rays: the pelvis must lie beyond the
         # point where each ray leaves the femur, else it is inside the femur.
@@ -478,6 +482,9 @@ class Simulation:
                 )
         if gap < OVERLAP_TOLERANCE_MM:
             warnings.append(f"bones overlap by {-gap:.1f} mm after this move")
+        # Values impossible before already head the analysis' warnings.
+        if set(after["implausible"]) - set(self.before.get("implausible") or {}):
+            warnings.append(f"after this move, {impossible}")
 
         # Leg length: the femur's hip-to-knee length (an opening wedge adds,
         # a closing one takes away) plus how far the hip centre moved down;

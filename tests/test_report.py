@@ -157,10 +157,14 @@ def test_csv_has_a_header_and_one_row_per_measure():
     after = {"lcea_deg": 30.0, "acea_deg": None}
     text = report.measures_csv(report.measure_rows(before, after))
     lines = list(csv.reader(io.StringIO(text)))
-    assert lines[0] == ["key", "measure", "unit", "before", "after", "band", "level", "normal"]
+    assert lines[0] == [
+        *("key", "measure", "unit", "before", "after", "band", "level", "normal"),
+        "impossible",  # added after the first eight: old readers keep their columns
+    ]
     records = list(csv.DictReader(io.StringIO(text)))
     assert [r["key"] for r in records] == [m.key for m in MEASURES]
-    assert all(len(line) == 8 for line in lines)
+    assert all(len(line) == 9 for line in lines)
+    assert all(r["impossible"] == "" for r in records)  # every value here is possible
     by_key = {r["key"]: r for r in records}
     lcea = by_key["lcea_deg"]
     assert (float(lcea["before"]), float(lcea["after"])) == (14.0, 30.0)

@@ -745,8 +745,10 @@ class HipApp(pn.viewable.Viewer):
             for where, con in out.contact.items():
                 facts.append(f"{where} cut contact {100 * con.fraction:.0f}%")
         self._facts.object = " · ".join(facts)
-        self._warn.object = "<br>".join(out.warnings)
-        self._warn.visible = bool(out.warnings)
+        # Impossible values first: the table flags them, these lines say why.
+        warnings = [*report.impossible_warnings(rows), *out.warnings]
+        self._warn.object = "<br>".join(warnings)
+        self._warn.visible = bool(warnings)
 
     # ------------------------------------------------------------------ fixation
 
