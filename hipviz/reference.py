@@ -124,11 +124,12 @@ MEASURES: tuple[MeasureInfo, ...] = (
         "Sagittal plane through c: angle from superior to the line from c to the posterior bony "
         "rim edge (often above 90°).",
         "CT sagittal construction; no agreed band for this plane, so none is shown.",
-        possible=(30, 140),
+        possible=(30, 155),
         possible_source=(
             "The posterior sector angle averages 94-95° (SD 7°; Mechlenburg et al. 2019, CT), "
-            "lower with a deficient posterior wall; past 140° the edge lies 50° below the "
-            "horizontal, on the ischium rather than the wall."
+            "lower with a deficient posterior wall. In the sagittal plane the posterior horn of "
+            "the lunate surface, still on the socket sphere, reaches about 145° in the LLP26 "
+            "mean hip; beyond 155° the edge would lie on the ischium, never the wall."
         ),
     ),
     MeasureInfo(
@@ -148,6 +149,11 @@ MEASURES: tuple[MeasureInfo, ...] = (
             Band(25, INF, "normal", "normal"),
         ),
         "emulates a radiograph",
+        possible=(-30, 95),
+        possible_source=(
+            "False-profile VCA below 0° in severe dysplasia and about 30-40° normal (Lequesne "
+            "1961; Tannast 2015); the roof edge cannot pass the horizontal anteriorly."
+        ),
     ),
     MeasureInfo(
         "aasa_deg",
@@ -164,6 +170,11 @@ MEASURES: tuple[MeasureInfo, ...] = (
             Band(50, INF, "normal", "normal"),
         ),
         "CT axial plane",
+        possible=(15, 130),
+        possible_source=(
+            "Anda et al. report about 64° normal and below 50° in dysplasia; with the version "
+            "range (-40…60°) and a rim near 90° from the opening, 15-130° bounds every hip."
+        ),
     ),
     MeasureInfo(
         "pasa_deg",
@@ -179,6 +190,11 @@ MEASURES: tuple[MeasureInfo, ...] = (
             Band(90, INF, "normal", "normal"),
         ),
         "CT axial plane",
+        possible=(45, 165),
+        possible_source=(
+            "Anda et al. report about 102° normal and below 90° in dysplasia; 45-165° bounds "
+            "every hip for the same reason as AASA."
+        ),
     ),
     MeasureInfo(
         "acetabular_version_deg",
