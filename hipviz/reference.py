@@ -47,6 +47,8 @@ class MeasureInfo:
     possible: tuple[float, float] = (-float("inf"), float("inf"))
     #: Why those bounds: the literature range they widen, or the geometry.
     possible_source: str = ""
+    #: Where it is read: a CT plane, in 3D, or emulating a radiograph.
+    plane: str = "3D"
 
     def classify(self, value: float | None) -> Band | None:
         """The band holding ``value``, or None (no value, or no bands)."""
@@ -90,6 +92,7 @@ MEASURES: tuple[MeasureInfo, ...] = (
             Band(39, INF, "overcovered", "borderline"),
         ),
         "bony rim",
+        plane="CT coronal plane",
         possible=(-40, 75),
         possible_source=(
             "Reported LCEA runs from -22° in severe dysplasia (Murphy et al. 1995; Li & Ganz "
@@ -108,6 +111,8 @@ MEASURES: tuple[MeasureInfo, ...] = (
         "rim edge.",
         "CT sagittal construction (cf. Lequesne 1961 false-profile VCA); no agreed band for this "
         "plane, so none is shown.",
+        note="CT sagittal plane",
+        plane="CT sagittal plane",
         possible=(-30, 110),
         possible_source=(
             "The anterior sector angle averages 58-60° (SD 7-9°; Mechlenburg et al. 2019, CT) and "
@@ -124,6 +129,8 @@ MEASURES: tuple[MeasureInfo, ...] = (
         "Sagittal plane through c: angle from superior to the line from c to the posterior bony "
         "rim edge (often above 90°).",
         "CT sagittal construction; no agreed band for this plane, so none is shown.",
+        note="CT sagittal plane",
+        plane="CT sagittal plane",
         possible=(30, 155),
         possible_source=(
             "The posterior sector angle averages 94-95° (SD 7°; Mechlenburg et al. 2019, CT), "
@@ -135,7 +142,7 @@ MEASURES: tuple[MeasureInfo, ...] = (
     MeasureInfo(
         "false_profile_acea_deg",
         "VCA",
-        "Anterior centre-edge angle, false profile (emulated)",
+        "False-profile anterior centre-edge angle",
         "°",
         "The front coverage a false-profile X-ray shows; low means a short front of the socket.",
         "Emulates Lequesne's false-profile radiograph on CT: in the plane through c turned 25° "
@@ -149,6 +156,7 @@ MEASURES: tuple[MeasureInfo, ...] = (
             Band(25, INF, "normal", "normal"),
         ),
         "emulates a radiograph",
+        plane="emulates the false-profile radiograph (CT plane 25° oblique)",
         possible=(-30, 95),
         possible_source=(
             "False-profile VCA below 0° in severe dysplasia and about 30-40° normal (Lequesne "
@@ -170,6 +178,7 @@ MEASURES: tuple[MeasureInfo, ...] = (
             Band(50, INF, "normal", "normal"),
         ),
         "CT axial plane",
+        plane="CT axial plane",
         possible=(15, 130),
         possible_source=(
             "Anda et al. report about 64° normal and below 50° in dysplasia; with the version "
@@ -190,6 +199,7 @@ MEASURES: tuple[MeasureInfo, ...] = (
             Band(90, INF, "normal", "normal"),
         ),
         "CT axial plane",
+        plane="CT axial plane",
         possible=(45, 165),
         possible_source=(
             "Anda et al. report about 102° normal and below 90° in dysplasia; 45-165° bounds "
@@ -212,6 +222,7 @@ MEASURES: tuple[MeasureInfo, ...] = (
             Band(10, 25, "normal", "normal"),
             Band(25, INF, "high", "borderline"),
         ),
+        plane="CT axial plane",
         possible=(-40, 60),
         possible_source=(
             "CT version averages 16-20° with SD about 5° (Klasan et al. 2019; Mechlenburg et al. "
@@ -233,6 +244,7 @@ MEASURES: tuple[MeasureInfo, ...] = (
             Band(10, 25, "normal", "normal"),
             Band(25, INF, "high", "borderline"),
         ),
+        plane="CT cone 30° above axial",
         possible=(-40, 60),
         possible_source=(
             "Cranial version reads lower than central and turns negative first in retroversion "
@@ -255,6 +267,7 @@ MEASURES: tuple[MeasureInfo, ...] = (
             Band(10, INF, "dysplastic", "abnormal"),
         ),
         "approximate",
+        plane="CT coronal plane",
         possible=(-30, 50),
         possible_source=(
             "25 ± 10° in dysplasia (Murphy et al. 1995), 3-13° normal and below 0° with "
@@ -274,6 +287,7 @@ MEASURES: tuple[MeasureInfo, ...] = (
             Band(17, 27, "normal", "normal"),
             Band(27, INF, "undercovered", "abnormal"),
         ),
+        plane="CT coronal plane",
         possible=(-25, 100),
         possible_source=(
             "100 % puts the whole head lateral of the rim (a dislocated hip); only a bony rim "
@@ -332,6 +346,7 @@ MEASURES: tuple[MeasureInfo, ...] = (
             Band(135, 140, "high", "borderline"),
             Band(140, INF, "valgus", "abnormal"),
         ),
+        plane="femoral coronal plane (as an AP radiograph of the femur)",
         possible=(90, 170),
         possible_source=(
             "As the 3D neck-shaft angle: 100-146° in 1070 CT femora (Hartel et al. 2016), widened "
@@ -355,6 +370,7 @@ MEASURES: tuple[MeasureInfo, ...] = (
             Band(25, 35, "high", "borderline"),
             Band(35, INF, "antetorsion", "abnormal"),
         ),
+        plane="3D, projected on the plane normal to the shaft",
         possible=(-60, 80),
         possible_source=(
             "1070 CT femora span -24° to 49° (Hartel et al. 2016); 628 hips average 15 ± 8° "
@@ -377,6 +393,7 @@ MEASURES: tuple[MeasureInfo, ...] = (
             Band(55, 60, "borderline", "borderline"),
             Band(60, INF, "cam", "abnormal"),
         ),
+        plane="radial planes about the neck axis",
         possible=(20, 120),
         possible_source=(
             "A round head on its neck reads about 40° (Nötzli et al. 2002: 42 ± 2°; adolescents "
@@ -737,8 +754,12 @@ def markdown() -> str:
         "status *impossible*, the JSON lists it under `implausible` with the likely cause, and "
         "a warning names the cause. The value itself stays in the JSON for scripts.",
         "",
-        "| key | short name | unit | normal | bands | possible |",
-        "|---|---|---|---|---|---|",
+        "The *read in* column says where each number is taken: in a CT plane through the head "
+        "centre, in 3D, or emulating a radiograph (the false-profile VCA). CT-plane angles are "
+        "not radiographic ones: a radiograph projects the whole rim, a plane cuts it.",
+        "",
+        "| key | short name | unit | normal | bands | possible | read in |",
+        "|---|---|---|---|---|---|---|",
     ]
     for m in MEASURES:
         normal = next((f"{b.low:g} to {b.high:g}" for b in m.bands if b.level == "normal"), "-")
@@ -747,8 +768,10 @@ def markdown() -> str:
         )
         possible = f"{_fmt(m.possible[0])} to {_fmt(m.possible[1])}"
         lines.append(
-            f"| `{m.key}` | {m.short} | {m.unit} | {normal} | {bands or '-'} | {possible} |"
+            f"| `{m.key}` | {m.short} | {m.unit} | {normal} | {bands or '-'} | {possible} "
+            f"| {m.plane} |"
         )
+    lines += ["", *_LANDMARK_NOTES]
     for m in MEASURES:
         lines += ["", f"## {m.name} (`{m.key}`)", "", f"*{m.meaning}*", "", m.definition, ""]
         lines.append(f"Source: {m.source}")
@@ -756,6 +779,39 @@ def markdown() -> str:
             lines += ["", f"Note: reported as {m.note}."]
         lines += ["", f"Possible: {m.possible_text()}. {m.possible_source}"]
     return "\n".join(lines) + "\n"
+
+
+#: How the rim edges and the neck axis are found; part of the generated reference page.
+_LANDMARK_NOTES = (
+    "## Where the rim is",
+    "",
+    "Every centre-edge angle turns a ray about the head centre c from superior toward its "
+    "side until it stops meeting acetabular wall. Above the head's equator (rays with a "
+    "superior part) any bone within the rim reach (socket radius + 6 mm, never less than r + "
+    "margin) counts, so the rounded bony rim is the edge, as in Wiberg's bony-rim angle. "
+    "Below the equator only bone on the socket sphere itself (within 1.5 mm, or three times "
+    "the socket fit's residual) is wall: bone there that is off the socket's own surface is "
+    "the ischium or the pubis, and a ray that meets it has left the acetabulum. The posterior "
+    "horn of the lunate surface lies on the socket sphere, so a sagittal PCEA can exceed "
+    "90°, and reads about 145° on the LLP26 mean hip; version and the sector angles start "
+    "from the open, lateral side and stop at the first wall they meet.",
+    "",
+    "![Rim edges on coronal and sagittal sections of every teaching case, the built-in hip "
+    "and both validation specimens](images/rim_edges.png)",
+    "",
+    "(`python scripts/render_rim_edges.py` redraws this figure: section outline in grey, "
+    "head sphere blue, socket sphere dashed green, the edges and their rays in colour.)",
+    "",
+    "## The neck axis",
+    "",
+    "From the head centre to the area centroid of the narrowest section of the neck (its "
+    "waist), the section normal to the axis itself; each section keeps only the outline that "
+    "surrounds the axis, so a greater trochanter or intertrochanteric crest beside the neck "
+    "base never enters (Boese et al. 2016, BioMed Res Int 2016:8645027; Bonneau et al. 2012, "
+    "J Anat 221:465). The femur's anterior (the condyles lie behind the proximal shaft axis) "
+    "and its side (the head medial of the shaft) come from its own anatomy, so no declared "
+    "frame or side changes a femoral measure; a contradiction is a warning.",
+)
 
 
 def _fmt(x: float) -> str:
