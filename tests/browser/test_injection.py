@@ -393,3 +393,21 @@ def test_a_normal_session_keeps_to_the_policy(watched, hipviz_serve):
     assert_inert(page)
     errors = [m for m in page.seen["console"] if m.startswith("error")]
     assert errors == [], errors
+
+
+def test_long_links_give_a_working_page_and_one_short_line(watched, hipviz_serve):
+    """2000 unknown names and a 20 kB value: the page works; the line counts and clamps."""
+    from hipviz.app.main import CASE_LABELS
+
+    page = watched
+    query = "&".join(f"k{i}=1" for i in range(2000))
+    query += "&case=dysplastic&tilt=" + "9" * 20_000 + "&side=" + "<b>bold</b>" * 500
+    page.goto(f"{hipviz_serve}?{query}")
+    page.wait_for_function(FIRST_PICTURE, timeout=60_000)
+    text = wait_error(page, "2000 unknown link parameters ignored ('k0', 'k1', 'k2', …)")
+    assert f"link parameter tilt={quoted_shown('9' * 20_000)} ignored" in text
+    assert f"link parameter side={quoted_shown('<b>bold</b>' * 2000)} ignored" in text
+    assert len(text) < 400, len(text)
+    assert case_select(page).input_value() == CASE_LABELS["dysplastic"]  # the rest applied
+    wait_for(lambda: value_text(page, "lcea_deg").endswith("°"), 30, "the measures")
+    assert_inert(page)
