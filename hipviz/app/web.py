@@ -63,7 +63,7 @@ DIRECTIVES = (
 )
 
 #: A Host header that can only name a host (and port): no spaces, quotes or ';'.
-_HOST = re.compile(r"^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
+_HOST = re.compile(r"[A-Za-z0-9.\-]+(:\d{1,5})?|\[[0-9A-Fa-f:.]+\](:\d{1,5})?")
 
 
 def content_security_policy(host: str | None = None) -> str:
@@ -82,10 +82,10 @@ def content_security_policy(host: str | None = None) -> str:
     str
         ``directive value; directive value; ...``
     """
-    connect = "connect-src 'self' blob:"
-    if host and _HOST.match(host):
+    connect = "connect-src 'self' blob:"  # Panel's module loader fetches blob: modules
+    if host and _HOST.fullmatch(host):
         connect += f" ws://{host} wss://{host}"
-    return "; ".join((*DIRECTIVES[:5], connect, *DIRECTIVES[5:]))
+    return "; ".join((*DIRECTIVES, connect))
 
 
 #: Headers every response carries (the CSP is added per request).
