@@ -142,7 +142,7 @@ class _NoQueryInToken(Handler):
 
     Bokeh adds what an application's handlers return from ``process_request``
     to the token's payload, replacing its copy of the query's fields; the
-    session still knows its address (``pn.state.location``).
+    session still has the page request's address (:func:`page_query`).
     """
 
     def modify_document(self, doc: Any) -> None:
