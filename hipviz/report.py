@@ -138,7 +138,11 @@ def fmt(value: float | None, unit: str = "") -> str:
 
 
 def table_html(rows: Sequence[Row], *, details: bool = True) -> str:
-    """An HTML table: name, value (before → after), band chip, meaning; details on click."""
+    """An HTML table: name, value (before → after), band chip, meaning; details on click.
+
+    Every text in it, attributes included, is escaped (``html.escape``).
+    """
+    esc = html.escape
     moved = any(r.after is not None for r in rows)
     head = "<th>Measure</th><th>Value</th><th>Normal</th>"
     out = [f'<table class="hv-measures"><thead><tr>{head}</tr></thead><tbody>']
@@ -146,12 +150,12 @@ def table_html(rows: Sequence[Row], *, details: bool = True) -> str:
         info = r.info
         if moved and r.changed:
             value = (
-                f'<span class="hv-before">{fmt(r.before, info.unit)}'
+                f'<span class="hv-before">{esc(fmt(r.before, info.unit))}'
                 f"{_bang(r.impossible_before)}</span> → "
-                f"<b>{fmt(r.after, info.unit)}</b>{_bang(r.impossible_after)}"
+                f"<b>{esc(fmt(r.after, info.unit))}</b>{_bang(r.impossible_after)}"
             )
         else:
-            value = f"<b>{fmt(r.current, info.unit)}</b>{_bang(r.impossible)}"
+            value = f"<b>{esc(fmt(r.current, info.unit))}</b>{_bang(r.impossible)}"
         color = LEVEL_COLORS[r.level]
         title = f' title="{html.escape(r.impossible)}"' if r.impossible else ""
         chip = (
@@ -173,7 +177,7 @@ def table_html(rows: Sequence[Row], *, details: bool = True) -> str:
                 + "</div></details>"
             )
         out.append(
-            f'<tr data-key="{info.key}" data-level="{r.level or ""}">'
+            f'<tr data-key="{esc(info.key)}" data-level="{esc(r.level or "")}">'
             f'<td><div class="hv-name">{html.escape(info.short)}</div>'
             f'<div class="hv-meaning">{meaning}</div></td>'
             f'<td class="hv-value">{value}</td>'

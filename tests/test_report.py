@@ -231,3 +231,18 @@ def test_report_escapes_user_text():
 def test_report_without_warnings_has_no_warning_list():
     text = report.report_html(title="t", subtitle="s", rows=[], pictures={})
     assert "li" not in parse(text).tags and 'class="warn"' not in text
+
+
+def test_table_escapes_every_text_and_attribute():
+    import dataclasses
+
+    evil = '"><img src=x onerror=alert(1)>'
+    info = dataclasses.replace(
+        MEASURES[0], key=f"k{evil}", short=evil, unit=evil, meaning=evil, definition=evil
+    )
+    row = report.Row(info, 1.0, 2.0, evil, None, evil)
+    text = report.table_html([row])
+    parsed = parse(text)
+    assert "img" not in parsed.tags
+    assert list(parsed.rows) == [f"k{evil}"]  # the attribute holds the text itself
+    assert "<img" not in text

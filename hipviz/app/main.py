@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import html
 import io
 import json
 import logging
@@ -31,6 +30,7 @@ from hipviz import cases, explain, render, report
 from hipviz import osteotomy as ost
 from hipviz.errors import HipvizError, InputError
 
+from . import web
 from .state import (
     ANATOMY_PARAMS,
     BUILTIN,
@@ -45,6 +45,7 @@ from .state import (
     Upload,
     parse_labels,
 )
+from .text import inert, inert_join
 from .viewer import SceneView
 
 log = logging.getLogger("hipviz.app")
@@ -75,6 +76,8 @@ FAR_MM = 100.0
 FAR_PIECE = "pelvis_far"
 #: Quiet time after the last slider move before fixation is placed again, ms.
 SETTLE_MS = 250
+#: Longest explain-mode step text shown, characters (the longest is about 400).
+STEP_TEXT_CHARS = 2000
 
 #: Styles of the page's HTML panes (each pane has its own shadow root).
 CSS = (
@@ -230,8 +233,13 @@ class HipApp(pn.viewable.Viewer):
         self._far_key: tuple | None = None
         self._animation = None
         self._explain_pose: str | None = None
-        self._error = pn.pane.Alert("", alert_type="danger", visible=False, margin=(4, 8))
-        self._warn = pn.pane.Alert("", alert_type="warning", visible=False, margin=(4, 8))
+        # Messages quote links and file names: shown through text.inert, no maths
+        self._error = pn.pane.Alert(
+            "", alert_type="danger", visible=False, margin=(4, 8), disable_math=True
+        )
+        self._warn = pn.pane.Alert(
+            "", alert_type="warning", visible=False, margin=(4, 8), disable_math=True
+        )
         self._table = pn.pane.HTML(
             "", stylesheets=[CSS], sizing_mode="stretch_width", css_classes=["hv-table"]
         )
@@ -594,10 +602,11 @@ class HipApp(pn.viewable.Viewer):
 
     def _describe_procedure(self) -> None:
         proc = self.plan.procedure
-        self._proc_text.object = "" if proc == "none" else ost.PROCEDURES[proc].description
+        self._proc_text.object = "" if proc == "none" else inert(ost.PROCEDURES[proc].description)
 
     def _show_error(self, message: str) -> None:
-        self._error.object = message
+        """One line above the view (or none for ""): as text, never as markup."""
+        self._error.object = inert(message)
         self._error.visible = bool(message)
 
     def _draw(self, changed: set[str], *, initial: bool = False, pose: bool = True) -> None:
@@ -616,7 +625,7 @@ class HipApp(pn.viewable.Viewer):
             )
             if not initial:
                 view.reset_camera()
-            self._source.object = self.session.source
+            self._source.object = inert(self.session.source)
         self._describe_procedure()
         if explain_pose:
             self._show_step()
@@ -735,7 +744,7 @@ class HipApp(pn.viewable.Viewer):
         shift = out.hip_center_shift_mm
         gap = out.min_gap_mm
         gap_text = "—" if not np.isfinite(gap) else f"{gap:.1f} mm"
-        facts = [f"Joint gap <b>{gap_text}</b>" + (" (overlap!)" if out.overlap else "")]
+        facts = []
         if moved:
             facts.append(f"leg length {_signed(out.leg_length_change_mm)} mm")
             facts.append(
@@ -744,10 +753,11 @@ class HipApp(pn.viewable.Viewer):
             )
             for where, con in out.contact.items():
                 facts.append(f"{where} cut contact {100 * con.fraction:.0f}%")
-        self._facts.object = " · ".join(facts)
+        gap_html = f"Joint gap <b>{inert(gap_text)}</b>" + (" (overlap!)" if out.overlap else "")
+        self._facts.object = " · ".join([gap_html, *(inert(f) for f in facts)])
         # Impossible values first: the table flags them, these lines say why.
         warnings = [*report.impossible_warnings(rows), *out.warnings]
-        self._warn.object = "<br>".join(warnings)
+        self._warn.object = inert_join(warnings)
         self._warn.visible = bool(warnings)
 
     # ------------------------------------------------------------------ fixation
@@ -778,7 +788,7 @@ class HipApp(pn.viewable.Viewer):
         try:
             meshes = sim.fixation(out)
         except HipvizError as exc:
-            self._warn.object = f"fixation not shown: {exc}"
+            self._warn.object = inert(f"fixation not shown: {exc}")
             self._warn.visible = True
             meshes = {}
         with view.hold():  # screws and plate appear in one frame
@@ -865,14 +875,15 @@ class HipApp(pn.viewable.Viewer):
         kind = self._explain_kind()
         steps = explain.steps(kind, out.before)
         step = steps[self.step]
+        long = STEP_TEXT_CHARS
         self._step_pane.object = (
             f'<div class="hv-step-count">Step {self.step + 1} of {len(steps)} · '
-            f"{html.escape(explain.KIND_TITLES[kind])}</div>"
-            f'<div class="hv-step-title">{html.escape(step.title)}</div>'
-            f'<div class="hv-step-text">{html.escape(step.text)}</div>'
+            f"{inert(explain.KIND_TITLES[kind])}</div>"
+            f'<div class="hv-step-title">{inert(step.title)}</div>'
+            f'<div class="hv-step-text">{inert(step.text, long)}</div>'
             '<ol class="hv-steps">'
             + "".join(
-                f'<li class="{"hv-now" if i == self.step else ""}">{html.escape(s.title)}</li>'
+                f'<li class="{"hv-now" if i == self.step else ""}">{inert(s.title)}</li>'
                 for i, s in enumerate(steps)
             )
             + "</ol>"
@@ -1082,9 +1093,10 @@ class HipApp(pn.viewable.Viewer):
 def create_app(subdivisions: int = 8) -> pn.viewable.Viewable:
     """A new page for one browser session, its plan read from the URL query."""
     plan = Plan()
-    location = pn.state.location
-    # before the app exists, so a shared link computes its own hip only
-    problems = plan.apply_query(location.query_params) if location is not None else []
+    # before the app exists, so a shared link computes its own hip only; the
+    # raw query, so a repeated name or an empty value is seen and reported
+    query = web.page_query()
+    problems = plan.apply_query(query) if query is not None else []
     app = HipApp(plan, subdivisions=subdivisions)
     if problems:
         app._show_error("; ".join(problems))
@@ -1109,15 +1121,16 @@ def serve(port: int = 5006, address: str = "127.0.0.1", show: bool = False, **kw
     pn.extension(notifications=False)
     threading.Thread(target=warm_up, name="hipviz-warm-up", daemon=True).start()
     origins = [f"{address}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"]
+    web.allow_long_links()  # a long link gets its one-line message, not a blank page
     pn.serve(
-        {"/": create_app},
+        web.applications({"/": create_app}, title="hipviz"),
         port=port,
         address=address,
         show=show,
-        title="hipviz",
         allow_websocket_origin=origins,
         # uploads arrive as base64 in one websocket message
         websocket_max_message_size=int(MAX_UPLOAD_MB * 2.2e6),
+        transforms=[web.SecurityHeaders],  # CSP and friends on every response
         **kwargs,
     )
 

@@ -11,15 +11,16 @@ a new anatomy (about 1 s), a new cut (about 60 ms), or only a move (about
 
 from __future__ import annotations
 
+import itertools
 import math
 import shutil
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import unquote_plus, urlencode
 
 import param
 
@@ -28,6 +29,8 @@ from hipviz import osteotomy as ost
 from hipviz.anatomy import builtin_hip
 from hipviz.errors import InputError
 from hipviz.simulate import Outcome, Simulation
+
+from .text import NAME_CHARS, clamp, quoted
 
 #: Built-in anatomy choices besides the teaching cases.
 BUILTIN = "builtin"
@@ -66,6 +69,12 @@ URL_PARAMS = (
     "mode",
     "view",
 )
+
+#: Fields of a link's query that are read; the rest are counted, not read (a
+#: full plan has len(URL_PARAMS) fields).
+MAX_LINK_FIELDS = 5000
+#: Unknown link parameter names quoted in the message about them.
+SHOWN_UNKNOWN = 3
 
 ANGLE = ost.MAX_ANGLE_DEG
 OFFSET = ost.MAX_CUT_OFFSET_MM
@@ -185,28 +194,62 @@ class Plan(param.Parameterized):
             {k: f"{v:g}" if isinstance(v, float) else v for k, v in self.query().items()}
         )
 
-    def apply_query(self, query: Mapping[str, str]) -> list[str]:
-        """Set the plan from a link's query values; one line per value left out.
+    def apply_query(self, query: str | Mapping[str, Any] | Iterable[tuple[str, Any]]) -> list[str]:
+        """Set the plan from a link's query; one short line per thing left out.
 
-        Unknown names, text where a number belongs, non-finite numbers and
-        values out of a slider's range are left out (and reported); the rest
-        of the link still applies, in one batch of events.
+        Parameters
+        ----------
+        query : str or mapping or iterable of (name, value)
+            The text after ``?`` in a link (``"case=dysplastic&pao_lateral=20"``,
+            a leading ``?`` is allowed), or its fields already split.
+
+        Returns
+        -------
+        list of str
+            One line each, values quoted at most :data:`~hipviz.app.text.QUOTE_CHARS`
+            characters long: an unknown name (more than :data:`SHOWN_UNKNOWN`
+            of them: one line with their count), a value that is not a number
+            where one belongs, not finite, out of a slider's range or not one
+            of the choices, a name given more than once (its first value is
+            the one read), and the fields after the first :data:`MAX_LINK_FIELDS`
+            (counted, not read). What is left out does not stop the rest of
+            the link applying, in one batch of events.
         """
-        values, problems = {}, []
-        for name, text in query.items():
+        fields, unread = _link_fields(query)
+        values, problems, unknown = {}, [], {}
+        seen: dict[str, int] = {}
+        for name, text in fields:
             if name not in URL_PARAMS:
-                problems.append(f"unknown link parameter {name!r}")
+                unknown.setdefault(name, None)
                 continue
+            seen[name] = seen.get(name, 0) + 1
+            if seen[name] > 1:
+                continue  # the first value is the one read
             p = self.param[name]
             try:
                 value = float(text) if isinstance(p, param.Number) else str(text)
                 if isinstance(value, float) and not math.isfinite(value):
                     raise ValueError("not a finite number")
                 type(self)(**{name: value})  # param checks bounds and choices
-            except (TypeError, ValueError):
-                problems.append(f"link parameter {name}={text!r} ignored: {_expected(p)}")
+            except (TypeError, ValueError, OverflowError):
+                problems.append(f"link parameter {name}={quoted(text)} ignored: {_expected(p)}")
                 continue
             values[name] = value
+        if 0 < len(unknown) <= SHOWN_UNKNOWN:
+            problems.extend(f"unknown link parameter {quoted(name)}" for name in unknown)
+        elif unknown:
+            names = ", ".join(quoted(name) for name in list(unknown)[:SHOWN_UNKNOWN])
+            problems.append(f"{len(unknown)} unknown link parameters ignored ({names}, …)")
+        problems.extend(
+            f"link parameter {name} given {n} times: only the first is read"
+            for name, n in seen.items()
+            if n > 1
+        )
+        if unread:
+            problems.append(
+                f"{unread} more link parameters not read (a link is read up to its first "
+                f"{MAX_LINK_FIELDS})"
+            )
         self.param.update(values)
         return problems
 
@@ -222,6 +265,32 @@ def _remember_analysis(key: tuple, analysis: Any) -> None:
     _ANALYSES[key] = analysis  # newest last
     while len(_ANALYSES) > _MAX_ANALYSES:
         _ANALYSES.pop(next(iter(_ANALYSES)))
+
+
+def _link_fields(
+    query: str | Mapping[str, Any] | Iterable[tuple[str, Any]],
+) -> tuple[list[tuple[str, Any]], int]:
+    """The first MAX_LINK_FIELDS (name, value) fields of a query, and how many more it has.
+
+    A query text is split on ``&`` and each side of ``=`` percent-decoded
+    (``+`` is a space), keeping empty values; empty fields are skipped.
+    """
+    if isinstance(query, str):
+        head = query[1:] if query.startswith("?") else query
+        pieces = head.split("&", MAX_LINK_FIELDS)
+        unread = 0
+        if len(pieces) > MAX_LINK_FIELDS:
+            rest = pieces.pop()
+            unread = rest.count("&") + 1
+        fields = []
+        for piece in pieces:
+            if piece:
+                name, _, value = piece.partition("=")
+                fields.append((unquote_plus(name), unquote_plus(value)))
+        return fields, unread
+    items = iter(query.items() if isinstance(query, Mapping) else query)
+    fields = list(itertools.islice(items, MAX_LINK_FIELDS))
+    return fields, sum(1 for _ in items)
 
 
 def _expected(p: param.Parameter) -> str:
@@ -249,7 +318,10 @@ def check_upload_name(name: str) -> str:
     for suffix in UPLOAD_SUFFIXES:
         if low.endswith(suffix):
             return suffix
-    msg = f"{name}: not a mesh or label map (expected one of {', '.join(UPLOAD_SUFFIXES)})"
+    msg = (
+        f"{clamp(name, NAME_CHARS)}: not a mesh or label map "
+        f"(expected one of {', '.join(UPLOAD_SUFFIXES)})"
+    )
     raise InputError(msg)
 
 
@@ -261,10 +333,10 @@ def parse_labels(text: str, what: str) -> tuple[int, ...] | None:
     try:
         labels = tuple(int(v) for v in text.replace(" ", "").split(",") if v)
     except ValueError:
-        msg = f"{what} labels must be whole numbers separated by commas, got {text!r}"
+        msg = f"{what} labels must be whole numbers separated by commas, got {quoted(text)}"
         raise InputError(msg) from None
     if not labels or any(v <= 0 for v in labels):
-        msg = f"{what} labels must be positive, got {text!r}"
+        msg = f"{what} labels must be positive, got {quoted(text)}"
         raise InputError(msg)
     return labels
 
@@ -297,11 +369,12 @@ class HipSession:
             msg = f"role must be 'pelvis' or 'femur', got {role!r}"
             raise InputError(msg)
         suffix = check_upload_name(name)
+        shown = clamp(name, NAME_CHARS)
         if not data:
-            msg = f"{name}: the file is empty"
+            msg = f"{shown}: the file is empty"
             raise InputError(msg)
         if len(data) > MAX_UPLOAD_MB * 1e6:
-            msg = f"{name}: {len(data) / 1e6:.0f} MB is over the {MAX_UPLOAD_MB} MB upload limit"
+            msg = f"{shown}: {len(data) / 1e6:.0f} MB is over the {MAX_UPLOAD_MB} MB upload limit"
             raise InputError(msg)
         path = self.folder / f"{role}{suffix}"
         for old in self.folder.glob(f"{role}.*"):
@@ -313,14 +386,13 @@ class HipSession:
         """Check the uploaded pair loads (mm, closed) and make it this session's hip."""
         meshes = {}
         for role in ("pelvis", "femur"):
+            shown = clamp(getattr(upload, f"{role}_name"), NAME_CHARS)  # as messages quote it
             loaded = io.load_mesh(
-                getattr(upload, role),
-                labels=getattr(upload, f"{role}_labels"),
-                name=getattr(upload, f"{role}_name"),
+                getattr(upload, role), labels=getattr(upload, f"{role}_labels"), name=shown
             )
             if not loaded.watertight:
                 msg = (
-                    f"{getattr(upload, f'{role}_name')}: the surface is not closed "
+                    f"{shown}: the surface is not closed "
                     "(watertight); an osteotomy needs closed bone surfaces"
                 )
                 raise InputError(msg)
@@ -336,7 +408,10 @@ class HipSession:
             if self.upload is None:
                 msg = "upload a pelvis and a femur first"
                 raise InputError(msg)
-            self.source = f"your files: {self.upload.pelvis_name} + {self.upload.femur_name}"
+            pelvis, femur = (
+                clamp(n, NAME_CHARS) for n in (self.upload.pelvis_name, self.upload.femur_name)
+            )
+            self.source = f"your files: {pelvis} + {femur}"
             return self._uploaded["pelvis"], self._uploaded["femur"], "auto"
         if plan.case == BUILTIN:
             modes = plan.shape_modes()
