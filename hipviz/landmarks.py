@@ -111,10 +111,133 @@ def _fit_line(points: Points) -> tuple[Vector, Vector]:
 # --------------------------------------------------------------------------- spheres
 
 
+def _outward_sign(mesh: trimesh.Trimesh) -> float:
+    """+1, or -1 for a closed mesh whose faces all point inward.
+
+    Files read by :func:`hipviz.io.load_mesh` are already wound outward,
+    body by body; this guards meshes handed in directly.
+    """
+    return -1.0 if mesh.is_watertight and mesh.volume < 0 else 1.0
+
+
 def _outward_normals(mesh: trimesh.Trimesh) -> np.ndarray:
-    normals = np.asarray(mesh.vertex_normals)
+    """Unit vertex normals (n_vertices, 3), pointing out of the bone."""
     # An inside-out file would make every vote point away from the centre.
-    return -normals if mesh.is_watertight and mesh.volume < 0 else normals
+    return _outward_sign(mesh) * np.asarray(mesh.vertex_normals)
+
+
+#: Spacing of the surface samples the head-sphere fit uses, mm.
+FIT_SPACING_MM = 1.0
+#: Spacing of the surface samples head sphericity is read on, mm.
+SPHERICITY_SPACING_MM = 0.5
+#: Most samples one call of :func:`surface_samples` makes (the spacing grows beyond).
+MAX_SAMPLES = 2_000_000
+
+# Barycentric centroids of the k*k triangles of a k-fold split of a triangle, by k.
+_SPLIT_CACHE: dict[int, np.ndarray] = {}
+
+
+def _split_centroids(k: int) -> np.ndarray:
+    """(k*k, 3) barycentric coordinates of the centroids of a k-fold triangle split."""
+    if k not in _SPLIT_CACHE:
+        i, j = np.meshgrid(np.arange(k), np.arange(k), indexing="ij")
+        up = (i + j) <= k - 1  # triangles pointing like the parent
+        down = (i + j) <= k - 2  # the ones between them
+        ij = np.vstack(
+            [
+                np.column_stack([i[up] + 1 / 3, j[up] + 1 / 3]),
+                np.column_stack([i[down] + 2 / 3, j[down] + 2 / 3]),
+            ]
+        ) / float(k)
+        _SPLIT_CACHE[k] = np.column_stack([1.0 - ij.sum(axis=1), ij[:, 0], ij[:, 1]])
+    return _SPLIT_CACHE[k]
+
+
+def surface_samples(
+    mesh: trimesh.Trimesh, spacing_mm: float, *, faces: np.ndarray | None = None
+) -> tuple[Points, Points, np.ndarray]:
+    """Points spread evenly over a surface, whatever its triangulation.
+
+    Every triangle is split k-fold, k = ceil(longest edge / ``spacing_mm``),
+    into k^2 equal triangles, and their centroids are the samples. A surface
+    meshed finer, coarser or differently gives nearly the same samples
+    (same density, same weights per area), unlike its vertices: fits and
+    maxima on them do not depend on the meshing. Deterministic.
+
+    Parameters
+    ----------
+    mesh : trimesh.Trimesh
+        The surface, mm, wound outward.
+    spacing_mm : float
+        Largest sample spacing, mm; triangles smaller than it give one sample.
+    faces : (m,) int, optional
+        Sample only these faces.
+
+    Returns
+    -------
+    points : (n, 3) float
+        Samples on the surface, mm.
+    normals : (n, 3) float
+        Outward unit normals of their faces.
+    weights : (n,) float
+        Surface area each sample stands for, mm^2 (they sum to the area).
+    """
+    idx = np.arange(len(mesh.faces)) if faces is None else np.asarray(faces, dtype=np.int64)
+    tri = np.asarray(mesh.vertices, dtype=float)[np.asarray(mesh.faces)[idx]]
+    normals = _outward_sign(mesh) * np.asarray(mesh.face_normals)[idx]
+    area = np.asarray(mesh.area_faces)[idx]
+    edges = np.linalg.norm(tri - np.roll(tri, 1, axis=1), axis=2).max(axis=1)
+    spacing = float(spacing_mm)
+    k = np.maximum(1, np.ceil(edges / spacing)).astype(np.int64)
+    while (k * k).sum() > MAX_SAMPLES:  # a huge surface: coarser, never out of memory
+        spacing *= 1.5
+        k = np.maximum(1, np.ceil(edges / spacing)).astype(np.int64)
+    pts, nrm, wts = [], [], []
+    for kk in np.unique(k):
+        sel = np.flatnonzero(k == kk)
+        bary = _split_centroids(int(kk))
+        pts.append(np.einsum("sb,fbd->fsd", bary, tri[sel]).reshape(-1, 3))
+        nrm.append(np.repeat(normals[sel], len(bary), axis=0))
+        wts.append(np.repeat(area[sel] / len(bary), len(bary)))
+    if not pts:
+        return np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(0)
+    return np.vstack(pts), np.vstack(nrm), np.concatenate(wts)
+
+
+def _faces_near(mesh: trimesh.Trimesh, center: Vector, reach_mm: float) -> np.ndarray:
+    """Indices of the faces that may come within ``reach_mm`` of ``center``.
+
+    A face counts when its bounding sphere (about its centroid) does, so a
+    large triangle crossing the region is kept even with no vertex in it.
+    """
+    tri = np.asarray(mesh.vertices)[np.asarray(mesh.faces)]
+    mid = tri.mean(axis=1)
+    size = np.linalg.norm(tri - mid[:, None, :], axis=2).max(axis=1)
+    return np.flatnonzero(np.linalg.norm(mid - center, axis=1) - size <= reach_mm)
+
+
+def head_surface_points(
+    mesh: trimesh.Trimesh,
+    head: Sphere,
+    *,
+    reach_mm: float = 12.0,
+    spacing_mm: float = SPHERICITY_SPACING_MM,
+) -> Points:
+    """Surface points around a head sphere, for :func:`hipviz.measures.head_sphericity_mm`.
+
+    Evenly spread samples (see :func:`surface_samples`) of the faces within
+    ``r + reach_mm`` of the centre, plus those faces' vertices (on a
+    faceted surface the farthest points from the centre are vertices).
+
+    Returns
+    -------
+    (n, 3) float
+        Points on the surface, mm.
+    """
+    faces = _faces_near(mesh, head.center_mm, head.radius_mm + reach_mm)
+    pts, _, _ = surface_samples(mesh, spacing_mm, faces=faces)
+    verts = np.asarray(mesh.vertices)[np.unique(np.asarray(mesh.faces)[faces])]
+    return np.vstack([pts, verts])
 
 
 def refine_sphere(
@@ -126,6 +249,7 @@ def refine_sphere(
     inward: bool = False,
     max_normal_deg: float = 25.0,
     iterations: int = 8,
+    weights: np.ndarray | None = None,
 ) -> tuple[Sphere, np.ndarray]:
     """Refit a sphere on the points that lie on it and face along its radius.
 
@@ -136,6 +260,9 @@ def refine_sphere(
     center, radius : initial sphere.
     inward : bool
         True for a socket (normals face the centre), False for a head.
+    weights : (n,) float, optional
+        Area each point stands for (see :func:`surface_samples`); equal when
+        None.
 
     Returns
     -------
@@ -148,17 +275,24 @@ def refine_sphere(
     sphere = Sphere(np.asarray(center, float), float(radius), np.inf, 0)
     inl = np.zeros(len(points), bool)
     for _ in range(iterations):
-        d = points - sphere.center_mm
-        dist = np.linalg.norm(d, axis=1)
-        radial = d / np.maximum(dist, 1e-9)[:, None]
-        facing = sign * np.einsum("ij,ij->i", radial, normals) > cos_max
-        new = (np.abs(dist - sphere.radius_mm) < tol) & facing
+        new = _on_sphere(points, sign * normals, sphere, tol, cos_max)
         if new.sum() < 20:
             break
         inl = new
-        sphere = fit_sphere(points[inl])
+        sphere = fit_sphere(points[inl], None if weights is None else weights[inl])
         tol = max(0.75, 3.0 * sphere.rms_mm)
     return sphere, inl
+
+
+def _on_sphere(
+    points: Points, normals: Points, sphere: Sphere, tol_mm: float, cos_max: float
+) -> np.ndarray:
+    """(n,) bool: within ``tol_mm`` of the sphere, normal within ``acos(cos_max)`` of its radius."""
+    d = points - sphere.center_mm
+    dist = np.linalg.norm(d, axis=1)
+    radial = d / np.maximum(dist, 1e-9)[:, None]
+    facing = np.einsum("ij,ij->i", radial, normals) > cos_max
+    return (np.abs(dist - sphere.radius_mm) < tol_mm) & facing
 
 
 def _sphere_votes(points, normals, weights, radii, bin_mm):
@@ -197,10 +331,13 @@ def find_head(
 ) -> tuple[Sphere, np.ndarray]:
     """Find the femoral head sphere on a femur in any pose.
 
-    Every vertex votes for the centres ``p - rho n`` it would have on spheres
-    of plausible radii; head vertices agree on one centre. The best-supported
-    candidates are refitted with :func:`refine_sphere` and the one covering
-    the largest share of its sphere wins.
+    Surface samples vote for the centres ``p - rho n`` they would have on
+    spheres of plausible radii; head samples agree on one centre. The
+    best-supported candidates are refitted with :func:`refine_sphere` on
+    evenly spread, area-weighted surface samples (:func:`surface_samples`,
+    ``FIT_SPACING_MM`` apart), so the sphere is a property of the surface,
+    not of its triangulation, and the one covering the largest share of its
+    sphere wins.
 
     Parameters
     ----------
@@ -208,6 +345,8 @@ def find_head(
         The femur, mm, any pose.
     near_mm : (3,) float, optional
         Prefer candidates near this point (e.g. the socket centre).
+    max_points : int
+        Number of surface samples that vote (area-weighted, fixed seed).
     concave : bool
         Look for a socket (surface facing the centre) instead of a head.
 
@@ -222,20 +361,14 @@ def find_head(
     LandmarkError
         No sphere of head size is supported by the surface.
     """
-    pts = np.asarray(mesh.vertices, dtype=float)
-    nrm = _outward_normals(mesh)
-    if concave:
-        nrm = -nrm
-    step = max(1, len(pts) // max_points)
-    sub_p, sub_n = pts[::step], nrm[::step]
-    area = np.zeros(len(pts))
-    np.add.at(area, mesh.faces.ravel(), np.repeat(mesh.area_faces / 3, 3))
-    sub_w = area[::step]
+    flip = -1.0 if concave else 1.0
+    vote_p, vote_f = trimesh.sample.sample_surface(mesh, max_points, seed=0)
+    vote_n = flip * _outward_sign(mesh) * np.asarray(mesh.face_normals)[vote_f]
     radii = np.arange(np.floor(radius_range_mm[0]), np.ceil(radius_range_mm[1]) + 1, 1.0)
-    uniq, score = _sphere_votes(sub_p, sub_n, sub_w, radii, bin_mm=3.0)
+    uniq, score = _sphere_votes(vote_p, vote_n, np.ones(len(vote_p)), radii, bin_mm=3.0)
 
     order = np.argsort(score)[::-1]
-    best: tuple[float, Sphere, np.ndarray] | None = None
+    best: tuple[float, Sphere] | None = None
     tried: list[np.ndarray] = []
     for k in order[:40]:
         c0 = (uniq[k, :3] + 0.5) * 3.0
@@ -244,9 +377,12 @@ def find_head(
         tried.append(c0)
         if len(tried) > 6:
             break
-        sphere, inl = refine_sphere(pts, nrm, c0, float(uniq[k, 3]))  # normals already flipped
+        r0 = float(uniq[k, 3])
+        faces = _faces_near(mesh, c0, r0 + 15.0)
+        pts, nrm, wts = surface_samples(mesh, FIT_SPACING_MM, faces=faces)
+        sphere, inl = refine_sphere(pts, flip * nrm, c0, r0, weights=wts)
         r = sphere.radius_mm
-        if not (radius_range_mm[0] <= r <= radius_range_mm[1]) or inl.sum() < 50:
+        if not (radius_range_mm[0] <= r <= radius_range_mm[1]) or wts[inl].sum() < 150.0:
             continue
         # Share of the sphere's directions that have inlier support.
         dirs = unit(pts[inl] - sphere.center_mm)
@@ -256,11 +392,31 @@ def find_head(
         if near_mm is not None:
             quality /= 1.0 + np.linalg.norm(sphere.center_mm - near_mm) / 30.0
         if best is None or quality > best[0]:
-            best = (quality, sphere, inl)
+            best = (quality, sphere)
     if best is None:
-        msg = "no head-like sphere found (radius 14-36 mm)"
-        raise LandmarkError(msg)
-    return best[1], best[2]
+        raise LandmarkError(_no_head_message(mesh, radius_range_mm))
+    sphere = best[1]
+    normals = flip * _outward_normals(mesh)
+    tol = max(0.75, 3.0 * sphere.rms_mm)
+    inliers = _on_sphere(np.asarray(mesh.vertices), normals, sphere, tol, np.cos(np.radians(25)))
+    return sphere, inliers
+
+
+#: Largest extent (file units) of a bone that may be a femur in centimetres.
+_CM_FEMUR_EXTENT = (10.0, 70.0)
+
+
+def _no_head_message(mesh: trimesh.Trimesh, radius_range_mm: tuple[float, float]) -> str:
+    """Why no head was found, with a units hint for a bone that is centimetre-sized."""
+    lo, hi = radius_range_mm
+    msg = f"no head-like sphere found (radius {lo:g}-{hi:g} mm)"
+    extent = float(np.max(mesh.extents))
+    if _CM_FEMUR_EXTENT[0] <= extent <= _CM_FEMUR_EXTENT[1]:
+        msg += (
+            f"; the bone is only {extent:.3g} mm long, as a femur in centimetres "
+            "would be: pass --units cm if the file is in cm"
+        )
+    return msg
 
 
 def find_socket(
