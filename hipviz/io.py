@@ -832,18 +832,26 @@ def _clean(
     return v, f, notes
 
 
-#: A face is zero-area when twice its area is below this times its longest edge squared.
-_ZERO_AREA_REL = 1e-12
+#: A face is zero-area when its height is below this times the largest coordinate: the
+#: rounding of single-precision files (every STL) is ~6e-8 of it, so a face whose corners
+#: were written on one line is still caught.
+_ZERO_HEIGHT_REL = 1e-6
 
 
 def _zero_area(v: NDArray[np.float64], f: NDArray[np.int64]) -> NDArray[np.bool_]:
-    """(m,) bool: faces whose three distinct corners lie on one line (to round-off)."""
+    """(m,) bool: faces whose three distinct corners lie on one line (to file precision).
+
+    The height of a face over its longest edge is compared with the
+    coordinate magnitude, the scale of the rounding that may have moved a
+    corner off the line.
+    """
     if len(f) == 0:
         return np.zeros(0, dtype=bool)
     a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
     twice_area = np.linalg.norm(np.cross(b - a, c - a), axis=1)
-    longest = np.max([np.einsum("ij,ij->i", e, e) for e in (b - a, c - b, a - c)], axis=0)
-    return twice_area <= _ZERO_AREA_REL * longest
+    longest = np.sqrt(np.max([np.einsum("ij,ij->i", e, e) for e in (b - a, c - b, a - c)], axis=0))
+    scale = float(np.max(np.abs(v))) + float(np.max(np.ptp(v, axis=0)))
+    return twice_area <= _ZERO_HEIGHT_REL * scale * longest
 
 
 def _orient_outward(
@@ -912,20 +920,25 @@ def _orient_outward(
 
     # inside-out patches: negative enclosed volume about the patch's own centre
     _, patch = np.unique(patch, return_inverse=True)
-    tri = vertices[out]
-    area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
-    mid = tri.mean(axis=1)
-    weight = np.bincount(patch, weights=area)
+    a = vertices[out[:, 0]]
+    ab = vertices[out[:, 1]] - a
+    ac = vertices[out[:, 2]] - a
+    normal = np.empty_like(ab)  # ab x ac, written out: np.cross is slow on big arrays
+    normal[:, 0] = ab[:, 1] * ac[:, 2] - ab[:, 2] * ac[:, 1]
+    normal[:, 1] = ab[:, 2] * ac[:, 0] - ab[:, 0] * ac[:, 2]
+    normal[:, 2] = ab[:, 0] * ac[:, 1] - ab[:, 1] * ac[:, 0]
+    n_patch = int(patch.max()) + 1
+    per_patch = np.bincount(patch, minlength=n_patch)
     centre = (
-        np.column_stack([np.bincount(patch, weights=area * mid[:, k]) for k in range(3)])
-        / np.maximum(weight, np.finfo(float).tiny)[:, None]
+        np.column_stack([np.bincount(patch, weights=a[:, k], minlength=n_patch) for k in range(3)])
+        / per_patch[:, None]
     )
-    rel = tri - centre[patch][:, None, :]
+    # six times the volume: the triple product of the corners about the centre
     volume = np.bincount(
-        patch, weights=np.einsum("ij,ij->i", rel[:, 0], np.cross(rel[:, 1], rel[:, 2]))
+        patch, weights=np.einsum("ij,ij->i", a - centre[patch], normal), minlength=n_patch
     )
-    size = np.sqrt(weight)  # a length scale of each patch
-    inward = volume < -1e-9 * size**3
+    area = np.bincount(patch, weights=np.linalg.norm(normal, axis=1), minlength=n_patch)
+    inward = volume < -1e-9 * area**1.5  # clearly negative, not a flat open patch
     turn = inward[patch] & orientable
     out[turn] = out[turn][:, ::-1]
     return out, int(np.count_nonzero(flip ^ turn))

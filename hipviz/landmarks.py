@@ -402,6 +402,29 @@ def find_head(
     return sphere, inliers
 
 
+def head_support(mesh: trimesh.Trimesh, head: Sphere, *, max_normal_deg: float = 25.0) -> float:
+    """Share of a sphere's directions where the surface lies on it, 0-1.
+
+    Surface samples within ``max(0.75, 3 rms)`` of the sphere whose normals
+    are within ``max_normal_deg`` of radial count; a direction from the
+    centre is supported when such a sample lies within 0.06 rad of it
+    (2,000 directions). A femoral head reads about 0.8; spheres fitted to
+    the flat sides of a box or the round side of a cylinder 0.3-0.4.
+    """
+    from scipy.spatial import cKDTree
+
+    from .geometry import fibonacci_directions
+
+    faces = _faces_near(mesh, head.center_mm, head.radius_mm + 5.0)
+    pts, nrm, _ = surface_samples(mesh, FIT_SPACING_MM, faces=faces)
+    tol = max(0.75, 3.0 * head.rms_mm)
+    on = _on_sphere(pts, nrm, head, tol, np.cos(np.radians(max_normal_deg)))
+    if not on.any():
+        return 0.0
+    gap, _ = cKDTree(unit(pts[on] - head.center_mm)).query(fibonacci_directions(2000))
+    return float(np.mean(gap < 0.06))
+
+
 #: Largest extent (file units) of a bone that may be a femur in centimetres.
 _CM_FEMUR_EXTENT = (10.0, 70.0)
 
