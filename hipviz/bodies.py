@@ -8,9 +8,9 @@ meant:
 
 * bodies under ``SMALL_BODY_SHARE`` of the largest body's area (patella,
   specks) are dropped with a warning;
-* of the large ones, those without a femoral head (no sphere of head size
-  covering at least ``HEAD_SUPPORT_MIN`` of its directions: a tibia) are
-  dropped with a warning;
+* of the large ones, those without a femoral head
+  (:func:`hipviz.landmarks.find_head` finds none: a tibia) are dropped with
+  a warning;
 * more than one body with a head (both femurs): with a pelvis, the one whose
   head sits in a socket (head centre within ``SEATED_MM`` of the socket
   centre) is measured, with a warning; if none or several do (a whole pelvis
@@ -30,8 +30,6 @@ from .geometry import Sphere
 SMALL_BODY_SHARE = 0.2
 #: A head centre this close to the centre of the socket it faces is seated in it, mm.
 SEATED_MM = 5.0
-#: Least share of its sphere a femoral head covers (see :func:`hipviz.landmarks.head_support`).
-HEAD_SUPPORT_MIN = 0.55
 
 
 def split_bodies(mesh: trimesh.Trimesh) -> list[trimesh.Trimesh]:
@@ -119,12 +117,9 @@ def select_femur(
     heads = []
     for body in candidates:
         try:
-            head = lmk.find_head(body)[0]
+            heads.append(lmk.find_head(body)[0])
         except LandmarkError:
-            head = None
-        # a sphere fitted to a few flat or cylindrical patches is no head
-        ok = head is not None and lmk.head_support(body, head) >= HEAD_SUPPORT_MIN
-        heads.append(head if ok else None)
+            heads.append(None)
     with_head = [(b, h) for b, h in zip(candidates, heads, strict=True) if h is not None]
     headless = len(candidates) - len(with_head)
     if headless and with_head:
@@ -165,4 +160,4 @@ def _seated_mm(pelvis: trimesh.Trimesh, head: Sphere) -> float:
     return float(np.linalg.norm(socket.center_mm - head.center_mm))
 
 
-__all__ = ["HEAD_SUPPORT_MIN", "SEATED_MM", "SMALL_BODY_SHARE", "select_femur", "split_bodies"]
+__all__ = ["SEATED_MM", "SMALL_BODY_SHARE", "select_femur", "split_bodies"]

@@ -794,7 +794,7 @@ def _clean(
     flat = _zero_area(v, f)
     if flat.any():
         notes.append(f"dropped {int(flat.sum()):,} zero-area faces (corners on one line)")
-        f = f[~flat]
+        f = _drop_slivers(v, f, flat)
     if len(f):
         ordered = np.sort(f, axis=1)
         if len(v) < 2**21:  # three 21-bit indices fit one int64 key
@@ -852,6 +852,52 @@ def _zero_area(v: NDArray[np.float64], f: NDArray[np.int64]) -> NDArray[np.bool_
     longest = np.sqrt(np.max([np.einsum("ij,ij->i", e, e) for e in (b - a, c - b, a - c)], axis=0))
     scale = float(np.max(np.abs(v))) + float(np.max(np.ptp(v, axis=0)))
     return twice_area <= _ZERO_HEIGHT_REL * scale * longest
+
+
+def _drop_slivers(
+    v: NDArray[np.float64], f: NDArray[np.int64], flat: NDArray[np.bool_]
+) -> NDArray[np.int64]:
+    """Drop zero-area faces, splitting the face across each one's long edge to keep it closed.
+
+    A zero-area face (p, q, m) has its middle corner m on its longest edge
+    p-q. Dropping it alone would leave a slit along p-q (a T-junction); the
+    face on the other side of p-q, (q, p, x), is split at m into (q, m, x)
+    and (m, p, x), which closes the slit and leaves the surface as it was.
+    Where that face is missing, shared with another sliver, or itself a
+    sliver, the sliver is only dropped.
+    """
+    n_v = np.int64(len(v))
+    idx = np.flatnonzero(flat)
+    ff = f[idx]
+    length = np.stack(
+        [np.linalg.norm(v[ff[:, (j + 1) % 3]] - v[ff[:, j]], axis=1) for j in range(3)], axis=1
+    )
+    k = np.argmax(length, axis=1)  # edge k runs from corner k to corner k + 1
+    rows = np.arange(len(idx))
+    p, q, m = ff[rows, k], ff[rows, (k + 1) % 3], ff[rows, (k + 2) % 3]
+    # the face holding the half-edge q -> p
+    half = f[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2)
+    key = half[:, 0] * n_v + half[:, 1]
+    order = np.argsort(key, kind="stable")
+    sorted_key = key[order]
+    want = q * n_v + p
+    lo = np.searchsorted(sorted_key, want, side="left")
+    hi = np.searchsorted(sorted_key, want, side="right")
+    ok = hi - lo == 1  # exactly one face on the other side
+    other = np.where(ok, order[np.minimum(lo, len(order) - 1)], 0)
+    face, corner = other // 3, other % 3  # the half-edge starts at this corner of face
+    ok &= ~flat[face]
+    _, first = np.unique(np.where(ok, face, -1 - rows), return_index=True)
+    unique = np.zeros(len(idx), dtype=bool)
+    unique[first] = True
+    ok &= unique  # a face split once only
+    f = f.copy()
+    fo, co = face[ok], corner[ok]
+    x = f[fo, (co + 2) % 3]  # (q, p, x) in cyclic order from the half-edge's start
+    mo = m[ok]
+    f[fo] = np.column_stack([q[ok], mo, x])
+    added = np.column_stack([mo, p[ok], x])
+    return np.vstack([f[~flat], added])
 
 
 def _orient_outward(

@@ -31,6 +31,8 @@ from .geometry import Sphere, fit_sphere, principal_axes, project_onto_plane, un
 
 #: Radii (mm) a femoral head may have; adult heads are 19-30 mm.
 HEAD_RADIUS_RANGE_MM = (14.0, 36.0)
+#: Least share of its sphere's directions a femoral head covers (see :func:`head_support`).
+HEAD_SUPPORT_MIN = 0.55
 
 
 # --------------------------------------------------------------------------- sections
@@ -396,6 +398,9 @@ def find_head(
     if best is None:
         raise LandmarkError(_no_head_message(mesh, radius_range_mm))
     sphere = best[1]
+    # Flat or cylindrical patches can fit a sphere too; a head covers most of its own.
+    if not concave and head_support(mesh, sphere) < HEAD_SUPPORT_MIN:
+        raise LandmarkError(_no_head_message(mesh, radius_range_mm))
     normals = flip * _outward_normals(mesh)
     tol = max(0.75, 3.0 * sphere.rms_mm)
     inliers = _on_sphere(np.asarray(mesh.vertices), normals, sphere, tol, np.cos(np.radians(25)))

@@ -507,9 +507,7 @@ def test_non_orientable_surface_is_left_and_reported(tmp_path: Path) -> None:
     n = 24
     t = np.linspace(0, 2 * np.pi, n, endpoint=False)
     centre = np.column_stack([100 * np.cos(t), 100 * np.sin(t), np.zeros(n)])
-    across = np.column_stack(
-        [np.cos(t / 2) * np.cos(t), np.cos(t / 2) * np.sin(t), np.sin(t / 2)]
-    )
+    across = np.column_stack([np.cos(t / 2) * np.cos(t), np.cos(t / 2) * np.sin(t), np.sin(t / 2)])
     vertices = np.vstack([centre - 20 * across, centre + 20 * across])
     faces = []
     for i in range(n):
@@ -533,8 +531,11 @@ def test_zero_area_faces_are_dropped(tmp_path: Path) -> None:
     path = write_ascii_ply(tmp_path / "sliver.ply", v, faces)
     loaded = load_mesh(path)
     assert "dropped 1 zero-area faces (corners on one line)" in loaded.warnings
-    assert len(loaded.mesh.faces) == len(mesh.faces) + 1
+    # the face across the sliver's long edge is split at its middle corner: still closed
+    assert len(loaded.mesh.faces) == len(mesh.faces) + 2
+    assert loaded.watertight and loaded.mesh.is_winding_consistent
     assert loaded.mesh.area == pytest.approx(mesh.area)
+    assert loaded.mesh.volume == pytest.approx(mesh.volume)
     assert not any("inside-out" in w for w in loaded.warnings)
 
 
