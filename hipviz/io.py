@@ -86,8 +86,9 @@ class LoadedMesh:
     ----------
     mesh : trimesh.Trimesh
         The surface in millimetres, in the file's own axes (not reoriented).
-        Exactly duplicated vertices are merged and degenerate or duplicate
-        faces dropped; otherwise vertex order is the file's.
+        Exactly duplicated vertices are merged, degenerate, zero-area and
+        duplicate faces dropped, and every body's faces wound consistently
+        and outward; otherwise vertex order is the file's.
     path : str
         Display name: the ``name`` passed to :func:`load_mesh`, else the
         file's name (with ``:labels`` appended for a NIfTI label selection).
@@ -755,11 +756,14 @@ def _labels_found(data: NDArray[np.generic], limit: int = 20) -> str:
 def _clean(
     vertices: ArrayLike, faces: ArrayLike, display: str
 ) -> tuple[NDArray[np.float64], NDArray[np.int64], list[str]]:
-    """Validate a triangle mesh; merge identical vertices, drop bad faces.
+    """Validate a triangle mesh; merge identical vertices, drop bad faces, wind outward.
 
     Only bit-identical vertices are merged (no tolerance), so distinct points
-    are never welded. Faces using a vertex twice and repeated faces are
-    dropped, then vertices no face uses. Vertex order is kept otherwise.
+    are never welded. Faces using a vertex twice, faces whose corners lie on
+    one line (:func:`_drop_slivers` keeps the surface closed) and repeated
+    faces are dropped, then vertices no face uses; last, every body is wound
+    consistently and outward (:func:`_orient_outward`). Each change adds a
+    note. Vertex order is kept otherwise.
     """
     notes: list[str] = []
     v = np.array(vertices, dtype=np.float64).reshape(-1, 3)
