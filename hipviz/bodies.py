@@ -1,20 +1,24 @@
 """Which body of a femur file is the femur.
 
 A femur file may hold more than one closed body: both femurs from one
-segmentation, a femur with its patella or tibia, or specks of noise. Every
-femoral measure needs exactly one femur, so :func:`select_femur` keeps one
-body and says what it dropped, or refuses when it cannot tell which femur is
-meant:
+segmentation, a femur with its patella or tibia, specks of noise, or the two
+pieces of a femur after an osteotomy. Every femoral measure needs one femur,
+so :func:`select_femur` keeps it and says what it dropped, or refuses when it
+cannot tell which femur is meant:
 
-* bodies under ``SMALL_BODY_SHARE`` of the largest body's area (patella,
-  specks) are dropped with a warning;
-* of the large ones, those without a femoral head
-  (:func:`hipviz.landmarks.find_head` finds none: a tibia) are dropped with
-  a warning;
-* more than one body with a head (both femurs): with a pelvis, the one whose
-  head sits in a socket (head centre within ``SEATED_MM`` of the socket
-  centre) is measured, with a warning; if none or several do (a whole pelvis
-  holds both femurs), the file is refused with one line saying so.
+* a femur-like body is one with at least ``SMALL_BODY_SHARE`` of the largest
+  body's area and a femoral head (:func:`hipviz.landmarks.find_head`);
+* one femur-like body: it is the femur;
+* more than one (both femurs): with a pelvis, the one whose head sits in a
+  socket (head centre within ``SEATED_MM`` of the socket centre) is measured,
+  with a warning; if none or several do (a whole pelvis holds both femurs),
+  or without a pelvis, the file is refused with one line saying so;
+* other bodies within ``CONTACT_MM`` of the femur are pieces of it (a
+  femoral osteotomy) and are kept; the rest (a patella, a tibia, specks) are
+  dropped with a warning.
+
+A file with one body, or whose extra bodies all touch the femur, is
+measured as given.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from .geometry import Sphere
 SMALL_BODY_SHARE = 0.2
 #: A head centre this close to the centre of the socket it faces is seated in it, mm.
 SEATED_MM = 5.0
+#: Bodies this close to the femur are pieces of it (an osteotomy), not other bones, mm.
+CONTACT_MM = 1.0
 
 
 def split_bodies(mesh: trimesh.Trimesh) -> list[trimesh.Trimesh]:
@@ -86,9 +92,11 @@ def select_femur(
     Returns
     -------
     femur : trimesh.Trimesh
-        The body to measure (``femur`` itself when it is one body).
+        The bodies to measure: ``femur`` itself when nothing was dropped,
+        else the femur with the bodies touching it (the pieces of a femoral
+        osteotomy).
     warnings : list of str
-        One line per dropped body or choice made.
+        One line per choice made or group of bodies dropped.
 
     Raises
     ------
@@ -99,45 +107,60 @@ def select_femur(
     bodies = split_bodies(femur)
     if len(bodies) == 1:
         return femur, []
-    warnings: list[str] = []
     areas = np.array([b.area for b in bodies])
-    large = areas >= SMALL_BODY_SHARE * areas[0]
-    if not large.all():
-        n_small = int((~large).sum())
-        share = 100.0 * areas[~large].sum() / areas.sum()
-        what = "body" if n_small == 1 else "bodies"
-        warnings.append(
-            f"ignored {n_small} small separate {what} ({share:.1f}% of the surface; "
-            "a patella or loose fragments?)"
-        )
-    candidates = [b for b, keep in zip(bodies, large, strict=True) if keep]
-    if len(candidates) == 1:
-        return candidates[0], warnings
-
-    heads = []
-    for body in candidates:
+    large = np.flatnonzero(areas >= SMALL_BODY_SHARE * areas[0])
+    heads = {}
+    for i in large:
         try:
-            heads.append(lmk.find_head(body)[0])
+            heads[int(i)] = lmk.find_head(bodies[i])[0]
         except LandmarkError:
-            heads.append(None)
-    with_head = [(b, h) for b, h in zip(candidates, heads, strict=True) if h is not None]
-    headless = len(candidates) - len(with_head)
-    if headless and with_head:
-        what = "body" if headless == 1 else "bodies"
-        warnings.append(f"ignored {headless} large separate {what} with no femoral head (a tibia?)")
-    if len(with_head) == 1:
-        return with_head[0][0], warnings
-    if not with_head:  # no head anywhere: let the landmark search say so on the largest
-        return candidates[0], warnings
+            pass
+    if not heads:  # no head anywhere: let the landmark search say so
+        return femur, []
+    warnings: list[str] = []
+    if len(heads) == 1:
+        main = next(iter(heads))
+    else:
+        main = _seated_one(heads, bodies, pelvis)
+        warnings.append(
+            f"holds {len(heads)} femur-like bodies (both femurs?); "
+            "measured the one seated in the socket"
+        )
+    # Pieces touching the femur belong to it (a femoral osteotomy); the rest do not.
+    kept = [main]
+    rest = [i for i in range(len(bodies)) if i != main and i not in heads]
+    grown = True
+    while grown:
+        grown = False
+        for i in list(rest):
+            if any(_gap_mm(bodies[i], bodies[k]) <= CONTACT_MM for k in kept):
+                kept.append(i)
+                rest.remove(i)
+                grown = True
+    if rest:
+        share = 100.0 * areas[rest].sum() / areas.sum()
+        what = "body" if len(rest) == 1 else "bodies"
+        warnings.append(
+            f"ignored {len(rest)} separate {what} not touching the femur "
+            f"({share:.1f}% of the surface; a patella, a tibia, loose fragments?)"
+        )
+    if not rest and len(heads) == 1:
+        return femur, []
+    chosen = [bodies[i] for i in sorted(kept)]
+    out = chosen[0] if len(chosen) == 1 else trimesh.util.concatenate(chosen)
+    return out, warnings
 
-    n = len(with_head)
+
+def _seated_one(heads: dict[int, Sphere], bodies: list[trimesh.Trimesh], pelvis) -> int:
+    """Index of the one body whose head sits in a socket of the pelvis, or raise."""
+    n = len(heads)
     if pelvis is None:
         msg = (
             f"holds {n} femur-like bodies, each with a femoral head (both femurs?); "
             "give one femur per file, or the pelvis too so the one in its socket is measured"
         )
         raise LandmarkError(msg, bone="femur")
-    seated = [(b, h) for b, h in with_head if _seated_mm(pelvis, h) <= SEATED_MM]
+    seated = [i for i, head in heads.items() if _seated_mm(pelvis, head) <= SEATED_MM]
     if len(seated) != 1:
         how = "none sits in a socket" if not seated else f"{len(seated)} sit in sockets"
         msg = (
@@ -145,10 +168,23 @@ def select_femur(
             f"{how} of the pelvis; give one femur per file"
         )
         raise LandmarkError(msg, bone="femur")
-    warnings.append(
-        f"holds {n} femur-like bodies (both femurs?); measured the one seated in the socket"
-    )
-    return seated[0][0], warnings
+    return seated[0]
+
+
+def _gap_mm(a: trimesh.Trimesh, b: trimesh.Trimesh) -> float:
+    """Smallest vertex-to-vertex distance between two meshes, mm (an upper bound of the gap)."""
+    from scipy.spatial import cKDTree
+
+    lo = np.maximum(a.bounds[0], b.bounds[0]) - CONTACT_MM
+    hi = np.minimum(a.bounds[1], b.bounds[1]) + CONTACT_MM
+    if np.any(lo > hi):  # bounding boxes apart
+        return float("inf")
+    pa = np.asarray(a.vertices)
+    pa = pa[np.all((pa >= lo) & (pa <= hi), axis=1)]
+    if len(pa) == 0:
+        return float("inf")
+    d, _ = cKDTree(np.asarray(b.vertices)).query(pa, k=1)
+    return float(d.min())
 
 
 def _seated_mm(pelvis: trimesh.Trimesh, head: Sphere) -> float:
@@ -160,4 +196,4 @@ def _seated_mm(pelvis: trimesh.Trimesh, head: Sphere) -> float:
     return float(np.linalg.norm(socket.center_mm - head.center_mm))
 
 
-__all__ = ["SEATED_MM", "SMALL_BODY_SHARE", "select_femur", "split_bodies"]
+__all__ = ["CONTACT_MM", "SEATED_MM", "SMALL_BODY_SHARE", "select_femur", "split_bodies"]

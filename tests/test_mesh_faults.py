@@ -205,8 +205,8 @@ def test_cli_refuses_both_femurs_in_one_line(both_femurs):
 @pytest.mark.parametrize(
     ("extra", "note"),
     [
-        (trimesh.creation.icosphere(subdivisions=3, radius=20.0), "ignored 1 small separate body"),
-        (trimesh.creation.box(extents=(60.0, 60.0, 380.0)), "with no femoral head"),
+        (trimesh.creation.icosphere(subdivisions=3, radius=20.0), "ignored 1 separate body"),
+        (trimesh.creation.box(extents=(60.0, 60.0, 380.0)), "ignored 1 separate body"),
     ],
     ids=["patella-sized", "tibia-sized"],
 )
