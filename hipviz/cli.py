@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -101,9 +102,10 @@ def _add_input_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--units",
-        choices=("auto", "mm", "m"),
+        choices=("auto", "mm", "cm", "m"),
         default="auto",
-        help="units of the files; auto detects metres (default)",
+        help="units of the files; auto detects metres and refuses or flags "
+        "likely centimetres (default)",
     )
     _add_shape_options(p, subdivisions=MEASURE_SUBDIVISIONS, prefix="built-in anatomy only: ")
 
@@ -590,19 +592,44 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Exit code of a command whose reader went away (128 + SIGPIPE, as shells report it).
+EXIT_PIPE = 141
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the chosen command; its output is flushed before returning."""
+    commands = {"measure": _measure, "simulate": _simulate, "export": _export, "serve": _serve}
+    if args.command not in commands:
+        return EXIT_USAGE
+    code = commands[args.command](args)
+    sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+    return code
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at the null device, so that exiting flushes nowhere and says nothing."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no real stdout file descriptor: nothing to flush into
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``hipviz`` console script."""
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
-        if args.command == "measure":
-            return _measure(args)
-        if args.command == "simulate":
-            return _simulate(args)
-        if args.command == "export":
-            return _export(args)
-        if args.command == "serve":
-            return _serve(args)
+        args = parser.parse_args(argv)
+    except BrokenPipeError:  # ``hipviz --help | head -1``
+        _quiet_stdout()
+        return EXIT_PIPE
+    try:
+        return _run(args)
+    except BrokenPipeError:
+        # The reader (e.g. ``| head``) has what it wanted: stop quietly, as cat or grep do.
+        _quiet_stdout()
+        return EXIT_PIPE
     except HipvizError as exc:
         sys.stderr.write(f"hipviz {args.command}: error: {exc}\n")
         return EXIT_USAGE
@@ -615,7 +642,6 @@ def main(argv: list[str] | None = None) -> int:
             "(please report it with the command you ran)\n"
         )
         return 1
-    return EXIT_USAGE
 
 
 if __name__ == "__main__":  # pragma: no cover

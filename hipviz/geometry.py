@@ -130,26 +130,41 @@ class Sphere:
     n: int
 
 
-def fit_sphere(points: Points) -> Sphere:
+def fit_sphere(points: Points, weights: ArrayLike | None = None) -> Sphere:
     """Least-squares sphere through ``points`` (n, 3), n >= 4.
 
     Solves the linear (algebraic) problem ``|p|^2 = 2 c.p + (r^2 - |c|^2)``
     on centred coordinates, which equals the geometric fit for points that lie
     close to a sphere, as head and socket points do.
+
+    Parameters
+    ----------
+    points : (n, 3) float
+        Points, mm.
+    weights : (n,) float, optional
+        Non-negative weight of each point, e.g. the surface area it stands
+        for, so that a fit on surface samples does not depend on how the
+        surface was triangulated. Equal weights when None.
     """
     pts = np.asarray(points, dtype=float)
     if pts.ndim != 2 or pts.shape[1] != 3 or len(pts) < 4:
         msg = f"expected `points` of shape (n >= 4, 3), got {pts.shape}"
         raise ValueError(msg)
-    mean = pts.mean(axis=0)
+    w = np.ones(len(pts)) if weights is None else np.asarray(weights, dtype=float)
+    if w.shape != (len(pts),) or not np.all(w >= 0) or w.sum() <= 0:
+        msg = f"expected `weights` of shape ({len(pts)},), non-negative, not all 0"
+        raise ValueError(msg)
+    w = w / w.sum()
+    mean = w @ pts
     q = pts - mean
+    sw = np.sqrt(w)[:, None]
     a = np.hstack([2.0 * q, np.ones((len(q), 1))])
     b = np.sum(q * q, axis=1)
-    sol, *_ = np.linalg.lstsq(a, b, rcond=None)
+    sol, *_ = np.linalg.lstsq(a * sw, b * sw[:, 0], rcond=None)
     center = sol[:3]
     radius = float(np.sqrt(max(sol[3] + center @ center, 0.0)))
     resid = np.linalg.norm(q - center, axis=1) - radius
-    return Sphere(center + mean, radius, float(np.sqrt(np.mean(resid**2))), len(pts))
+    return Sphere(center + mean, radius, float(np.sqrt(w @ resid**2)), len(pts))
 
 
 def fibonacci_directions(n: int) -> Points:

@@ -19,6 +19,7 @@ from . import landmarks as lmk
 from . import measures as ms
 from . import reference
 from ._typing import Transform, Vector
+from .bodies import select_femur
 from .errors import InputError, LandmarkError
 from .geometry import (
     Sphere,
@@ -476,7 +477,9 @@ def analyze(
         Option values out of range. (A side that contradicts the geometry is
         a warning, and the geometry's side is measured.)
     LandmarkError
-        A landmark or the frame cannot be found.
+        A landmark or the frame cannot be found, or the femur mesh holds
+        several femurs and none is singled out by the pelvis (see
+        :func:`hipviz.bodies.select_femur`).
     """
     if frame not in FRAMES:
         msg = f"unknown frame {frame!r}; expected one of {', '.join(FRAMES)}"
@@ -492,6 +495,9 @@ def analyze(
         raise InputError(msg)
     notes: dict[str, str] = {}
     warnings: list[str] = []
+    # One femur: drop a patella, a tibia or specks; pick or refuse between two femurs.
+    femur, body_warnings = select_femur(femur, pelvis)
+    warnings.extend(f"femur: {w}" for w in body_warnings)
 
     # ---- frame
     if frame in ("ras", "lps"):
@@ -620,7 +626,9 @@ def analyze(
     )
     values["alpha_deg"] = alpha.max_deg
     values["alpha_clock"] = alpha.clock
-    values["sphericity_mm"] = ms.head_sphericity_mm(femur_r.vertices, c, r, fl.toward_neck)
+    values["sphericity_mm"] = ms.head_sphericity_mm(
+        lmk.head_surface_points(femur_r, head), c, r, fl.toward_neck
+    )
     _mckibbin(values, notes)
     values["implausible"], warning = check_possible(values, femur, fl.side)
     if warning:

@@ -40,7 +40,10 @@ __all__ = [
     "parse_path_spec",
 ]
 
-Units = Literal["mm", "m"]
+Units = Literal["mm", "cm", "m"]
+
+#: Factor from each unit to millimetres.
+SCALE_TO_MM: dict[str, float] = {"mm": 1.0, "cm": 10.0, "m": 1000.0}
 
 #: File name endings :func:`load_mesh` accepts (compared case-insensitively).
 SUPPORTED_SUFFIXES: tuple[str, ...] = (
@@ -66,6 +69,8 @@ _FORMAT_HINT = "use STL, PLY, OBJ, OFF, GLB, GLTF, VTP, VTK or NIfTI (.nii, .nii
 _METRES_BELOW = 1.0
 _IMPLAUSIBLE_UP_TO = 30.0
 _LARGE_MM = 1000.0
+# Up to this extent a file read as mm may well be a femur in cm (40-50 cm long).
+_SMALL_MM = 70.0
 
 _MIN_VERTICES = 4
 _MIN_FACES = 4
@@ -81,22 +86,24 @@ class LoadedMesh:
     ----------
     mesh : trimesh.Trimesh
         The surface in millimetres, in the file's own axes (not reoriented).
-        Exactly duplicated vertices are merged and degenerate or duplicate
-        faces dropped; otherwise vertex order is the file's.
+        Exactly duplicated vertices are merged, degenerate, zero-area and
+        duplicate faces dropped, and every body's faces wound consistently
+        and outward; otherwise vertex order is the file's.
     path : str
         Display name: the ``name`` passed to :func:`load_mesh`, else the
         file's name (with ``:labels`` appended for a NIfTI label selection).
-    units : {"mm", "m"}
+    units : {"mm", "cm", "m"}
         Units of the file's coordinates, as detected or as forced.
     scale_to_mm : float
-        Factor applied to the file's coordinates: 1.0 or 1000.0.
+        Factor applied to the file's coordinates: 1.0, 10.0 or 1000.0.
     n_bodies : int
         Number of connected components (faces connected through shared edges).
     watertight : bool
         True when every edge is shared by exactly two faces.
     warnings : tuple of str
         One-line notes for the user, e.g. ``"not watertight: 34 open edges"``,
-        ``"3 separate bodies"``, ``"converted from metres (extent 0.25 m)"``.
+        ``"3 separate bodies"``, ``"converted from metres (extent 0.25 m)"``,
+        ``"12,345 triangles were inside-out; fixed"``.
     """
 
     mesh: trimesh.Trimesh
@@ -161,7 +168,10 @@ def detect_units(mesh_or_points: trimesh.Trimesh | ArrayLike) -> Units:
     The decision uses the largest extent of the axis-aligned bounding box:
     below 1.0 the coordinates are metres, from 1.0 to 30.0 they are neither
     (a hip bone is 1-30 mm or 1-30 m in no plausible file; centimetres are
-    the likely cause), above 30.0 they are millimetres.
+    the likely cause, and the message says to pass ``--units cm``), above
+    30.0 they are millimetres. Centimetres are never assumed: a whole femur
+    in cm (40-50) reads as mm, so :func:`load_mesh` adds a hint for extents
+    up to 70.
 
     Parameters
     ----------
@@ -195,8 +205,8 @@ def detect_units(mesh_or_points: trimesh.Trimesh | ArrayLike) -> Units:
         return "m"
     if extent <= _IMPLAUSIBLE_UP_TO:
         raise InputError(
-            f"extent {extent:.3g} is implausible for a hip bone in mm or m (centimetres?); "
-            "rescale the file or pass --units mm"
+            f"extent {extent:.3g} is implausible for a hip bone in mm or m; it looks like "
+            "centimetres: pass --units cm (or --units mm to keep it as it is)"
         )
     return "mm"
 
@@ -204,7 +214,7 @@ def detect_units(mesh_or_points: trimesh.Trimesh | ArrayLike) -> Units:
 def load_mesh(
     path: str | os.PathLike[str],
     *,
-    units: Literal["auto", "mm", "m"] = "auto",
+    units: Literal["auto", "mm", "cm", "m"] = "auto",
     labels: Sequence[int] | None = None,
     name: str | None = None,
 ) -> LoadedMesh:
@@ -217,7 +227,7 @@ def load_mesh(
         label map (``.nii``, ``.nii.gz``). A string ``"seg.nii.gz:1,2"``
         naming no existing file is read as a path with labels (see
         :func:`parse_path_spec`).
-    units : {"auto", "mm", "m"}, default "auto"
+    units : {"auto", "mm", "cm", "m"}, default "auto"
         Units of the file's coordinates. ``"auto"`` decides from the extent
         (see :func:`detect_units`); NIfTI files are in mm from their affine
         (or metres when their header says so) unless forced.
@@ -232,7 +242,10 @@ def load_mesh(
     -------
     LoadedMesh
         The surface in mm with its units, body count, watertightness and
-        notes for the user. Watertightness and bodies are reported, not fixed.
+        notes for the user. Watertightness and bodies are reported, not
+        fixed; face winding is fixed body by body (consistent and outward),
+        and degenerate, zero-area and duplicate faces are dropped, each
+        with a note.
 
     Raises
     ------
@@ -242,8 +255,8 @@ def load_mesh(
         4 vertices or faces, non-finite coordinates, zero or implausible
         extent, or labels that are absent from a label map.
     """
-    if units not in ("auto", "mm", "m"):
-        raise InputError(f"units must be 'auto', 'mm' or 'm', not {units!r}")
+    if units not in ("auto", "mm", "cm", "m"):
+        raise InputError(f"units must be 'auto', 'mm', 'cm' or 'm', not {units!r}")
     file_path, labels = _resolve_spec(path, labels)
     display = name if name else file_path.name
     suffix = _check_file(file_path, display)
@@ -279,10 +292,16 @@ def load_mesh(
             file_units = detect_units(vertices)
         except InputError as exc:
             raise InputError(f"{display}: {exc}") from None
-    scale = 1000.0 if file_units == "m" else 1.0
+    scale = SCALE_TO_MM[file_units]
     if scale != 1.0:
-        notes.append(f"converted from metres (extent {extent:.3g} m)")
+        name_of = {"m": "metres", "cm": "centimetres"}[file_units]
+        notes.append(f"converted from {name_of} (extent {extent:.3g} {file_units})")
         vertices = vertices * scale
+    elif units == "auto" and header_units is None and extent <= _SMALL_MM:
+        notes.append(
+            f"extent {extent:.3g} mm is small for a hip bone (a femur is 400-500 mm): "
+            "if the file is in centimetres, pass --units cm"
+        )
     if extent * scale > _LARGE_MM:
         notes.append(f"extent {extent * scale:.4g} mm is large for a hip bone; check the units")
 
@@ -737,11 +756,14 @@ def _labels_found(data: NDArray[np.generic], limit: int = 20) -> str:
 def _clean(
     vertices: ArrayLike, faces: ArrayLike, display: str
 ) -> tuple[NDArray[np.float64], NDArray[np.int64], list[str]]:
-    """Validate a triangle mesh; merge identical vertices, drop bad faces.
+    """Validate a triangle mesh; merge identical vertices, drop bad faces, wind outward.
 
     Only bit-identical vertices are merged (no tolerance), so distinct points
-    are never welded. Faces using a vertex twice and repeated faces are
-    dropped, then vertices no face uses. Vertex order is kept otherwise.
+    are never welded. Faces using a vertex twice, faces whose corners lie on
+    one line (:func:`_drop_slivers` keeps the surface closed) and repeated
+    faces are dropped, then vertices no face uses; last, every body is wound
+    consistently and outward (:func:`_orient_outward`). Each change adds a
+    note. Vertex order is kept otherwise.
     """
     notes: list[str] = []
     v = np.array(vertices, dtype=np.float64).reshape(-1, 3)
@@ -773,6 +795,10 @@ def _clean(
     if degenerate.any():
         notes.append(f"dropped {int(degenerate.sum()):,} degenerate faces")
         f = f[~degenerate]
+    flat = _zero_area(v, f)
+    if flat.any():
+        notes.append(f"dropped {int(flat.sum()):,} zero-area faces (corners on one line)")
+        f = _drop_slivers(v, f, flat)
     if len(f):
         ordered = np.sort(f, axis=1)
         if len(v) < 2**21:  # three 21-bit indices fit one int64 key
@@ -803,7 +829,169 @@ def _clean(
         )
     if float(np.max(np.ptp(v, axis=0))) <= 0.0:
         raise InputError(f"{display}: all vertices coincide (zero extent)")
+    f, flipped = _orient_outward(v, f)
+    if flipped:
+        were = "triangle was" if flipped == 1 else "triangles were"
+        notes.append(f"{flipped:,} {were} inside-out; fixed")
     return v, f, notes
+
+
+#: A face is zero-area when its height is below this times the largest coordinate: the
+#: rounding of single-precision files (every STL) is ~6e-8 of it, so a face whose corners
+#: were written on one line is still caught.
+_ZERO_HEIGHT_REL = 1e-6
+
+
+def _zero_area(v: NDArray[np.float64], f: NDArray[np.int64]) -> NDArray[np.bool_]:
+    """(m,) bool: faces whose three distinct corners lie on one line (to file precision).
+
+    The height of a face over its longest edge is compared with the
+    coordinate magnitude, the scale of the rounding that may have moved a
+    corner off the line.
+    """
+    if len(f) == 0:
+        return np.zeros(0, dtype=bool)
+    a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
+    twice_area = np.linalg.norm(np.cross(b - a, c - a), axis=1)
+    longest = np.sqrt(np.max([np.einsum("ij,ij->i", e, e) for e in (b - a, c - b, a - c)], axis=0))
+    scale = float(np.max(np.abs(v))) + float(np.max(np.ptp(v, axis=0)))
+    return twice_area <= _ZERO_HEIGHT_REL * scale * longest
+
+
+def _drop_slivers(
+    v: NDArray[np.float64], f: NDArray[np.int64], flat: NDArray[np.bool_]
+) -> NDArray[np.int64]:
+    """Drop zero-area faces, splitting the face across each one's long edge to keep it closed.
+
+    A zero-area face (p, q, m) has its middle corner m on its longest edge
+    p-q. Dropping it alone would leave a slit along p-q (a T-junction); the
+    face on the other side of p-q, (q, p, x), is split at m into (q, m, x)
+    and (m, p, x), which closes the slit and leaves the surface as it was.
+    Where that face is missing, shared with another sliver, or itself a
+    sliver, the sliver is only dropped.
+    """
+    n_v = np.int64(len(v))
+    idx = np.flatnonzero(flat)
+    ff = f[idx]
+    length = np.stack(
+        [np.linalg.norm(v[ff[:, (j + 1) % 3]] - v[ff[:, j]], axis=1) for j in range(3)], axis=1
+    )
+    k = np.argmax(length, axis=1)  # edge k runs from corner k to corner k + 1
+    rows = np.arange(len(idx))
+    p, q, m = ff[rows, k], ff[rows, (k + 1) % 3], ff[rows, (k + 2) % 3]
+    # the face holding the half-edge q -> p
+    half = f[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2)
+    key = half[:, 0] * n_v + half[:, 1]
+    order = np.argsort(key, kind="stable")
+    sorted_key = key[order]
+    want = q * n_v + p
+    lo = np.searchsorted(sorted_key, want, side="left")
+    hi = np.searchsorted(sorted_key, want, side="right")
+    ok = hi - lo == 1  # exactly one face on the other side
+    other = np.where(ok, order[np.minimum(lo, len(order) - 1)], 0)
+    face, corner = other // 3, other % 3  # the half-edge starts at this corner of face
+    ok &= ~flat[face]
+    _, first = np.unique(np.where(ok, face, -1 - rows), return_index=True)
+    unique = np.zeros(len(idx), dtype=bool)
+    unique[first] = True
+    ok &= unique  # a face split once only
+    f = f.copy()
+    fo, co = face[ok], corner[ok]
+    x = f[fo, (co + 2) % 3]  # (q, p, x) in cyclic order from the half-edge's start
+    mo = m[ok]
+    f[fo] = np.column_stack([q[ok], mo, x])
+    added = np.column_stack([mo, p[ok], x])
+    return np.vstack([f[~flat], added])
+
+
+def _orient_outward(
+    vertices: NDArray[np.float64], faces: NDArray[np.int64]
+) -> tuple[NDArray[np.int64], int]:
+    """Wind every body's faces consistently and outward; return faces and how many turned.
+
+    Faces that share an edge (used by exactly two faces) must use it in
+    opposite directions. On the graph of "face kept" and "face turned"
+    states, an edge used twice the same way links kept to turned, one used
+    both ways links kept to kept: each orientable patch then falls into two
+    components, one per consistent winding, and the one with the lower label
+    is taken. Each patch is then turned as a whole if it encloses a negative
+    volume (an inside-out body). Non-orientable patches are left as they are
+    (:func:`_topology` reports them).
+
+    Parameters
+    ----------
+    vertices : (n, 3) float
+    faces : (m, 3) int
+
+    Returns
+    -------
+    faces : (m, 3) int
+        The same triangles, some with their corner order reversed.
+    flipped : int
+        Number of faces reversed.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n_f = len(faces)
+    if n_f == 0:
+        return faces, 0
+    n_v = np.int64(len(vertices))
+    directed = faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2)
+    low = np.minimum(directed[:, 0], directed[:, 1])
+    high = np.maximum(directed[:, 0], directed[:, 1])
+    order = np.argsort(low * n_v + high, kind="stable")
+    key = (low * n_v + high)[order]
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    counts = np.diff(np.r_[starts, len(key)])
+    pair = starts[counts == 2]  # manifold edges: two half-edges, at pair and pair + 1
+    h1, h2 = order[pair], order[pair + 1]
+    f1, f2 = h1 // 3, h2 // 3
+    same_way = directed[h1, 0] == directed[h2, 0]  # both faces run the edge alike
+    if same_way.any():
+        # kept state of face i is node i, turned state is node i + n_f
+        rows = np.concatenate([f1, f1 + n_f])
+        cols = np.concatenate([np.where(same_way, f2 + n_f, f2), np.where(same_way, f2, f2 + n_f)])
+        graph = coo_matrix(
+            (np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(2 * n_f, 2 * n_f)
+        )
+        _, label = connected_components(graph, directed=False)
+        kept, turned = label[:n_f], label[n_f:]
+        orientable = kept != turned
+        flip = orientable & (turned < kept)
+        patch = np.minimum(kept, turned)
+    else:  # already consistent (the usual case): only the patches are needed
+        graph = coo_matrix((np.ones(len(f1), dtype=np.int8), (f1, f2)), shape=(n_f, n_f))
+        _, patch = connected_components(graph, directed=False)
+        orientable = np.ones(n_f, dtype=bool)
+        flip = np.zeros(n_f, dtype=bool)
+    out = faces.copy()
+    out[flip] = out[flip][:, ::-1]
+
+    # inside-out patches: negative enclosed volume about the patch's own centre
+    _, patch = np.unique(patch, return_inverse=True)
+    a = vertices[out[:, 0]]
+    ab = vertices[out[:, 1]] - a
+    ac = vertices[out[:, 2]] - a
+    normal = np.empty_like(ab)  # ab x ac, written out: np.cross is slow on big arrays
+    normal[:, 0] = ab[:, 1] * ac[:, 2] - ab[:, 2] * ac[:, 1]
+    normal[:, 1] = ab[:, 2] * ac[:, 0] - ab[:, 0] * ac[:, 2]
+    normal[:, 2] = ab[:, 0] * ac[:, 1] - ab[:, 1] * ac[:, 0]
+    n_patch = int(patch.max()) + 1
+    per_patch = np.bincount(patch, minlength=n_patch)
+    centre = (
+        np.column_stack([np.bincount(patch, weights=a[:, k], minlength=n_patch) for k in range(3)])
+        / per_patch[:, None]
+    )
+    # six times the volume: the triple product of the corners about the centre
+    volume = np.bincount(
+        patch, weights=np.einsum("ij,ij->i", a - centre[patch], normal), minlength=n_patch
+    )
+    area = np.bincount(patch, weights=np.linalg.norm(normal, axis=1), minlength=n_patch)
+    inward = volume < -1e-9 * area**1.5  # clearly negative, not a flat open patch
+    turn = inward[patch] & orientable
+    out[turn] = out[turn][:, ::-1]
+    return out, int(np.count_nonzero(flip ^ turn))
 
 
 def _mix64(x: NDArray[np.uint64]) -> NDArray[np.uint64]:

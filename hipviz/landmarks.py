@@ -32,6 +32,8 @@ from .geometry import Sphere, fit_sphere, principal_axes, project_onto_plane, un
 
 #: Radii (mm) a femoral head may have; adult heads are 19-30 mm.
 HEAD_RADIUS_RANGE_MM = (14.0, 36.0)
+#: Least share of its sphere's directions a femoral head covers (see :func:`head_support`).
+HEAD_SUPPORT_MIN = 0.55
 
 
 # --------------------------------------------------------------------------- sections
@@ -112,10 +114,133 @@ def _fit_line(points: Points) -> tuple[Vector, Vector]:
 # --------------------------------------------------------------------------- spheres
 
 
+def _outward_sign(mesh: trimesh.Trimesh) -> float:
+    """+1, or -1 for a closed mesh whose faces all point inward.
+
+    Files read by :func:`hipviz.io.load_mesh` are already wound outward,
+    body by body; this guards meshes handed in directly.
+    """
+    return -1.0 if mesh.is_watertight and mesh.volume < 0 else 1.0
+
+
 def _outward_normals(mesh: trimesh.Trimesh) -> np.ndarray:
-    normals = np.asarray(mesh.vertex_normals)
+    """Unit vertex normals (n_vertices, 3), pointing out of the bone."""
     # An inside-out file would make every vote point away from the centre.
-    return -normals if mesh.is_watertight and mesh.volume < 0 else normals
+    return _outward_sign(mesh) * np.asarray(mesh.vertex_normals)
+
+
+#: Spacing of the surface samples the head-sphere fit uses, mm.
+FIT_SPACING_MM = 1.0
+#: Spacing of the surface samples head sphericity is read on, mm.
+SPHERICITY_SPACING_MM = 0.5
+#: Most samples one call of :func:`surface_samples` makes (the spacing grows beyond).
+MAX_SAMPLES = 2_000_000
+
+# Barycentric centroids of the k*k triangles of a k-fold split of a triangle, by k.
+_SPLIT_CACHE: dict[int, np.ndarray] = {}
+
+
+def _split_centroids(k: int) -> np.ndarray:
+    """(k*k, 3) barycentric coordinates of the centroids of a k-fold triangle split."""
+    if k not in _SPLIT_CACHE:
+        i, j = np.meshgrid(np.arange(k), np.arange(k), indexing="ij")
+        up = (i + j) <= k - 1  # triangles pointing like the parent
+        down = (i + j) <= k - 2  # the ones between them
+        ij = np.vstack(
+            [
+                np.column_stack([i[up] + 1 / 3, j[up] + 1 / 3]),
+                np.column_stack([i[down] + 2 / 3, j[down] + 2 / 3]),
+            ]
+        ) / float(k)
+        _SPLIT_CACHE[k] = np.column_stack([1.0 - ij.sum(axis=1), ij[:, 0], ij[:, 1]])
+    return _SPLIT_CACHE[k]
+
+
+def surface_samples(
+    mesh: trimesh.Trimesh, spacing_mm: float, *, faces: np.ndarray | None = None
+) -> tuple[Points, Points, np.ndarray]:
+    """Points spread evenly over a surface, whatever its triangulation.
+
+    Every triangle is split k-fold, k = ceil(longest edge / ``spacing_mm``),
+    into k^2 equal triangles, and their centroids are the samples. A surface
+    meshed finer, coarser or differently gives nearly the same samples
+    (same density, same weights per area), unlike its vertices: fits and
+    maxima on them do not depend on the meshing. Deterministic.
+
+    Parameters
+    ----------
+    mesh : trimesh.Trimesh
+        The surface, mm, wound outward.
+    spacing_mm : float
+        Largest sample spacing, mm; triangles smaller than it give one sample.
+    faces : (m,) int, optional
+        Sample only these faces.
+
+    Returns
+    -------
+    points : (n, 3) float
+        Samples on the surface, mm.
+    normals : (n, 3) float
+        Outward unit normals of their faces.
+    weights : (n,) float
+        Surface area each sample stands for, mm^2 (they sum to the area).
+    """
+    idx = np.arange(len(mesh.faces)) if faces is None else np.asarray(faces, dtype=np.int64)
+    tri = np.asarray(mesh.vertices, dtype=float)[np.asarray(mesh.faces)[idx]]
+    normals = _outward_sign(mesh) * np.asarray(mesh.face_normals)[idx]
+    area = np.asarray(mesh.area_faces)[idx]
+    edges = np.linalg.norm(tri - np.roll(tri, 1, axis=1), axis=2).max(axis=1)
+    spacing = float(spacing_mm)
+    k = np.maximum(1, np.ceil(edges / spacing)).astype(np.int64)
+    while (k * k).sum() > MAX_SAMPLES:  # a huge surface: coarser, never out of memory
+        spacing *= 1.5
+        k = np.maximum(1, np.ceil(edges / spacing)).astype(np.int64)
+    pts, nrm, wts = [], [], []
+    for kk in np.unique(k):
+        sel = np.flatnonzero(k == kk)
+        bary = _split_centroids(int(kk))
+        pts.append(np.einsum("sb,fbd->fsd", bary, tri[sel]).reshape(-1, 3))
+        nrm.append(np.repeat(normals[sel], len(bary), axis=0))
+        wts.append(np.repeat(area[sel] / len(bary), len(bary)))
+    if not pts:
+        return np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(0)
+    return np.vstack(pts), np.vstack(nrm), np.concatenate(wts)
+
+
+def _faces_near(mesh: trimesh.Trimesh, center: Vector, reach_mm: float) -> np.ndarray:
+    """Indices of the faces that may come within ``reach_mm`` of ``center``.
+
+    A face counts when its bounding sphere (about its centroid) does, so a
+    large triangle crossing the region is kept even with no vertex in it.
+    """
+    tri = np.asarray(mesh.vertices)[np.asarray(mesh.faces)]
+    mid = tri.mean(axis=1)
+    size = np.linalg.norm(tri - mid[:, None, :], axis=2).max(axis=1)
+    return np.flatnonzero(np.linalg.norm(mid - center, axis=1) - size <= reach_mm)
+
+
+def head_surface_points(
+    mesh: trimesh.Trimesh,
+    head: Sphere,
+    *,
+    reach_mm: float = 12.0,
+    spacing_mm: float = SPHERICITY_SPACING_MM,
+) -> Points:
+    """Surface points around a head sphere, for :func:`hipviz.measures.head_sphericity_mm`.
+
+    Evenly spread samples (see :func:`surface_samples`) of the faces within
+    ``r + reach_mm`` of the centre, plus those faces' vertices (on a
+    faceted surface the farthest points from the centre are vertices).
+
+    Returns
+    -------
+    (n, 3) float
+        Points on the surface, mm.
+    """
+    faces = _faces_near(mesh, head.center_mm, head.radius_mm + reach_mm)
+    pts, _, _ = surface_samples(mesh, spacing_mm, faces=faces)
+    verts = np.asarray(mesh.vertices)[np.unique(np.asarray(mesh.faces)[faces])]
+    return np.vstack([pts, verts])
 
 
 def refine_sphere(
@@ -127,6 +252,7 @@ def refine_sphere(
     inward: bool = False,
     max_normal_deg: float = 25.0,
     iterations: int = 8,
+    weights: np.ndarray | None = None,
 ) -> tuple[Sphere, np.ndarray]:
     """Refit a sphere on the points that lie on it and face along its radius.
 
@@ -137,6 +263,9 @@ def refine_sphere(
     center, radius : initial sphere.
     inward : bool
         True for a socket (normals face the centre), False for a head.
+    weights : (n,) float, optional
+        Area each point stands for (see :func:`surface_samples`); equal when
+        None.
 
     Returns
     -------
@@ -149,17 +278,24 @@ def refine_sphere(
     sphere = Sphere(np.asarray(center, float), float(radius), np.inf, 0)
     inl = np.zeros(len(points), bool)
     for _ in range(iterations):
-        d = points - sphere.center_mm
-        dist = np.linalg.norm(d, axis=1)
-        radial = d / np.maximum(dist, 1e-9)[:, None]
-        facing = sign * np.einsum("ij,ij->i", radial, normals) > cos_max
-        new = (np.abs(dist - sphere.radius_mm) < tol) & facing
+        new = _on_sphere(points, sign * normals, sphere, tol, cos_max)
         if new.sum() < 20:
             break
         inl = new
-        sphere = fit_sphere(points[inl])
+        sphere = fit_sphere(points[inl], None if weights is None else weights[inl])
         tol = max(0.75, 3.0 * sphere.rms_mm)
     return sphere, inl
+
+
+def _on_sphere(
+    points: Points, normals: Points, sphere: Sphere, tol_mm: float, cos_max: float
+) -> np.ndarray:
+    """(n,) bool: within ``tol_mm`` of the sphere, normal within ``acos(cos_max)`` of its radius."""
+    d = points - sphere.center_mm
+    dist = np.linalg.norm(d, axis=1)
+    radial = d / np.maximum(dist, 1e-9)[:, None]
+    facing = np.einsum("ij,ij->i", radial, normals) > cos_max
+    return (np.abs(dist - sphere.radius_mm) < tol_mm) & facing
 
 
 def _sphere_votes(points, normals, weights, radii, bin_mm):
@@ -198,10 +334,13 @@ def find_head(
 ) -> tuple[Sphere, np.ndarray]:
     """Find the femoral head sphere on a femur in any pose.
 
-    Every vertex votes for the centres ``p - rho n`` it would have on spheres
-    of plausible radii; head vertices agree on one centre. The best-supported
-    candidates are refitted with :func:`refine_sphere` and the one covering
-    the largest share of its sphere wins.
+    Surface samples vote for the centres ``p - rho n`` they would have on
+    spheres of plausible radii; head samples agree on one centre. The
+    best-supported candidates are refitted with :func:`refine_sphere` on
+    evenly spread, area-weighted surface samples (:func:`surface_samples`,
+    ``FIT_SPACING_MM`` apart), so the sphere is a property of the surface,
+    not of its triangulation, and the one covering the largest share of its
+    sphere wins.
 
     Parameters
     ----------
@@ -209,6 +348,8 @@ def find_head(
         The femur, mm, any pose.
     near_mm : (3,) float, optional
         Prefer candidates near this point (e.g. the socket centre).
+    max_points : int
+        Number of surface samples that vote (area-weighted, fixed seed).
     concave : bool
         Look for a socket (surface facing the centre) instead of a head.
 
@@ -223,20 +364,14 @@ def find_head(
     LandmarkError
         No sphere of head size is supported by the surface.
     """
-    pts = np.asarray(mesh.vertices, dtype=float)
-    nrm = _outward_normals(mesh)
-    if concave:
-        nrm = -nrm
-    step = max(1, len(pts) // max_points)
-    sub_p, sub_n = pts[::step], nrm[::step]
-    area = np.zeros(len(pts))
-    np.add.at(area, mesh.faces.ravel(), np.repeat(mesh.area_faces / 3, 3))
-    sub_w = area[::step]
+    flip = -1.0 if concave else 1.0
+    vote_p, vote_f = trimesh.sample.sample_surface(mesh, max_points, seed=0)
+    vote_n = flip * _outward_sign(mesh) * np.asarray(mesh.face_normals)[vote_f]
     radii = np.arange(np.floor(radius_range_mm[0]), np.ceil(radius_range_mm[1]) + 1, 1.0)
-    uniq, score = _sphere_votes(sub_p, sub_n, sub_w, radii, bin_mm=3.0)
+    uniq, score = _sphere_votes(vote_p, vote_n, np.ones(len(vote_p)), radii, bin_mm=3.0)
 
     order = np.argsort(score)[::-1]
-    best: tuple[float, Sphere, np.ndarray] | None = None
+    best: tuple[float, Sphere] | None = None
     tried: list[np.ndarray] = []
     for k in order[:40]:
         c0 = (uniq[k, :3] + 0.5) * 3.0
@@ -245,9 +380,12 @@ def find_head(
         tried.append(c0)
         if len(tried) > 6:
             break
-        sphere, inl = refine_sphere(pts, nrm, c0, float(uniq[k, 3]))  # normals already flipped
+        r0 = float(uniq[k, 3])
+        faces = _faces_near(mesh, c0, r0 + 15.0)
+        pts, nrm, wts = surface_samples(mesh, FIT_SPACING_MM, faces=faces)
+        sphere, inl = refine_sphere(pts, flip * nrm, c0, r0, weights=wts)
         r = sphere.radius_mm
-        if not (radius_range_mm[0] <= r <= radius_range_mm[1]) or inl.sum() < 50:
+        if not (radius_range_mm[0] <= r <= radius_range_mm[1]) or wts[inl].sum() < 150.0:
             continue
         # Share of the sphere's directions that have inlier support.
         dirs = unit(pts[inl] - sphere.center_mm)
@@ -257,11 +395,57 @@ def find_head(
         if near_mm is not None:
             quality /= 1.0 + np.linalg.norm(sphere.center_mm - near_mm) / 30.0
         if best is None or quality > best[0]:
-            best = (quality, sphere, inl)
+            best = (quality, sphere)
     if best is None:
-        msg = "no head-like sphere found (radius 14-36 mm)"
-        raise LandmarkError(msg)
-    return best[1], best[2]
+        raise LandmarkError(_no_head_message(mesh, radius_range_mm))
+    sphere = best[1]
+    # Flat or cylindrical patches can fit a sphere too; a head covers most of its own.
+    if not concave and head_support(mesh, sphere) < HEAD_SUPPORT_MIN:
+        raise LandmarkError(_no_head_message(mesh, radius_range_mm))
+    normals = flip * _outward_normals(mesh)
+    tol = max(0.75, 3.0 * sphere.rms_mm)
+    inliers = _on_sphere(np.asarray(mesh.vertices), normals, sphere, tol, np.cos(np.radians(25)))
+    return sphere, inliers
+
+
+def head_support(mesh: trimesh.Trimesh, head: Sphere, *, max_normal_deg: float = 25.0) -> float:
+    """Share of a sphere's directions where the surface lies on it, 0-1.
+
+    Surface samples within ``max(0.75, 3 rms)`` of the sphere whose normals
+    are within ``max_normal_deg`` of radial count; a direction from the
+    centre is supported when such a sample lies within 0.06 rad of it
+    (2,000 directions). A femoral head reads about 0.8; spheres fitted to
+    the flat sides of a box or the round side of a cylinder 0.3-0.4.
+    """
+    from scipy.spatial import cKDTree
+
+    from .geometry import fibonacci_directions
+
+    faces = _faces_near(mesh, head.center_mm, head.radius_mm + 5.0)
+    pts, nrm, _ = surface_samples(mesh, FIT_SPACING_MM, faces=faces)
+    tol = max(0.75, 3.0 * head.rms_mm)
+    on = _on_sphere(pts, nrm, head, tol, np.cos(np.radians(max_normal_deg)))
+    if not on.any():
+        return 0.0
+    gap, _ = cKDTree(unit(pts[on] - head.center_mm)).query(fibonacci_directions(2000))
+    return float(np.mean(gap < 0.06))
+
+
+#: Largest extent (file units) of a bone that may be a femur in centimetres.
+_CM_FEMUR_EXTENT = (10.0, 70.0)
+
+
+def _no_head_message(mesh: trimesh.Trimesh, radius_range_mm: tuple[float, float]) -> str:
+    """Why no head was found, with a units hint for a bone that is centimetre-sized."""
+    lo, hi = radius_range_mm
+    msg = f"no head-like sphere found (radius {lo:g}-{hi:g} mm)"
+    extent = float(np.max(mesh.extents))
+    if _CM_FEMUR_EXTENT[0] <= extent <= _CM_FEMUR_EXTENT[1]:
+        msg += (
+            f"; the bone is only {extent:.3g} mm long, as a femur in centimetres "
+            "would be: pass --units cm if the file is in cm"
+        )
+    return msg
 
 
 def find_socket(

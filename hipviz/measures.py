@@ -487,7 +487,7 @@ class AlphaAngle:
 
     ``max_deg`` and its ``clock`` position (hours, 12 = superior, 3 =
     anterior, for either side), plus the per-plane values ``per_plane_deg``
-    at ``clock_hours``.
+    at ``clock_hours`` (each the mean over its wedge, see :func:`alpha_angle`).
     """
 
     max_deg: float
@@ -495,6 +495,44 @@ class AlphaAngle:
     clock_hours: FloatArray
     per_plane_deg: FloatArray
     threshold_mm: float
+
+
+#: Radial planes per alpha wedge and their spacing: 7 planes 2.5 degrees apart span 15 degrees.
+ALPHA_WEDGE_PLANES = 7
+ALPHA_PLANE_STEP_DEG = 2.5
+
+
+def _alpha_per_plane(
+    hit_femur: HitFn,
+    c: Vector,
+    radius_mm: float,
+    n: Vector,
+    up: Vector,
+    ant: Vector,
+    phis: FloatArray,
+    threshold_mm: float,
+) -> FloatArray:
+    """Alpha angle (degrees, NaN where undefined) in each half-plane at clock angle ``phis``."""
+    thetas = np.arange(15.0, 120.01, 0.5)  # from the neck toward the head
+    radial = np.cos(np.radians(phis))[:, None] * up + np.sin(np.radians(phis))[:, None] * ant
+    t_r = np.radians(thetas)[None, :, None]
+    dirs = np.cos(t_r) * n + np.sin(t_r) * radial[:, None, :]  # (phi, theta, 3)
+    dist = hit_femur(c, dirs.reshape(-1, 3)).reshape(len(phis), len(thetas))
+    on_sphere = dist <= radius_mm + threshold_mm
+    first = np.where(on_sphere.any(axis=1), np.argmax(on_sphere, axis=1), -1)
+    ok = first > 0  # back on the sphere, and off it at the start
+    alpha = np.full(len(phis), np.nan)
+    if not ok.any():
+        return alpha
+    lo, hi = thetas[first[ok] - 1], thetas[first[ok]]  # lo off the sphere, hi on it
+    rad = radial[ok]
+    for _ in range(10):  # bisection, all planes at once
+        mid = 0.5 * (lo + hi)
+        d = np.cos(np.radians(mid))[:, None] * n + np.sin(np.radians(mid))[:, None] * rad
+        off = hit_femur(c, d) > radius_mm + threshold_mm
+        lo, hi = np.where(off, mid, lo), np.where(off, hi, mid)
+    alpha[ok] = lo
+    return alpha
 
 
 def alpha_angle(
@@ -515,7 +553,14 @@ def alpha_angle(
     contour, followed from the neck toward the head, comes back within
     ``threshold_mm`` of the head sphere: a cam bump at the junction keeps the
     contour outside longer and raises it. Found with rays from the centre
-    against the femur.
+    against the femur surface.
+
+    The value at a clock position is the mean over a 15-degree wedge of
+    ``ALPHA_WEDGE_PLANES`` half-planes (radial MRI slices are 15-30 degrees
+    apart): the contour of a triangulated surface ripples with its facets,
+    and a single plane would read that ripple, so the result would change
+    when the same surface is meshed differently. The maximum is taken over
+    wedges centred every ``ALPHA_PLANE_STEP_DEG``.
 
     Parameters
     ----------
@@ -525,40 +570,31 @@ def alpha_angle(
         Neck axis, unit, from the head centre toward the neck.
     superior, anterior : (3,) float
         Define 12 and 3 o'clock around the neck axis.
+    step_clock_deg : float
+        Spacing of the reported per-plane values, degrees.
     """
     c = np.asarray(center, dtype=float)
     n = unit(toward_neck)
     up = unit(project_onto_plane(superior, n))
     ant = unit(project_onto_plane(anterior, n))
     ant = unit(ant - (ant @ up) * up)
+    fine = np.arange(0.0, 360.0, ALPHA_PLANE_STEP_DEG)
+    per_plane = _alpha_per_plane(hit_femur, c, radius_mm, n, up, ant, fine, threshold_mm)
+    half = ALPHA_WEDGE_PLANES // 2
+    window = np.stack([np.roll(per_plane, -k) for k in range(-half, half + 1)])
+    finite = np.isfinite(window)
+    count = finite.sum(axis=0)
+    total = np.where(finite, window, 0.0).sum(axis=0)
+    wedge = np.full(len(fine), np.nan)
+    enough = count > half  # most of the wedge has a junction
+    wedge[enough] = total[enough] / count[enough]
     phis = np.arange(0.0, 360.0, step_clock_deg)
-    thetas = np.arange(15.0, 120.01, 0.5)  # from the neck toward the head
-    t_r = np.radians(thetas)[None, :, None]
-    p_r = np.radians(phis)[:, None, None]
-    radial = np.cos(p_r) * up + np.sin(p_r) * ant
-    dirs = np.cos(t_r) * n + np.sin(t_r) * radial  # (phi, theta, 3)
-    dist = hit_femur(c, dirs.reshape(-1, 3)).reshape(len(phis), len(thetas))
-    on_sphere = dist <= radius_mm + threshold_mm
-    first = np.where(on_sphere.any(axis=1), np.argmax(on_sphere, axis=1), -1)
-    alpha = np.full(len(phis), np.nan)
-    for i, k in enumerate(first):
-        if k <= 0:  # never back on the sphere, or not off it at the start
-            continue
-        lo, hi = thetas[k - 1], thetas[k]  # lo off the sphere, hi on it
-        rad = np.cos(np.radians(phis[i])) * up + np.sin(np.radians(phis[i])) * ant
-        for _ in range(10):
-            mid = 0.5 * (lo + hi)
-            d = np.cos(np.radians(mid)) * n + np.sin(np.radians(mid)) * rad
-            if hit_femur(c, d[None])[0] > radius_mm + threshold_mm:
-                lo = mid
-            else:
-                hi = mid
-        alpha[i] = lo
-    if np.all(np.isnan(alpha)):
-        return AlphaAngle(float("nan"), float("nan"), phis / 30.0, alpha, threshold_mm)
-    i_max = int(np.nanargmax(alpha))
-    clock = (phis[i_max] / 30.0) % 12.0 or 12.0
-    return AlphaAngle(float(alpha[i_max]), float(clock), phis / 30.0, alpha, threshold_mm)
+    reported = np.interp(phis, np.append(fine, 360.0), np.append(wedge, wedge[0]))
+    if np.all(np.isnan(wedge)):
+        return AlphaAngle(float("nan"), float("nan"), phis / 30.0, reported, threshold_mm)
+    i_max = int(np.nanargmax(wedge))
+    clock = (fine[i_max] / 30.0) % 12.0 or 12.0
+    return AlphaAngle(float(wedge[i_max]), float(clock), phis / 30.0, reported, threshold_mm)
 
 
 def head_sphericity_mm(
@@ -576,6 +612,17 @@ def head_sphericity_mm(
     head and its junction, not the neck) and less than ``max_rise_mm``
     outside the sphere. The fovea, a normal pit, is an inward deviation and
     does not count.
+
+    Parameters
+    ----------
+    points : (n, 3) float
+        Points spread evenly over the head surface, mm (see
+        :func:`hipviz.landmarks.head_surface_points`). Mesh vertices alone
+        would make the maximum depend on the meshing: a finer mesh of the
+        same surface puts points nearer the edge of the region.
+    center, radius_mm : the head sphere.
+    toward_neck : (3,) float
+        Neck axis, unit, from the head centre toward the neck.
     """
     p = np.asarray(points, dtype=float) - np.asarray(center, dtype=float)
     dist = np.linalg.norm(p, axis=1)

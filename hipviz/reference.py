@@ -386,7 +386,9 @@ MEASURES: tuple[MeasureInfo, ...] = (
         "Shape of the ball where it meets the neck; high means a bump (cam) that can pinch.",
         "In radial planes about the neck axis: angle at c between the neck axis and the point "
         "where the head-neck contour, followed from the neck, comes back within 1 mm of the "
-        "head sphere; the maximum and its clock position (12 superior, 3 anterior).",
+        "head sphere, averaged over a 15° wedge of planes so that the facets of a mesh do not "
+        "show; the maximum and its clock position (12 superior, 3 anterior). The head sphere "
+        "is fitted to the surface (area-weighted), not to mesh vertices.",
         "Nötzli et al. 2002; cam at 60° or more.",
         (
             Band(-INF, 55, "normal", "normal"),
@@ -407,7 +409,8 @@ MEASURES: tuple[MeasureInfo, ...] = (
         "mm",
         "How round the ball is.",
         "Largest outward distance of the head and head-neck junction (more than 50° off the "
-        "neck axis) from the fitted sphere; the fovea does not count.",
+        "neck axis) from the fitted sphere, over points spread evenly on the surface (0.5 mm "
+        "apart) and the mesh vertices; the fovea does not count.",
         "≤ 2.5 mm normal, 4-5 mm in cam deformity.",
         (
             Band(-INF, 2.5, "spherical", "normal"),

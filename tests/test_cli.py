@@ -1,6 +1,7 @@
 """The `hipviz` command line: the JSON contract, units, and one-line errors."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -317,3 +318,39 @@ def test_measure_tilt(capsys, analytic_files):
 def test_serve_refuses_bad_ports(capsys, port):
     code, out, err = run(capsys, "serve", "--port", port)
     assert code == 2 and "not a port number" in err and err.count("\n") == 1
+
+
+# --------------------------------------------------------------------------- pipes
+
+
+def test_closed_stdout_ends_quietly():
+    """A reader that has gone before anything is written: no message, exit 0 or 141."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hipviz.cli", "measure", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    proc.stdout.close()  # computing takes seconds: the output meets a closed pipe
+    err = proc.stderr.read()
+    code = proc.wait(timeout=300)
+    proc.stderr.close()
+    assert err == b"", err
+    assert code in (0, 141)
+
+
+def test_reader_that_stops_after_one_line():
+    """``hipviz measure | head -1``: the reader closes after a line, the command ends quietly."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hipviz.cli", "measure"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    first = proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read()
+    code = proc.wait(timeout=300)
+    proc.stderr.close()
+    assert first.startswith(b"hipviz measure:")
+    assert err == b"", err
+    assert code in (0, 141)

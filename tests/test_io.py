@@ -329,10 +329,30 @@ def test_centimetre_extent_is_refused_unless_forced(tmp_path: Path) -> None:
     mesh.export(path)
     with pytest.raises(InputError) as excinfo:
         load_mesh(path)
-    assert_clear_error(excinfo, "hip_cm.stl", "extent 12 is implausible", "--units mm")
+    assert_clear_error(
+        excinfo, "hip_cm.stl", "extent 12 is implausible", "centimetres", "--units cm", "--units mm"
+    )
     forced = load_mesh(path, units="mm")
     assert forced.units == "mm"
     assert forced.mesh.extents.max() == pytest.approx(12.0, rel=1e-5)
+    in_cm = load_mesh(path, units="cm")
+    assert in_cm.units == "cm" and in_cm.scale_to_mm == 10.0
+    assert in_cm.mesh.extents.max() == pytest.approx(120.0, rel=1e-5)
+    assert "converted from centimetres (extent 12 cm)" in in_cm.warnings
+
+
+def test_femur_sized_in_centimetres_gets_a_hint(tmp_path: Path) -> None:
+    """A whole femur in cm (extent ~45) reads as mm, with a hint to pass --units cm."""
+    mesh = box(extents=(8.0, 6.0, 45.0))
+    path = tmp_path / "femur_cm.stl"
+    mesh.export(path)
+    loaded = load_mesh(path)
+    assert loaded.units == "mm"
+    assert any("--units cm" in w and "45 mm is small" in w for w in loaded.warnings)
+    assert not any("--units cm" in w for w in load_mesh(path, units="mm").warnings)
+    big = tmp_path / "femur_mm.stl"
+    box(extents=(80.0, 60.0, 450.0)).export(big)
+    assert not any("--units cm" in w for w in load_mesh(big).warnings)
 
 
 @pytest.mark.parametrize(
@@ -433,23 +453,90 @@ def test_unused_vertices_are_dropped(tmp_path: Path) -> None:
     assert "ignored 1 vertices not used by any face" in loaded.warnings
 
 
-def test_inward_faces_are_reported(tmp_path: Path) -> None:
+def test_inward_faces_are_turned_outward(tmp_path: Path) -> None:
     mesh = sphere()
     path = tmp_path / "inside_out.ply"
     trimesh.Trimesh(mesh.vertices, mesh.faces[:, ::-1], process=False).export(path)
     loaded = load_mesh(path)
-    assert "faces point inward (negative volume)" in loaded.warnings
-    assert loaded.mesh.volume < 0  # reported, not fixed
+    assert f"{len(mesh.faces):,} triangles were inside-out; fixed" in loaded.warnings
+    assert loaded.mesh.volume == pytest.approx(mesh.volume)
+    np.testing.assert_array_equal(loaded.mesh.faces, mesh.faces)
+    assert not any("inward" in w or "inconsistent" in w for w in loaded.warnings)
 
 
-def test_inconsistent_winding_is_reported(tmp_path: Path) -> None:
+def test_one_face_wound_the_wrong_way_is_fixed(tmp_path: Path) -> None:
     mesh = sphere()
     faces = mesh.faces.copy()
     faces[0] = faces[0, ::-1]
     path = write_ascii_ply(tmp_path / "flipped_one.ply", mesh.vertices, faces)
     loaded = load_mesh(path)
     assert loaded.watertight
-    assert "inconsistent face winding (3 edges)" in loaded.warnings
+    assert "1 triangle was inside-out; fixed" in loaded.warnings
+    np.testing.assert_array_equal(loaded.mesh.faces, mesh.faces)
+    assert loaded.mesh.is_winding_consistent and loaded.mesh.volume > 0
+
+
+def test_winding_is_fixed_body_by_body(tmp_path: Path, rng: np.random.Generator) -> None:
+    """One body inside out, another with a random half of its faces turned, a third clean."""
+    parts = [sphere(), box(centre=(200, 0, 0)), sphere(radius=30.0, subdivisions=3)]
+    parts[2].apply_translation((0, 200, 0))
+    clean = trimesh.util.concatenate(parts)
+    faces = clean.faces.copy()
+    n0, n1 = len(parts[0].faces), len(parts[1].faces)
+    faces[:n0] = faces[:n0, ::-1]  # body 1 all inward
+    half = np.flatnonzero(rng.random(len(parts[2].faces)) < 0.5) + n0 + n1
+    faces[half] = faces[half, ::-1]  # body 3: a random half inward
+    path = write_ascii_ply(tmp_path / "three.ply", clean.vertices, faces)
+    loaded = load_mesh(path)
+    assert f"{n0 + len(half):,} triangles were inside-out; fixed" in loaded.warnings
+    np.testing.assert_array_equal(loaded.mesh.faces, clean.faces)
+    assert loaded.n_bodies == 3 and loaded.watertight
+
+
+def test_open_inward_surface_is_turned_outward(tmp_path: Path) -> None:
+    mesh = sphere()
+    kept = np.arange(1, len(mesh.faces))  # one hole
+    path = write_ascii_ply(tmp_path / "open.ply", mesh.vertices, mesh.faces[kept][:, ::-1])
+    loaded = load_mesh(path)
+    assert not loaded.watertight
+    np.testing.assert_array_equal(loaded.mesh.faces, mesh.faces[kept])
+
+
+def test_non_orientable_surface_is_left_and_reported(tmp_path: Path) -> None:
+    """A Moebius strip has no consistent winding: kept as read, reported."""
+    n = 24
+    t = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    centre = np.column_stack([100 * np.cos(t), 100 * np.sin(t), np.zeros(n)])
+    across = np.column_stack([np.cos(t / 2) * np.cos(t), np.cos(t / 2) * np.sin(t), np.sin(t / 2)])
+    vertices = np.vstack([centre - 20 * across, centre + 20 * across])
+    faces = []
+    for i in range(n):
+        j = (i + 1) % n
+        a, b = i, i + n
+        c, d = (j, j + n) if j else (j + n, j)  # the half twist joins the edges crosswise
+        faces += [[a, c, b], [b, c, d]]
+    path = write_ascii_ply(tmp_path / "moebius.ply", vertices, np.array(faces))
+    loaded = load_mesh(path)
+    assert any(w.startswith("inconsistent face winding") for w in loaded.warnings)
+    assert not any("inside-out" in w for w in loaded.warnings)
+
+
+def test_zero_area_faces_are_dropped(tmp_path: Path) -> None:
+    """A face whose corners lie on one line (a sliver at a T-junction) goes, with a note."""
+    mesh = box()
+    a, b, c = mesh.faces[0]
+    v = np.vstack([mesh.vertices, (mesh.vertices[a] + mesh.vertices[b]) / 2])
+    m = len(mesh.vertices)
+    faces = np.vstack([[[a, m, c], [m, b, c], [a, b, m]], mesh.faces[1:]])
+    path = write_ascii_ply(tmp_path / "sliver.ply", v, faces)
+    loaded = load_mesh(path)
+    assert "dropped 1 zero-area faces (corners on one line)" in loaded.warnings
+    # the face across the sliver's long edge is split at its middle corner: still closed
+    assert len(loaded.mesh.faces) == len(mesh.faces) + 2
+    assert loaded.watertight and loaded.mesh.is_winding_consistent
+    assert loaded.mesh.area == pytest.approx(mesh.area)
+    assert loaded.mesh.volume == pytest.approx(mesh.volume)
+    assert not any("inside-out" in w for w in loaded.warnings)
 
 
 def test_name_is_used_for_display_and_errors(tmp_path: Path) -> None:
@@ -635,7 +722,7 @@ def test_bad_units_argument(tmp_path: Path) -> None:
     path = tmp_path / "bone.stl"
     sphere().export(path)
     with pytest.raises(InputError, match="units must be"):
-        load_mesh(path, units="cm")  # type: ignore[arg-type]
+        load_mesh(path, units="inch")  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------
