@@ -568,6 +568,9 @@ class CaseInfo:
 # every case starts from it opened by 12 degrees; LCEA + Tönnis then stays near
 # 38 degrees under any further lateral turn (the roof is close to a sphere).
 _NORMAL_ROOF_DEG = -12.0
+#: The LLP26 mean femur's neck-shaft angle reads 124.6° at its neck's waist, just under
+#: the normal band: every case opens the neck by this much so that "normal" is normal.
+_NORMAL_VALGUS_DEG = 2.5
 
 CASES: dict[str, CaseInfo] = {
     "normal": CaseInfo(
@@ -575,7 +578,7 @@ CASES: dict[str, CaseInfo] = {
         "Normal hip",
         "The socket covers the top of the ball well, and the thigh bone's neck meets the "
         "shaft at a usual angle. Use it as the reference for the other cases.",
-        Recipe(roof_lateral_deg=_NORMAL_ROOF_DEG),
+        Recipe(roof_lateral_deg=_NORMAL_ROOF_DEG, neck_valgus_deg=_NORMAL_VALGUS_DEG),
         {
             "lcea_deg": (25.0, 39.0),
             "tonnis_deg": (0.0, 10.0),
@@ -591,7 +594,7 @@ CASES: dict[str, CaseInfo] = {
         "The socket is shallow and its roof slopes upward, so it covers too little of the "
         "ball and the load rests on a small rim of bone. A periacetabular osteotomy turns "
         "the socket over the ball to share the load again.",
-        Recipe(roof_lateral_deg=_NORMAL_ROOF_DEG - 20.0),
+        Recipe(roof_lateral_deg=_NORMAL_ROOF_DEG - 20.0, neck_valgus_deg=_NORMAL_VALGUS_DEG),
         {
             "lcea_deg": (10.0, 15.0),
             "tonnis_deg": (12.0, 35.0),
@@ -603,7 +606,7 @@ CASES: dict[str, CaseInfo] = {
         "Borderline dysplasia",
         "The socket covers a little less of the ball than usual: between a normal and a "
         "dysplastic hip. Whether it causes trouble depends on more than this one angle.",
-        Recipe(roof_lateral_deg=_NORMAL_ROOF_DEG - 10.0),
+        Recipe(roof_lateral_deg=_NORMAL_ROOF_DEG - 10.0, neck_valgus_deg=_NORMAL_VALGUS_DEG),
         {
             "lcea_deg": (20.0, 25.0),
             "tonnis_deg": (10.0, 20.0),
@@ -615,7 +618,12 @@ CASES: dict[str, CaseInfo] = {
         "Acetabular retroversion",
         "The socket faces backward instead of slightly forward, most at its top. Its front "
         "edge then reaches too far over the ball and can pinch the neck when the hip bends.",
-        Recipe(roof_lateral_deg=_NORMAL_ROOF_DEG, roof_anterior_deg=10.0, roof_version_deg=-12.0),
+        Recipe(
+            roof_lateral_deg=_NORMAL_ROOF_DEG,
+            roof_anterior_deg=10.0,
+            roof_version_deg=-12.0,
+            neck_valgus_deg=_NORMAL_VALGUS_DEG,
+        ),
         {
             "acetabular_version_cranial_deg": (-12.0, 0.0),
             "acetabular_version_deg": (0.0, 8.0),
@@ -630,7 +638,7 @@ CASES: dict[str, CaseInfo] = {
         "slightly inward, as people with this shape often stand to keep the ball centred.",
         Recipe(
             roof_lateral_deg=_NORMAL_ROOF_DEG,
-            neck_valgus_deg=13.0,
+            neck_valgus_deg=_NORMAL_VALGUS_DEG + 13.0,
             neck_antetorsion_deg=16.0,
             leg_internal_deg=10.0,
         ),
@@ -646,7 +654,7 @@ CASES: dict[str, CaseInfo] = {
         "Extra bone at the front and top of the junction between ball and neck makes the "
         "ball less round. When the hip bends, this bump can jam into the socket rim and "
         "damage the cartilage there (femoroacetabular impingement).",
-        Recipe(roof_lateral_deg=_NORMAL_ROOF_DEG, cam_mm=3.0),
+        Recipe(roof_lateral_deg=_NORMAL_ROOF_DEG, neck_valgus_deg=_NORMAL_VALGUS_DEG, cam_mm=3.0),
         {
             "alpha_deg": (65.0, 85.0),
             "lcea_deg": (25.0, 39.0),

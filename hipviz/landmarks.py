@@ -251,7 +251,7 @@ def refine_sphere(
     *,
     inward: bool = False,
     max_normal_deg: float = 25.0,
-    iterations: int = 8,
+    iterations: int = 30,
     weights: np.ndarray | None = None,
 ) -> tuple[Sphere, np.ndarray]:
     """Refit a sphere on the points that lie on it and face along its radius.
@@ -281,6 +281,8 @@ def refine_sphere(
         new = _on_sphere(points, sign * normals, sphere, tol, cos_max)
         if new.sum() < 20:
             break
+        if np.array_equal(new, inl):
+            break  # a fixed point: the same inliers give the same sphere
         inl = new
         sphere = fit_sphere(points[inl], None if weights is None else weights[inl])
         tol = max(0.75, 3.0 * sphere.rms_mm)
@@ -302,18 +304,28 @@ def _sphere_votes(points, normals, weights, radii, bin_mm):
     """Bin the centre votes ``p - rho n`` of every point for every radius ``rho``.
 
     Returns the occupied bins as (k, 4) int rows (3 centre indices, radius)
-    and their summed weights (k,).
+    and their weights (k,): the votes in the bin and its 26 neighbours, so a
+    centre that falls on a bin corner (votes split over eight bins) scores
+    as one in the middle of a bin, whatever the pose.
     """
     cands = points[None, :, :] - radii[:, None, None] * normals[None, :, :]
     keys = np.floor(cands.reshape(-1, 3) / bin_mm).astype(np.int64)
     ridx = np.repeat(np.arange(len(radii)), len(points))
-    lo = keys.min(axis=0)
-    span = keys.max(axis=0) - lo + 1
+    # One empty bin of margin on every side, so a neighbour never wraps round.
+    lo = keys.min(axis=0) - 1
+    span = keys.max(axis=0) - lo + 2
     packed = (
         ((keys[:, 0] - lo[0]) * span[1] + keys[:, 1] - lo[1]) * span[2] + keys[:, 2] - lo[2]
     ) * len(radii) + ridx
     uniq, inv = np.unique(packed, return_inverse=True)
-    score = np.bincount(inv, weights=np.tile(weights, len(radii)))
+    own = np.bincount(inv, weights=np.tile(weights, len(radii)))
+    score = np.zeros_like(own)
+    for dx, dy, dz in np.ndindex(3, 3, 3):
+        step = (((dx - 1) * span[1] + dy - 1) * span[2] + dz - 1) * len(radii)
+        at = np.searchsorted(uniq, uniq + step)
+        at = np.minimum(at, len(uniq) - 1)
+        hit = uniq[at] == uniq + step
+        score[hit] += own[at[hit]]
     r_i = uniq % len(radii)
     rest = uniq // len(radii)
     kz = rest % span[2]
