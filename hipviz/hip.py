@@ -52,8 +52,8 @@ RIM_MARGIN_MM = 6.0
 #: Bone deeper than the socket sphere by this much is the acetabular fossa, mm.
 FOSSA_DEPTH_MM = 2.5
 #: Below the head's equator, wall bone lies this close to the socket sphere, mm
-#: (about three times the fit residual of real sockets; see ``measures.wall_hit``).
-SOCKET_TOLERANCE_MM = 1.5
+#: (four times the fit residual of real sockets; see ``measures.wall_hit``).
+SOCKET_TOLERANCE_MM = 2.0
 #: Cranial version is read on the cone this far above the transverse plane, degrees.
 CRANIAL_ELEVATION_DEG = 30.0
 

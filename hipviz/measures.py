@@ -168,8 +168,8 @@ def scan_edge(
             lo, hi = (ts[k - 1] if k > 0 else lo), ts[k]
     d_edge = dirs(lo)[0]
     # A ray along the edge grazes the rim, so its hit may land anywhere on the
-    # rim's face; the wall a quarter degree inside gives a steady distance.
-    dist = hit(c, np.vstack([dirs(lo - 0.25)[0], d_edge]))
+    # rim's face; the wall a hair (0.002 degrees) inside gives a steady distance.
+    dist = hit(c, np.vstack([dirs(lo - 0.002)[0], d_edge]))
     t_edge = dist[0] if dist[0] <= reach_mm else dist[1]
     return Edge(float(lo), c + t_edge * d_edge)
 

@@ -792,7 +792,7 @@ _LANDMARK_NOTES = (
     "side until it stops meeting acetabular wall. Above the head's equator (rays with a "
     "superior part) any bone within the rim reach (socket radius + 6 mm, never less than r + "
     "margin) counts, so the rounded bony rim is the edge, as in Wiberg's bony-rim angle. "
-    "Below the equator only bone on the socket sphere itself (within 1.5 mm, or three times "
+    "Below the equator only bone on the socket sphere itself (within 2 mm, or three times "
     "the socket fit's residual) is wall: bone there that is off the socket's own surface is "
     "the ischium or the pubis, and a ray that meets it has left the acetabulum. The posterior "
     "horn of the lunate surface lies on the socket sphere, so a sagittal PCEA can exceed "

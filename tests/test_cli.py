@@ -151,9 +151,9 @@ def test_unknown_option_values(capsys):
     one_line_error(exc.value.code, err, "--side")
 
 
-def test_wrong_side(capsys, analytic_files):
+def test_wrong_side_is_a_warning_and_the_geometry_side_is_measured(capsys, analytic_files):
     _, paths = analytic_files
-    code, _, err = run(
+    code, out, err = run(
         capsys,
         "measure",
         "--pelvis",
@@ -164,8 +164,14 @@ def test_wrong_side(capsys, analytic_files):
         "ras",
         "--side",
         "left",
+        "--json",
     )
-    one_line_error(code, err, "--side left", "right hip")
+    assert code == 0, err
+    v = json.loads(out)
+    assert v["side"] == "right"
+    assert any(
+        "--side left contradicts the geometry: this is a right hip" in w for w in v["warnings"]
+    )
 
 
 def test_bad_modes(capsys):

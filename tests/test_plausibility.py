@@ -419,7 +419,8 @@ def test_app_table_and_warnings_show_the_flag():
         assert 'data-level="impossible"' in tr and ">impossible</span>" in tr
         assert "antetorsion</span>" not in tr
         assert app._warn.visible
-        assert "Femoral version (antetorsion): outside the possible -60…80°" in app._warn.object
+        shown = html.unescape(app._warn.object)
+        assert "Femoral version (antetorsion): outside the possible -60…80°" in shown
     finally:
         app.close()
 
