@@ -18,8 +18,10 @@ import io
 import json
 import logging
 import os
+import signal
 import threading
 import zipfile
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -30,6 +32,7 @@ import param
 from hipviz import cases, explain, render, report
 from hipviz import osteotomy as ost
 from hipviz.errors import HipvizError, InputError
+from hipviz.io import Limits
 
 from .state import (
     ANATOMY_PARAMS,
@@ -44,6 +47,8 @@ from .state import (
     Plan,
     Upload,
     parse_labels,
+    remove_live_folders,
+    remove_stale_folders,
 )
 from .viewer import SceneView
 
@@ -215,12 +220,13 @@ class HipApp(pn.viewable.Viewer):
         plan: Plan | None = None,
         *,
         subdivisions: int = 8,
+        limits: Limits | None = None,
         **params: Any,
     ):
         super().__init__(**params)
         self.plan = plan or Plan()
         self._address = AddressBar(query=self.plan.url_query(), width=0, height=0, margin=0)
-        self.session = HipSession(subdivisions=subdivisions)
+        self.session = HipSession(subdivisions=subdivisions, limits=limits)
         self.view3d = SceneView(
             sizing_mode="stretch_both", min_height=480, side=self.plan.side, view=self.plan.view
         )
@@ -314,8 +320,9 @@ class HipApp(pn.viewable.Viewer):
         self.upload_card = pn.Card(
             pn.pane.Markdown(
                 f"STL, PLY, OBJ, OFF, VTP, VTK, GLB or a NIfTI label map, up to "
-                f"{MAX_UPLOAD_MB} MB each, in mm or m. Files stay in a private temporary "
-                "folder for this browser tab and are deleted when it closes.",
+                f"{self.session.limits.max_file_mb:g} MB each, in mm or m. Files stay in a "
+                "private temporary folder for this browser tab and are deleted when it "
+                "closes or the server stops.",
                 css_classes=["hv-sub"],
             ),
             pn.Row(pn.pane.Markdown("**Pelvis**", width=60), self.w_pelvis_file),
@@ -1077,13 +1084,13 @@ class HipApp(pn.viewable.Viewer):
         self.session.close()
 
 
-def create_app(subdivisions: int = 8) -> pn.viewable.Viewable:
+def create_app(subdivisions: int = 8, limits: Limits | None = None) -> pn.viewable.Viewable:
     """A new page for one browser session, its plan read from the URL query."""
     plan = Plan()
     location = pn.state.location
     # before the app exists, so a shared link computes its own hip only
     problems = plan.apply_query(location.query_params) if location is not None else []
-    app = HipApp(plan, subdivisions=subdivisions)
+    app = HipApp(plan, subdivisions=subdivisions, limits=limits)
     if problems:
         app._show_error("; ".join(problems))
     if pn.state.curdoc is not None:
@@ -1102,22 +1109,102 @@ def warm_up(subdivisions: int = 8) -> None:
         session.close()
 
 
-def serve(port: int = 5006, address: str = "127.0.0.1", show: bool = False, **kwargs: Any) -> None:
-    """Run the app until interrupted (``hipviz serve``)."""
+#: Signals that stop ``hipviz serve`` cleanly (session folders removed first).
+STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
+def serve(
+    port: int = 5006,
+    address: str = "127.0.0.1",
+    show: bool = False,
+    *,
+    limits: Limits | None = None,
+    on_ready: Callable[[str], None] | None = None,
+    **kwargs: Any,
+) -> int:
+    """Run the app until Ctrl+C, SIGTERM or SIGHUP (``hipviz serve``).
+
+    Session folders a crashed earlier run left are removed first; the port
+    is bound before ``on_ready`` is told the address, so a port in use is an
+    :class:`InputError`, not a server that never answers. When a stop signal
+    arrives the event loop stops and every live session's folder is deleted.
+
+    Parameters
+    ----------
+    port, address : int, str
+        Where to listen (127.0.0.1: this computer only).
+    show : bool
+        Open the app in the default browser.
+    limits : hipviz.io.Limits, optional
+        Limits on uploads; default: :class:`~hipviz.io.Limits` with
+        :data:`~hipviz.app.state.MAX_UPLOAD_MB` MB per file.
+    on_ready : callable, optional
+        Called with the app's address once the port is bound.
+    **kwargs
+        Passed to :func:`panel.serve`.
+
+    Returns
+    -------
+    int
+        The number of session folders removed when the server stopped.
+
+    Raises
+    ------
+    InputError
+        If the address cannot be listened on (port in use, no such address,
+        not permitted).
+    """
+    stale = remove_stale_folders()
+    if stale:
+        log.warning("removed %d session folder(s) left by an earlier run", len(stale))
+    limits = limits or Limits(max_file_mb=MAX_UPLOAD_MB)
     pn.extension(notifications=False)
-    threading.Thread(target=warm_up, name="hipviz-warm-up", daemon=True).start()
     origins = [f"{address}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"]
-    pn.serve(
-        {"/": create_app},
-        port=port,
-        address=address,
-        show=show,
-        title="hipviz",
-        allow_websocket_origin=origins,
-        # uploads arrive as base64 in one websocket message
-        websocket_max_message_size=int(MAX_UPLOAD_MB * 2.2e6),
-        **kwargs,
-    )
+
+    def page() -> pn.viewable.Viewable:  # a plain function: Panel calls it per session
+        return create_app(limits=limits)
+
+    try:
+        server = pn.serve(
+            {"/": page},
+            port=port,
+            address=address,
+            show=show,
+            start=False,
+            title="hipviz",
+            allow_websocket_origin=origins,
+            # uploads arrive as base64 in one websocket message
+            websocket_max_message_size=int(limits.max_file_mb * 2.2e6),
+            **kwargs,
+        )
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        msg = f"cannot listen on {address}:{port} ({reason}); choose another --port or --address"
+        raise InputError(msg) from None
+    if on_ready is not None:
+        on_ready(f"http://{address}:{server.port}/")
+    threading.Thread(target=warm_up, name="hipviz-warm-up", daemon=True).start()
+
+    loop = server.io_loop
+
+    def stop(signum: int, frame: Any) -> None:
+        loop.asyncio_loop.call_soon_threadsafe(loop.stop)
+
+    previous = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
+    try:
+        server.start()
+        loop.start()
+    finally:
+        removed = remove_live_folders()  # first: the patients' files
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        try:
+            server.stop()
+        except Exception:  # stopping is best effort; the folders are gone already
+            log.exception("stopping the server")
+    return removed
 
 
 __all__ = ["HipApp", "LiveSlider", "create_app", "serve", "warm_up"]
