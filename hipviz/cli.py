@@ -13,6 +13,8 @@ import json
 import math
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -282,6 +284,38 @@ def _load(path_spec: str, units: str, limits=None):
     return io.load_mesh(path, units=units, labels=labels, name=path_spec, limits=limits)
 
 
+def _check_output_dir(text: str, flag: str) -> Path:
+    """The folder ``flag`` names, made if missing and tried for writing, before any work.
+
+    Raises
+    ------
+    InputError
+        If the path is a file, lies under a file, or the folder cannot be
+        made or written in.
+    """
+    import tempfile
+
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{flag} {text}: is a file, not a folder")
+    with _writing(text, flag):
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    return path
+
+
+@contextmanager
+def _writing(text: str, flag: str) -> Iterator[None]:
+    """Turn a failure to make or write files under the folder ``flag`` names into one line."""
+    try:
+        yield
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        reason = exc.strerror or type(exc).__name__
+        raise InputError(f"{flag} {text}: cannot write ({reason}{where})") from None
+
+
 def _procedures() -> list[str]:
     from .osteotomy import PROCEDURES
 
@@ -431,6 +465,8 @@ def _simulate(args: argparse.Namespace) -> int:
     procedure = args.preset or ("pao" if pao or cuts else None)
     if not procedure and not fem:
         raise InputError("nothing to simulate: give --pao, --femoral or --preset")
+    if args.export_dir:  # before the work, not after it
+        _check_output_dir(args.export_dir, "--export-dir")
 
     adjust = ost.CutAdjustments(
         **{
@@ -482,7 +518,8 @@ def _simulate(args: argparse.Namespace) -> int:
         out["plan"]["title"] = proc.title
         out["plan"]["description"] = proc.description
     if args.export_dir:
-        paths = sim.export(args.export_dir, outcome, extra)
+        with _writing(args.export_dir, "--export-dir"):
+            paths = sim.export(args.export_dir, outcome, extra)
         out["exported"] = [str(p) for p in paths]
     out["seconds"] = round(time.perf_counter() - t0, 3)
     if args.json:
@@ -609,17 +646,17 @@ def _band_text(band) -> str:
 def _export(args: argparse.Namespace) -> int:
     from . import anatomy
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _check_output_dir(args.out, "--out")
     weights = _parse_modes(args.modes)
     t0 = time.perf_counter()
     sides = ("left", "right") if args.side == "both" else (args.side,)
-    written = anatomy.export_stl(
-        out,
-        weights,
-        sides=sides,
-        subdivisions=EXPORT_SUBDIVISIONS if args.subdivisions is None else args.subdivisions,
-    )
+    with _writing(args.out, "--out"):
+        written = anatomy.export_stl(
+            out,
+            weights,
+            sides=sides,
+            subdivisions=EXPORT_SUBDIVISIONS if args.subdivisions is None else args.subdivisions,
+        )
     for path, mesh in written:
         print(f"wrote {path} ({len(mesh.faces)} triangles)")
     print(f"done in {time.perf_counter() - t0:.1f} s", file=sys.stderr)

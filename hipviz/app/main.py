@@ -46,8 +46,10 @@ from .state import (
     HipSession,
     Plan,
     Upload,
+    new_session_folder,
     parse_labels,
     remove_live_folders,
+    remove_session_folder,
     remove_stale_folders,
 )
 from .viewer import SceneView
@@ -1159,6 +1161,7 @@ def serve(
     stale = remove_stale_folders()
     if stale:
         log.warning("removed %d session folder(s) left by an earlier run", len(stale))
+    remove_session_folder(new_session_folder())  # sessions will be able to keep files
     limits = limits or Limits(max_file_mb=MAX_UPLOAD_MB)
     pn.extension(notifications=False)
     origins = [f"{address}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"]

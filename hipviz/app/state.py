@@ -303,7 +303,10 @@ def new_session_folder() -> Path:
         folder = Path(tempfile.mkdtemp(prefix=SESSION_PREFIX, dir=base))
         (folder / MARKER).write_text(json.dumps(_owner()))
     except OSError as exc:
-        msg = f"cannot make a session folder in {base} ({exc.strerror or exc})"
+        msg = (
+            f"cannot make a session folder in {base} ({exc.strerror or exc}); "
+            f"set {SESSION_DIR_ENV} to a writable folder"
+        )
         raise InputError(msg) from None
     with _LIVE_LOCK:
         _LIVE_FOLDERS.add(folder)
