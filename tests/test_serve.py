@@ -176,3 +176,14 @@ def test_a_port_in_use_is_one_line_before_serving(tmp_path):
     assert "in use" in lines[0] and "--port" in lines[0]
     assert "serving on" not in result.stderr and "internal error" not in result.stderr
     assert session_folders(tmp_path) == []
+
+
+def test_a_second_signal_while_stopping_still_removes_the_folders(tmp_path, servers):
+    base = tmp_path / "sessions"
+    server = servers(base)
+    open_sessions(server, base, 2)
+    server.proc.send_signal(signal.SIGTERM)
+    server.proc.send_signal(signal.SIGTERM)  # impatient: the second exits at once
+    code = server.proc.wait(timeout=60)
+    assert code in (0, 128 + signal.SIGTERM), server.stderr
+    assert session_folders(base) == []

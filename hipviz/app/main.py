@@ -1131,7 +1131,8 @@ def serve(
     Session folders a crashed earlier run left are removed first; the port
     is bound before ``on_ready`` is told the address, so a port in use is an
     :class:`InputError`, not a server that never answers. When a stop signal
-    arrives the event loop stops and every live session's folder is deleted.
+    arrives the event loop stops and every live session's folder is deleted;
+    a second signal while stopping deletes them and exits at once.
 
     Parameters
     ----------
@@ -1156,7 +1157,7 @@ def serve(
     ------
     InputError
         If the address cannot be listened on (port in use, no such address,
-        not permitted).
+        not permitted), or no session folder can be made.
     """
     stale = remove_stale_folders()
     if stale:
@@ -1191,22 +1192,29 @@ def serve(
     threading.Thread(target=warm_up, name="hipviz-warm-up", daemon=True).start()
 
     loop = server.io_loop
+    signals: list[int] = []
 
     def stop(signum: int, frame: Any) -> None:
+        signals.append(signum)
+        if len(signals) > 1:  # asked again while stopping (a long job holds the loop): go now
+            remove_live_folders()
+            os._exit(128 + signum)
         loop.asyncio_loop.call_soon_threadsafe(loop.stop)
 
-    previous = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
+    previous = {}
+    if threading.current_thread() is threading.main_thread():  # only it may set handlers
+        previous = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
     try:
         server.start()
         loop.start()
     finally:
         removed = remove_live_folders()  # first: the patients' files
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         try:
             server.stop()
         except Exception:  # stopping is best effort; the folders are gone already
             log.exception("stopping the server")
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return removed
 
 
