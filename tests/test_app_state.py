@@ -499,3 +499,30 @@ def test_stale_folders_only_hipvizs_of_dead_processes_are_removed(tmp_path):
     for folder in (*kept, target):
         assert folder.is_dir(), folder.name
     assert (target / "femur.stl").exists() and link.is_symlink()  # a link is never followed
+
+
+def test_upload_limits_follow_the_serve_options(tmp_path):
+    import trimesh
+
+    from hipviz.cli import SERVE_FILE_MB
+    from hipviz.io import Limits
+
+    assert SERVE_FILE_MB == state.MAX_UPLOAD_MB  # the --max-file-mb default of hipviz serve
+    session = HipSession(limits=Limits(max_file_mb=0.02, max_triangles=100))
+    try:
+        assert session.store("femur", "ok.stl", b"0" * 20_000).exists()
+        with pytest.raises(InputError) as err:
+            session.store("pelvis", "big.stl", b"0" * 20_001)
+        text = one_line(err)
+        assert "over the 0.02 MB upload limit (raise it with hipviz serve --max-file-mb)" in text
+        mesh = tmp_path / "sphere.stl"
+        trimesh.creation.icosphere(subdivisions=2, radius=50.0).export(mesh)  # 320 triangles
+        path = session.store("pelvis", "sphere.stl", mesh.read_bytes())  # 16,084 bytes
+        with pytest.raises(InputError) as err:
+            session.load_upload(Upload(path, path, "sphere.stl", "sphere.stl"))
+        assert one_line(err) == (
+            "sphere.stl: its binary header declares 320 triangles, over the limit of "
+            "100 triangles (raise it with --max-triangles)"
+        )
+    finally:
+        session.close()
