@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +25,8 @@ EXIT_USAGE = 2
 #: Built-in anatomy resolution (subdivisions per model element edge) when none is given.
 MEASURE_SUBDIVISIONS = 8
 EXPORT_SUBDIVISIONS = 10
+#: ``hipviz serve``'s default upload limit, MB (``hipviz.app.state.MAX_UPLOAD_MB``).
+SERVE_FILE_MB = 60
 
 
 class _Parser(argparse.ArgumentParser):
@@ -73,6 +78,73 @@ def _add_shape_options(p: argparse.ArgumentParser, *, subdivisions: int, prefix:
     )
 
 
+def _positive_mb(text: str) -> float:
+    """An argparse type: a positive, finite number of MB."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number of MB, not {text!r}")
+    return value
+
+
+def _positive_count(text: str) -> int:
+    """An argparse type: a positive whole number (``5000000`` or ``5_000_000``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, not {text!r}")
+    return value
+
+
+def _add_limit_options(p: argparse.ArgumentParser, *, file_mb: float | None = None) -> None:
+    """``--max-file-mb``, ``--max-triangles``, ``--max-voxels``, ``--max-data-mb``."""
+    from .io import Limits
+
+    default = Limits()
+    file_mb = default.max_file_mb if file_mb is None else file_mb
+    p.add_argument(
+        "--max-file-mb",
+        type=_positive_mb,
+        metavar="MB",
+        help=f"refuse input files larger than MB on disk (default {file_mb:g})",
+    )
+    p.add_argument(
+        "--max-triangles",
+        type=_positive_count,
+        metavar="N",
+        help=f"refuse surfaces of more than N triangles (default {default.max_triangles:_})",
+    )
+    p.add_argument(
+        "--max-voxels",
+        type=_positive_count,
+        metavar="N",
+        help=f"refuse label maps of more than N voxels (default {default.max_voxels:_})",
+    )
+    p.add_argument(
+        "--max-data-mb",
+        type=_positive_mb,
+        metavar="MB",
+        help="refuse label maps whose voxel data, or gzip files whose content, exceed MB "
+        f"(default {default.max_data_mb:g})",
+    )
+
+
+def _limits(args: argparse.Namespace, **defaults: float):
+    """The :class:`hipviz.io.Limits` the limit options give (``defaults`` for those not given)."""
+    from .io import LIMIT_OPTIONS, Limits
+
+    values = dict(defaults)
+    for field in LIMIT_OPTIONS:
+        given = getattr(args, field, None)
+        if given is not None:
+            values[field] = given
+    return Limits(**values)
+
+
 def _add_input_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--pelvis",
@@ -108,6 +180,7 @@ def _add_input_options(p: argparse.ArgumentParser) -> None:
         "likely centimetres (default)",
     )
     _add_shape_options(p, subdivisions=MEASURE_SUBDIVISIONS, prefix="built-in anatomy only: ")
+    _add_limit_options(p)
 
 
 def _add_output_options(p: argparse.ArgumentParser) -> None:
@@ -202,14 +275,47 @@ def build_parser() -> argparse.ArgumentParser:
         help="address to listen on (default 127.0.0.1: this computer only)",
     )
     srv.add_argument("--show", action="store_true", help="open the app in the default browser")
+    _add_limit_options(srv, file_mb=SERVE_FILE_MB)
     return parser
 
 
-def _load(path_spec: str, units: str):
+def _load(path_spec: str, units: str, limits=None):
     from . import io
 
     path, labels = io.parse_path_spec(path_spec)
-    return io.load_mesh(path, units=units, labels=labels, name=path_spec)
+    return io.load_mesh(path, units=units, labels=labels, name=path_spec, limits=limits)
+
+
+def _check_output_dir(text: str, flag: str) -> Path:
+    """The folder ``flag`` names, made if missing and tried for writing, before any work.
+
+    Raises
+    ------
+    InputError
+        If the path is a file, lies under a file, or the folder cannot be
+        made or written in.
+    """
+    import tempfile
+
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{flag} {text}: is a file, not a folder")
+    with _writing(text, flag):
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    return path
+
+
+@contextmanager
+def _writing(text: str, flag: str) -> Iterator[None]:
+    """Turn a failure to make or write files under the folder ``flag`` names into one line."""
+    try:
+        yield
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        reason = exc.strerror or type(exc).__name__
+        raise InputError(f"{flag} {text}: cannot write ({reason}{where})") from None
 
 
 def _procedures() -> list[str]:
@@ -269,12 +375,13 @@ def _inputs(args: argparse.Namespace) -> _Inputs:
         raise InputError("--femur is needed: the femoral head centre anchors every measure")
     if args.modes or args.subdivisions is not None:
         raise InputError("--modes and --subdivisions apply to the built-in anatomy only")
-    f = _load(args.femur, args.units)
+    limits = _limits(args)
+    f = _load(args.femur, args.units, limits)
     sources["femur"] = args.femur
     warnings += [f"{args.femur}: {w}" for w in f.warnings]
     pelvis = None
     if args.pelvis is not None:
-        p = _load(args.pelvis, args.units)
+        p = _load(args.pelvis, args.units, limits)
         pelvis, sources["pelvis"] = p.mesh, args.pelvis
         warnings += [f"{args.pelvis}: {w}" for w in p.warnings]
         if p.units != f.units:
@@ -360,6 +467,8 @@ def _simulate(args: argparse.Namespace) -> int:
     procedure = args.preset or ("pao" if pao or cuts else None)
     if not procedure and not fem:
         raise InputError("nothing to simulate: give --pao, --femoral or --preset")
+    if args.export_dir:  # before the work, not after it
+        _check_output_dir(args.export_dir, "--export-dir")
 
     adjust = ost.CutAdjustments(
         **{
@@ -411,7 +520,8 @@ def _simulate(args: argparse.Namespace) -> int:
         out["plan"]["title"] = proc.title
         out["plan"]["description"] = proc.description
     if args.export_dir:
-        paths = sim.export(args.export_dir, outcome, extra)
+        with _writing(args.export_dir, "--export-dir"):
+            paths = sim.export(args.export_dir, outcome, extra)
         out["exported"] = [str(p) for p in paths]
     out["seconds"] = round(time.perf_counter() - t0, 3)
     if args.json:
@@ -563,17 +673,17 @@ def _band_text(band) -> str:
 def _export(args: argparse.Namespace) -> int:
     from . import anatomy
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _check_output_dir(args.out, "--out")
     weights = _parse_modes(args.modes)
     t0 = time.perf_counter()
     sides = ("left", "right") if args.side == "both" else (args.side,)
-    written = anatomy.export_stl(
-        out,
-        weights,
-        sides=sides,
-        subdivisions=EXPORT_SUBDIVISIONS if args.subdivisions is None else args.subdivisions,
-    )
+    with _writing(args.out, "--out"):
+        written = anatomy.export_stl(
+            out,
+            weights,
+            sides=sides,
+            subdivisions=EXPORT_SUBDIVISIONS if args.subdivisions is None else args.subdivisions,
+        )
     for path, mesh in written:
         print(f"wrote {path} ({len(mesh.faces)} triangles)")
     print(f"done in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
@@ -583,12 +693,16 @@ def _export(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536:
         raise InputError(f"--port {args.port} is not a port number (1-65535)")
+    limits = _limits(args, max_file_mb=SERVE_FILE_MB)
     from .app.main import serve
 
-    print(
-        f"hipviz: serving on http://{args.address}:{args.port}/ (Ctrl+C to stop)", file=sys.stderr
+    def ready(url: str) -> None:  # the port is bound: the address works
+        print(f"hipviz: serving on {url} (Ctrl+C to stop)", file=sys.stderr, flush=True)
+
+    removed = serve(
+        port=args.port, address=args.address, show=args.show, limits=limits, on_ready=ready
     )
-    serve(port=args.port, address=args.address, show=args.show)
+    print(f"hipviz: stopped; removed {removed} session folder(s)", file=sys.stderr)
     return 0
 
 

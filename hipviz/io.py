@@ -11,19 +11,28 @@ with a one-line message that starts with the file's name, e.g.
 ``"pelvis.stl: file is empty (0 bytes)"``. Exceptions of the parsing
 libraries never escape for a bad file.
 
+What one file may make hipviz read or allocate is bounded by a
+:class:`Limits` value, checked before the work it bounds: the size on disk
+first, then the counts a format's header declares (triangles, points,
+voxels, bytes of voxel data), and gzip data is decompressed through a
+stream with a hard ceiling. A file over a limit is refused with one line
+naming the file, the limit and the option that raises it.
+
 Heavy optional readers are imported only when needed: ``pyvista``/VTK for
 ``.vtp``/``.vtk``, ``nibabel`` and ``scikit-image`` for NIfTI.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import warnings
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 import numpy as np
 import trimesh
@@ -32,7 +41,9 @@ from numpy.typing import ArrayLike, NDArray
 from .errors import InputError
 
 __all__ = [
+    "LIMIT_OPTIONS",
     "SUPPORTED_SUFFIXES",
+    "Limits",
     "LoadedMesh",
     "detect_units",
     "load_label_map",
@@ -113,6 +124,82 @@ class LoadedMesh:
     n_bodies: int
     watertight: bool
     warnings: tuple[str, ...]
+
+
+#: Bytes in the megabyte of the limits (the unit file managers show).
+_MB = 1_000_000
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Ceilings on what one input file may make hipviz read or allocate.
+
+    Each is checked before the work it bounds, from the file's size on disk
+    or its header, so a file that claims more than the limits is refused in
+    milliseconds, without reading its data. A refusal is one line naming the
+    file, the limit and the command-line option that raises it.
+
+    Attributes
+    ----------
+    max_file_mb : float, default 200
+        Size of an input file on disk, MB (10^6 bytes). ``--max-file-mb``.
+    max_triangles : int, default 5_000_000
+        Triangles of one surface (50x the 95,000 of a CT pelvis surface):
+        from the header where the format has a count (binary STL, PLY, OFF,
+        VTP, legacy VTK), from a count of face records before parsing
+        (ASCII STL, OBJ), and after parsing for every format. A surface may
+        have at most 3 points per allowed triangle. ``--max-triangles``.
+    max_voxels : int, default 256_000_000
+        Voxels of a NIfTI label map, the product of the header's dimensions
+        (a 512 x 512 x 976 CT). ``--max-voxels``.
+    max_data_mb : float, default 1000
+        Bytes a file's data may take once read, MB: a NIfTI image's voxel
+        data (voxels x bytes per voxel, plus the header and extensions
+        before it), and everything decompressed from a gzip file (checked as
+        it streams, so a decompression bomb stops at this size).
+        ``--max-data-mb``.
+
+    Raises
+    ------
+    InputError
+        If a value is not a positive finite number (a whole one for counts).
+
+    Examples
+    --------
+    >>> Limits(max_file_mb=50).max_triangles
+    5000000
+    """
+
+    max_file_mb: float = 200.0
+    max_triangles: int = 5_000_000
+    max_voxels: int = 256_000_000
+    max_data_mb: float = 1000.0
+
+    def __post_init__(self) -> None:
+        for name in ("max_file_mb", "max_data_mb"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+                raise InputError(f"{name} must be a number of MB, not {value!r}")
+            if not (np.isfinite(value) and value > 0):
+                raise InputError(f"{name} must be a positive number of MB, not {value!r}")
+        for name in ("max_triangles", "max_voxels"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise InputError(f"{name} must be a positive whole number, not {value!r}")
+
+    @property
+    def max_points(self) -> int:
+        """Points (vertices) a surface may declare: 3 per allowed triangle."""
+        return 3 * int(self.max_triangles)
+
+
+#: The command-line option that raises each limit (named in refusals).
+LIMIT_OPTIONS = {
+    "max_file_mb": "--max-file-mb",
+    "max_triangles": "--max-triangles",
+    "max_voxels": "--max-voxels",
+    "max_data_mb": "--max-data-mb",
+}
 
 
 # --------------------------------------------------------------------------
@@ -217,6 +304,7 @@ def load_mesh(
     units: Literal["auto", "mm", "cm", "m"] = "auto",
     labels: Sequence[int] | None = None,
     name: str | None = None,
+    limits: Limits | None = None,
 ) -> LoadedMesh:
     """Read a bone surface from a mesh file or a NIfTI label map.
 
@@ -237,6 +325,9 @@ def load_mesh(
     name : str, optional
         Name used in messages and in :attr:`LoadedMesh.path` instead of the
         file's name (e.g. the original name of an uploaded file).
+    limits : Limits, optional
+        Ceilings on file size, triangles, voxels and data read; the
+        defaults of :class:`Limits` when None.
 
     Returns
     -------
@@ -253,18 +344,22 @@ def load_mesh(
         With a one-line message naming the file, for a missing, empty,
         unreadable or unsupported file, a file with no triangles, fewer than
         4 vertices or faces, non-finite coordinates, zero or implausible
-        extent, or labels that are absent from a label map.
+        extent, labels that are absent from a label map, or a file over
+        one of the ``limits`` (checked before its data is read).
     """
     if units not in ("auto", "mm", "cm", "m"):
         raise InputError(f"units must be 'auto', 'mm', 'cm' or 'm', not {units!r}")
+    limits = _check_limits(limits)
     file_path, labels = _resolve_spec(path, labels)
     display = name if name else file_path.name
-    suffix = _check_file(file_path, display)
+    suffix = _check_file(file_path, display, limits)
     label_tuple = _check_labels(labels, display)
 
     notes: list[str] = []
     if suffix in _NIFTI_SUFFIXES:
-        vertices, faces, read_notes, header_units = _read_nifti(file_path, label_tuple, 1, display)
+        vertices, faces, read_notes, header_units = _read_nifti(
+            file_path, label_tuple, 1, display, limits
+        )
     else:
         if label_tuple is not None:
             shown = ", ".join(str(label) for label in label_tuple)
@@ -273,10 +368,12 @@ def load_mesh(
                 f"not to {suffix} meshes"
             )
         header_units = None
+        _check_mesh_header(file_path, suffix, display, limits)
         if suffix in _VTK_SUFFIXES:
             vertices, faces, read_notes = _read_vtk(file_path, suffix, display)
         else:
             vertices, faces, read_notes = _read_trimesh(file_path, suffix, display)
+    _check_triangle_count(len(faces), display, limits)
     notes.extend(read_notes)
 
     vertices, faces, clean_notes = _clean(vertices, faces, display)
@@ -327,6 +424,7 @@ def load_label_map(
     labels: Sequence[int] | None = None,
     *,
     step_size: int = 1,
+    limits: Limits | None = None,
 ) -> trimesh.Trimesh:
     """Extract the surface of labelled voxels from a NIfTI label map.
 
@@ -344,6 +442,9 @@ def load_label_map(
         Labels whose union is the bone; all non-zero voxels when None.
     step_size : int, default 1
         Marching-cubes step in voxels; larger is faster and coarser.
+    limits : Limits, optional
+        Ceilings on file size, voxels, data read and triangles; the
+        defaults of :class:`Limits` when None.
 
     Returns
     -------
@@ -354,11 +455,13 @@ def load_label_map(
     ------
     InputError
         If the file is not a readable 3D integer NIfTI image, a label is
-        absent (the message lists the labels found) or no voxel is labelled.
+        absent (the message lists the labels found), no voxel is labelled,
+        or the file is over one of the ``limits``.
     """
+    limits = _check_limits(limits)
     file_path = Path(os.fspath(path))
     display = file_path.name
-    suffix = _check_file(file_path, display)
+    suffix = _check_file(file_path, display, limits)
     if suffix not in _NIFTI_SUFFIXES:
         raise InputError(f"{display}: not a NIfTI label map; expected a .nii or .nii.gz file")
     if isinstance(step_size, bool) or not isinstance(step_size, (int, np.integer)):
@@ -366,7 +469,10 @@ def load_label_map(
     if step_size < 1:
         raise InputError(f"step_size must be a positive integer, not {step_size}")
     label_tuple = _check_labels(labels, display)
-    vertices, faces, _, header_units = _read_nifti(file_path, label_tuple, int(step_size), display)
+    vertices, faces, _, header_units = _read_nifti(
+        file_path, label_tuple, int(step_size), display, limits
+    )
+    _check_triangle_count(len(faces), display, limits)
     vertices, faces, _ = _clean(vertices, faces, display)
     if header_units == "m":
         vertices = vertices * 1000.0
@@ -413,10 +519,12 @@ def _suffix_of(file_name: str) -> str:
     return suffixes[-1]
 
 
-def _check_file(path: Path, display: str) -> str:
+def _check_file(path: Path, display: str, limits: Limits) -> str:
     """Check that ``path`` is a readable, non-empty file of a supported format.
 
-    Returns the lower-case format suffix.
+    Also checks its size against ``limits`` and refuses gzip-compressed
+    meshes (only NIfTI images may be compressed). Returns the lower-case
+    format suffix.
     """
     try:
         if not path.exists():
@@ -434,11 +542,24 @@ def _check_file(path: Path, display: str) -> str:
         raise InputError(f"{display}: {shown}; {_FORMAT_HINT}")
     if size == 0:
         raise InputError(f"{display}: file is empty (0 bytes)")
+    if size > limits.max_file_mb * _MB:
+        shown = _mb(size) if _mb(size) != _mb(limits.max_file_mb * _MB) else f"{size:,} bytes"
+        raise _over_limit(
+            display,
+            f"{shown} on disk",
+            f"{_mb(limits.max_file_mb * _MB)} per file",
+            "max_file_mb",
+        )
     try:
         with open(path, "rb") as handle:
-            handle.read(1)
+            magic = handle.read(2)
     except OSError as exc:
         raise InputError(f"{display}: cannot be read ({_one_line(exc.strerror or exc)})") from None
+    if magic == _GZIP_MAGIC and suffix not in _NIFTI_SUFFIXES:
+        raise InputError(
+            f"{display}: is gzip-compressed; only NIfTI images (.nii.gz) may be: "
+            "decompress it first"
+        )
     return suffix
 
 
@@ -475,6 +596,514 @@ def _one_line(reason: object, path: Path | None = None, display: str | None = No
 
 
 # --------------------------------------------------------------------------
+# limits: sizes and header counts checked before a file's data is read
+# --------------------------------------------------------------------------
+
+_GZIP_MAGIC = b"\x1f\x8b"
+#: Step of streamed reads and decompression, bytes.
+_CHUNK = 1 << 20
+#: Compressed bytes given to zlib at a time: it copies what it has not used on
+#: every call, and 64 KiB of zeros already decompress to 64 MiB.
+_GZIP_STEP = 1 << 16
+#: The most of a PLY/OFF header read to find its counts, bytes.
+_HEADER_MAX = 1 << 16
+
+
+def _check_limits(limits: Limits | None) -> Limits:
+    if limits is None:
+        return Limits()
+    if not isinstance(limits, Limits):
+        raise InputError(f"limits must be a hipviz.io.Limits, not {type(limits).__name__}")
+    return limits
+
+
+def _mb(nbytes: float) -> str:
+    """A byte count for a message: ``"1,000 MB"``, ``"1.02 MB"``, ``"900 bytes"``."""
+    if nbytes >= 100 * _MB:
+        return f"{nbytes / _MB:,.0f} MB"
+    if nbytes >= _MB / 10:
+        return f"{nbytes / _MB:.3g} MB"
+    return f"{nbytes:,.0f} bytes"
+
+
+def _over_limit(display: str, what: str, limit: str, field: str) -> InputError:
+    """The one-line refusal: the file, what it holds, the limit, the option raising it."""
+    return InputError(
+        f"{display}: {what}, over the limit of {limit} (raise it with {LIMIT_OPTIONS[field]})"
+    )
+
+
+def _check_triangle_count(count: int, display: str, limits: Limits, source: str = "") -> None:
+    """Refuse ``count`` triangles over the limit; ``source`` says where the count was read."""
+    if count > limits.max_triangles:
+        what = f"{source} {count:,} triangles" if source else f"{count:,} triangles"
+        raise _over_limit(display, what, f"{limits.max_triangles:,} triangles", "max_triangles")
+
+
+def _check_point_count(count: int, display: str, limits: Limits, source: str) -> None:
+    """Refuse more points than 3 per allowed triangle (no surface uses more)."""
+    if count > limits.max_points:
+        raise _over_limit(
+            display,
+            f"{source} {count:,} points",
+            f"{limits.max_points:,} points, 3 per triangle",
+            "max_triangles",
+        )
+
+
+def _check_fits(display: str, declared: str, needed: int, size: int) -> None:
+    """Refuse a header whose counts need more bytes than the file has."""
+    if needed > size:
+        raise InputError(
+            f"{display}: not a readable mesh (its header declares {declared}, which need at "
+            f"least {needed:,} bytes, but the file has {size:,}; truncated, or the header lies)"
+        )
+
+
+def _count_in_file(path: Path, needles: tuple[bytes, ...], *, lower: bool = False) -> int:
+    """Occurrences of byte strings in a file, read in steps (memory: one step)."""
+    total = 0
+    keep = max(len(n) for n in needles) - 1
+    carry = b""
+    with open(path, "rb") as handle:
+        while block := handle.read(8 * _CHUNK):
+            text = carry + (block.lower() if lower else block)
+            total += sum(text.count(n) for n in needles)
+            # the carry is shorter than any needle: nothing in it was counted whole
+            carry = text[-keep:] if keep else b""
+    return total
+
+
+def _check_mesh_header(path: Path, suffix: str, display: str, limits: Limits) -> None:
+    """Check the counts a mesh file declares against ``limits`` and its size.
+
+    Formats with counts in their header (binary STL, PLY, OFF, VTP, legacy
+    VTK) are checked from it; ASCII STL and OBJ by counting their face
+    records. A header whose counts need more bytes than the file holds is
+    refused as lying (the parsers would allocate for the claimed counts).
+    """
+    size = path.stat().st_size
+    checks = {
+        ".stl": _check_stl,
+        ".ply": _check_ply,
+        ".off": _check_off,
+        ".obj": _check_obj,
+        ".vtk": _check_legacy_vtk,
+        ".vtp": _check_vtp,
+        ".gltf": _check_gltf,
+    }
+    check = checks.get(suffix)
+    if check is not None:
+        try:
+            check(path, display, size, limits)
+        except OSError as exc:
+            raise InputError(
+                f"{display}: cannot be read ({_one_line(exc.strerror or exc)})"
+            ) from None
+
+
+def _check_stl(path: Path, display: str, size: int, limits: Limits) -> None:
+    """Binary STL: the uint32 count must match the file size exactly; ASCII: count facets."""
+    with open(path, "rb") as handle:
+        head = handle.read(84)
+    count = int.from_bytes(head[80:84], "little") if len(head) == 84 else -1
+    if count >= 0 and size == 84 + 50 * count:
+        _check_triangle_count(count, display, limits, "its binary header declares")
+        return
+    if head.lstrip().lower().startswith(b"solid"):
+        facets = _count_in_file(path, (b"endfacet",), lower=True)
+        _check_triangle_count(facets, display, limits, "it has")
+        return
+    if count < 0:
+        reason = f"only {size} bytes: shorter than a binary STL header"
+    else:
+        reason = (
+            f"its binary header declares {count:,} triangles, which need "
+            f"{84 + 50 * count:,} bytes, not {size:,}; truncated, or not an STL file"
+        )
+    raise InputError(f"{display}: not a readable mesh ({reason})")
+
+
+_PLY_SIZES = {
+    "char": 1, "uchar": 1, "int8": 1, "uint8": 1,
+    "short": 2, "ushort": 2, "int16": 2, "uint16": 2,
+    "int": 4, "uint": 4, "int32": 4, "uint32": 4, "float": 4, "float32": 4,
+    "double": 8, "float64": 8,
+}  # fmt: skip
+
+
+def _check_ply(path: Path, display: str, size: int, limits: Limits) -> None:
+    """PLY: ``element face N`` and ``element vertex N`` against the limits and the file size."""
+    with open(path, "rb") as handle:
+        head = handle.read(_HEADER_MAX)
+    end = re.search(rb"end_header[ \t]*\r?\n", head)
+    if not head.startswith(b"ply"):
+        return  # not a PLY header: the parser says so in its own words
+    if end is None:
+        raise InputError(
+            f"{display}: not a readable mesh (no end_header in its first {_HEADER_MAX:,} bytes)"
+        )
+    binary = b"format binary" in head[: end.start()]
+    elements: list[tuple[str, int, int]] = []  # name, count, least bytes per record
+    for line in head[: end.start()].decode("ascii", "replace").splitlines():
+        words = line.split()
+        if len(words) == 3 and words[0] == "element" and words[2].isdigit():
+            elements.append((words[1], int(words[2]), 0))
+        elif words[:1] == ["property"] and elements:
+            name, count, least = elements[-1]
+            if len(words) >= 5 and words[1] == "list":  # the count field; a list may be empty
+                add = _PLY_SIZES.get(words[2], 1) if binary else 2
+            else:
+                add = _PLY_SIZES.get(words[1] if len(words) > 1 else "", 1) if binary else 2
+            elements[-1] = (name, count, least + add)
+    counts = {name: count for name, count, _ in elements}
+    faces = counts.get("face", 0) + counts.get("tristrips", 0)
+    _check_triangle_count(faces, display, limits, "its header declares at least")
+    _check_point_count(counts.get("vertex", 0), display, limits, "its header declares")
+    needed = sum(count * max(least, 1) for _, count, least in elements)
+    declared = ", ".join(f"{count:,} {name}" for name, count, _ in elements)
+    _check_fits(display, declared, needed, size - end.end())
+
+
+def _check_off(path: Path, display: str, size: int, limits: Limits) -> None:
+    """OFF: the vertex and face counts after the ``OFF`` keyword."""
+    with open(path, "rb") as handle:
+        head = handle.read(_HEADER_MAX)
+    words: list[bytes] = []
+    for line in head.splitlines()[:-1]:  # the last line may be cut
+        words += line.split(b"#", 1)[0].split()
+        if len(words) >= 4:
+            break
+    if len(words) < 3 or not words[0].endswith(b"OFF"):
+        return  # not an OFF header: the parser says so
+    try:
+        n_vertices, n_faces = int(words[1]), int(words[2])
+    except ValueError:
+        return
+    _check_triangle_count(n_faces, display, limits, "its header declares at least")
+    _check_point_count(n_vertices, display, limits, "its header declares")
+    # least text per record: "0 0 0\n" per vertex, "3 0 1 2\n" per face
+    needed = 6 * n_vertices + 8 * n_faces
+    _check_fits(display, f"{n_vertices:,} vertices and {n_faces:,} faces", needed, size)
+
+
+def _check_obj(path: Path, display: str, size: int, limits: Limits) -> None:
+    """OBJ has no counts: count its face lines (each is at least one triangle)."""
+    faces = _count_in_file(path, (b"\nf ", b"\nf\t"))
+    with open(path, "rb") as handle:
+        faces += handle.read(2) in (b"f ", b"f\t")
+    _check_triangle_count(faces, display, limits, "it has at least")
+
+
+_VTK_SIZES = {
+    "bit": 1, "char": 1, "unsigned_char": 1, "short": 2, "unsigned_short": 2,
+    "int": 4, "unsigned_int": 4, "long": 8, "unsigned_long": 8, "float": 4, "double": 8,
+    "vtkidtype": 4, "vtktypeint64": 8, "vtktypeuint64": 8,
+}  # fmt: skip
+_VTK_COUNTS = re.compile(
+    rb"(?m)^[ \t]*(POINTS|[XYZ]_COORDINATES|POLYGONS|TRIANGLE_STRIPS|VERTICES|LINES|CELLS"
+    rb"|CELL_TYPES|POINT_DATA|CELL_DATA)[ \t]+(\d+)(?:[ \t]+(\w+))?"
+)
+_VTK_FIELD_ARRAY = re.compile(
+    rb"(?m)^[ \t]*\S+[ \t]+(\d+)[ \t]+(\d+)[ \t]+("
+    + "|".join(_VTK_SIZES).encode()
+    + rb")[ \t]*\r?$",
+    re.IGNORECASE,
+)
+
+
+def _check_legacy_vtk(path: Path, display: str, size: int, limits: Limits) -> None:
+    """Legacy VTK: every count a keyword line declares must fit in the file.
+
+    VTK allocates each array for its declared count before reading it, so a
+    count that the file's bytes cannot hold is refused first.
+    """
+    with open(path, "rb") as handle:
+        head = handle.read(1024)
+    binary = re.search(rb"(?m)^BINARY", head) is not None
+    least = 1 if binary else 2  # bytes per number: a char, or a digit and a space
+    version = re.match(rb"# vtk DataFile Version (\d+)", head)
+    # from version 5 a cell line counts offsets: one more than the cells
+    extra_offset = 1 if version is not None and int(version.group(1)) >= 5 else 0
+    polygons = 0
+    carry = b""
+    with open(path, "rb") as handle:
+        while block := handle.read(8 * _CHUNK):
+            text = carry + block
+            cut = text.rfind(b"\n") + 1  # whole lines only; the rest waits for the next step
+            text, carry = text[:cut], text[cut:]
+            for match in _VTK_COUNTS.finditer(text):
+                keyword, count = match.group(1).decode(), int(match.group(2))
+                third = (match.group(3) or b"").decode().lower()
+                per = 3 if keyword == "POINTS" else 1
+                if keyword == "POINTS":
+                    _check_point_count(count, display, limits, "its POINTS line declares")
+                if keyword in ("POLYGONS", "TRIANGLE_STRIPS"):
+                    polygons += max(count - extra_offset, 0)
+                number = _VTK_SIZES.get(third, least) if binary else least
+                if third.isdigit():  # cells: "POLYGONS n size" holds size numbers
+                    per, count = 1, int(third)
+                    number = 4 if binary else least
+                _check_fits(display, f"{keyword} {count:,}", count * per * number, size)
+            for match in _VTK_FIELD_ARRAY.finditer(text):
+                components, tuples = int(match.group(1)), int(match.group(2))
+                number = _VTK_SIZES.get(match.group(3).decode().lower(), 1) if binary else least
+                declared = f"a field array of {tuples:,} x {components:,}"
+                _check_fits(display, declared, components * tuples * number, size)
+    _check_triangle_count(polygons, display, limits, "it declares at least")
+
+
+_XML_PIECE = re.compile(rb"<Piece\b([^>]*)>")
+_XML_COMPONENTS = re.compile(rb"NumberOfComponents\s*=\s*[\"'](\d+)[\"']")
+#: Components of one data array of a bone surface: 9 is a 3x3 tensor.
+_MAX_COMPONENTS = 64
+
+
+def _check_vtp(path: Path, display: str, size: int, limits: Limits) -> None:
+    """VTK XML PolyData: the counts of every ``<Piece>`` against the limits.
+
+    The data may be compressed, so the counts cannot be checked against the
+    file size; VTK allocates arrays from them.
+    """
+    points = polygons = 0
+    components = 0
+    carry = b""
+    with open(path, "rb") as handle:
+        while block := handle.read(8 * _CHUNK):
+            text = carry + block
+            start = text.find(b"<AppendedData")
+            cut = text.rfind(b">") + 1 if start < 0 else start
+            xml, carry = text[:cut], text[cut:][-_HEADER_MAX:]  # a tag cut by the step waits
+            for match in _XML_PIECE.finditer(xml):
+                attributes = dict(
+                    (key.decode(), int(value))
+                    for key, value in re.findall(rb"(\w+)\s*=\s*[\"'](\d+)[\"']", match.group(1))
+                )
+                points += attributes.get("NumberOfPoints", 0)
+                polygons += attributes.get("NumberOfPolys", 0) + attributes.get("NumberOfStrips", 0)
+            found = [int(n) for n in _XML_COMPONENTS.findall(xml)]
+            components = max([components, *found])
+            if start >= 0:
+                break  # binary data follows: no more headers
+    _check_triangle_count(polygons, display, limits, "its pieces declare at least")
+    _check_point_count(points, display, limits, "its pieces declare")
+    if components > _MAX_COMPONENTS:
+        raise InputError(
+            f"{display}: not a readable mesh (a data array declares {components:,} components "
+            f"per value; a surface's arrays have at most {_MAX_COMPONENTS})"
+        )
+
+
+def _check_gltf(path: Path, display: str, size: int, limits: Limits) -> None:
+    """glTF: files the JSON refers to are regular files within the file size limit."""
+    import json
+
+    try:
+        header = json.loads(path.read_bytes())
+    except (ValueError, UnicodeDecodeError):
+        return  # the parser says what is wrong
+    if not isinstance(header, dict):
+        return
+    total = size
+    for key in ("buffers", "images"):
+        for entry in header.get(key) or []:
+            uri = entry.get("uri") if isinstance(entry, dict) else None
+            if not isinstance(uri, str) or uri.startswith("data:"):
+                continue
+            other = path.parent / uri
+            try:
+                if not other.exists():
+                    continue  # the parser reports the missing file
+                if not other.is_file():
+                    raise InputError(f"{display}: refers to {uri!r}, which is not a regular file")
+                total += other.stat().st_size
+            except OSError:
+                continue
+    if total > limits.max_file_mb * _MB:
+        raise _over_limit(
+            display,
+            f"{_mb(total)} with the files it refers to",
+            f"{_mb(limits.max_file_mb * _MB)} per file",
+            "max_file_mb",
+        )
+
+
+class _CappedGunzip(io.RawIOBase):
+    """A gzip file read as a stream that never yields more than ``cap`` bytes.
+
+    Decompresses with :meth:`zlib.Decompress.decompress` and its
+    ``max_length``, one step (1 MiB) at a time, so nothing beyond the bytes
+    asked for is held, and raises :class:`InputError` as soon as the output
+    would pass ``cap``: a decompression bomb stops there. Seeks forward by
+    decompressing and dropping; a seek backward starts again from the
+    beginning. Concatenated gzip members are read as one stream.
+    """
+
+    def __init__(self, path: Path, cap: int, display: str) -> None:
+        super().__init__()
+        self._cap = cap
+        self._display = display
+        self._raw: BinaryIO = open(path, "rb")  # noqa: SIM115 - closed by close()
+        self._restart()
+
+    def _restart(self) -> None:
+        self._raw.seek(0)
+        self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
+        view = memoryview(buffer).cast("B")
+        want = min(len(view), _CHUNK)
+        if want == 0:
+            return 0
+        try:
+            chunk = self._next(want)
+        except zlib.error as exc:
+            raise InputError(f"{self._display}: corrupt gzip data ({_one_line(exc)})") from None
+        if self._pos + len(chunk) > self._cap:
+            raise InputError(
+                f"{self._display}: its gzip data decompresses to more than the limit of "
+                f"{_mb(self._cap)} of data (raise it with {LIMIT_OPTIONS['max_data_mb']})"
+            )
+        view[: len(chunk)] = chunk
+        self._pos += len(chunk)
+        return len(chunk)
+
+    def readall(self) -> bytes:
+        parts = bytearray()
+        step = bytearray(_CHUNK)
+        while count := self.readinto(step):
+            parts += memoryview(step)[:count]
+        return bytes(parts)
+
+    def _next(self, want: int) -> bytes:
+        """Up to ``want`` more decompressed bytes; empty at the end of the data."""
+        while True:
+            if self._zlib.eof:  # first: a finished member may still show an unconsumed tail
+                data = self._zlib.unused_data or self._raw.read(_GZIP_STEP)
+                if data[:1] != _GZIP_MAGIC[:1]:
+                    return b""  # the end, or padding after the last member
+                self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            elif self._zlib.unconsumed_tail:
+                data = self._zlib.unconsumed_tail
+            else:
+                data = self._raw.read(_GZIP_STEP)
+                if not data:  # zlib may still hold output; else the file is cut short
+                    chunk = self._zlib.decompress(b"", want)
+                    if chunk or self._zlib.eof:
+                        return chunk or self._next(want)
+                    raise InputError(f"{self._display}: the gzip data ends early (truncated file)")
+            chunk = self._zlib.decompress(data, want)
+            if chunk:
+                return chunk
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_CUR:
+            offset += self._pos
+        elif whence != io.SEEK_SET:
+            raise io.UnsupportedOperation("a gzip stream cannot seek from its end")
+        if offset < self._pos:
+            self._restart()
+        scratch = bytearray(min(_CHUNK, max(offset - self._pos, 0)))
+        while self._pos < offset:
+            step = memoryview(scratch)[: min(len(scratch), offset - self._pos)]
+            if self.readinto(step) == 0:
+                break
+        return self._pos
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+def _open_data(path: Path, display: str, limits: Limits) -> BinaryIO:
+    """The file's bytes: gunzipped under the data limit when it is gzip, else as they are."""
+    handle = open(path, "rb")  # noqa: SIM115 - returned to the caller, who closes it
+    if handle.read(2) != _GZIP_MAGIC:
+        handle.seek(0)
+        return handle
+    handle.close()
+    stream = _CappedGunzip(path, int(limits.max_data_mb * _MB), display)
+    # a small buffer: reading a header must not decompress far past it
+    return io.BufferedReader(stream)  # type: ignore[return-value]
+
+
+def _nifti_header(path: Path, display: str, limits: Limits):  # type: ignore[no-untyped-def]
+    """The NIfTI image class and header, checked against ``limits`` before any voxel is read.
+
+    Returns ``(image_class, header)``. The header's dimensions times the bytes
+    per voxel, and the offset of the data, are checked against the voxel and
+    data limits; in an uncompressed file they must also fit in the file.
+    """
+    import nibabel as nib
+
+    try:
+        with _open_data(path, display, limits) as stream:
+            raw = stream.read(540)
+    except OSError as exc:
+        raise InputError(f"{display}: cannot be read ({_one_line(exc.strerror or exc)})") from None
+    sizes = {int.from_bytes(raw[:4], order) for order in ("little", "big")} if raw else set()
+    if 348 in sizes and len(raw) >= 348:
+        klass, header_size = nib.Nifti1Image, 348
+    elif 540 in sizes and len(raw) >= 540:
+        klass, header_size = nib.Nifti2Image, 540
+    else:
+        raise InputError(
+            f"{display}: not a readable NIfTI image (no NIfTI-1 or NIfTI-2 header at its start)"
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            header = klass.header_class(raw[:header_size], check=False)
+            shape = tuple(int(n) for n in header.get_data_shape())
+            dtype = np.dtype(header.get_data_dtype())
+            offset = max(int(header.get_data_offset()), header_size + 4)
+    except Exception as exc:  # any header the parser cannot use is a bad file
+        raise InputError(
+            f"{display}: not a readable NIfTI image (nibabel: {_one_line(exc, path, display)})"
+        ) from None
+    if any(n < 0 for n in shape):
+        raise InputError(f"{display}: not a readable NIfTI image (negative dimensions {shape})")
+    dims = "×".join(str(n) for n in shape) or "0"
+    voxels = int(np.prod(shape, dtype=object)) if shape else 0
+    if voxels > limits.max_voxels:
+        raise _over_limit(
+            display,
+            f"its header declares {dims} = {voxels:,} voxels",
+            f"{limits.max_voxels:,} voxels",
+            "max_voxels",
+        )
+    data_bytes = voxels * dtype.itemsize
+    cap = limits.max_data_mb * _MB
+    if offset + data_bytes > cap:
+        what = (
+            f"its header declares {dims} {dtype.name} voxels = {_mb(data_bytes)} of voxel data"
+            if data_bytes > cap
+            else f"its header puts {_mb(data_bytes)} of voxel data at byte {offset:,}"
+        )
+        raise _over_limit(display, what, f"{_mb(cap)} of data", "max_data_mb")
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        gzipped = handle.read(2) == _GZIP_MAGIC
+    if not gzipped and offset + data_bytes > size:
+        raise InputError(
+            f"{display}: not a readable NIfTI image (its header declares {dims} {dtype.name} "
+            f"voxels from byte {offset:,}, which need {offset + data_bytes:,} bytes, but the file "
+            f"has {size:,}; truncated, or the header lies)"
+        )
+    return klass, header
+
+
+# --------------------------------------------------------------------------
 # readers: each returns float vertices, integer faces and notes
 # --------------------------------------------------------------------------
 
@@ -494,7 +1123,10 @@ def _read_trimesh(
                 with open(path, "rb") as handle:
                     if not handle.read(64).lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
                         raise InputError(f"{display}: not a readable mesh (not a glTF JSON file)")
-            scene = trimesh.load_scene(str(path), file_type=suffix[1:], process=False)
+            # geometry only: textures are images a file could make large on decoding
+            scene = trimesh.load_scene(
+                str(path), file_type=suffix[1:], process=False, skip_materials=True
+            )
             parts_v: list[NDArray[np.float64]] = []
             parts_f: list[NDArray[np.int64]] = []
             offset = 0
@@ -621,10 +1253,12 @@ def _read_vtk(
 
 
 def _read_nifti(
-    path: Path, labels: tuple[int, ...] | None, step_size: int, display: str
+    path: Path, labels: tuple[int, ...] | None, step_size: int, display: str, limits: Limits
 ) -> tuple[NDArray[np.float64], NDArray[np.int64], list[str], Units | None]:
     """Marching cubes on the label mask of a NIfTI image, in world coordinates.
 
+    The header is read and checked against ``limits`` first; the voxels are
+    then read through :func:`_open_data` (gzip under a decompression cap).
     Returns vertices in the header's spatial units, faces, notes and the units
     the header declares (``"m"`` for metres, else ``"mm"``).
     """
@@ -632,12 +1266,12 @@ def _read_nifti(
     from skimage.measure import marching_cubes
 
     notes: list[str] = []
+    klass, _ = _nifti_header(path, display, limits)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _open_data(path, display, limits) as stream:
             warnings.simplefilter("ignore")
-            image = nib.load(str(path))
-            if not isinstance(image, (nib.Nifti1Image, nib.Nifti2Image)):
-                raise InputError(f"{display}: not a NIfTI image ({type(image).__name__})")
+            holder = nib.FileHolder(filename=str(path), fileobj=stream)
+            image = klass.from_file_map({"image": holder}, mmap=False)
             shape = tuple(int(n) for n in image.shape)
             while len(shape) > 3 and shape[-1] == 1:
                 shape = shape[:-1]

@@ -1,11 +1,29 @@
 """Shared fixtures: analytic hips, the built-in hip, the validation specimens."""
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 VALIDATION = Path(__file__).resolve().parents[2] / "shared" / "validation"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _session_folders(tmp_path_factory):
+    """App sessions (and servers the tests start) keep files in this run's temporary folder.
+
+    So no test makes or removes ``hipviz-session-*`` folders of other runs in
+    the system's temporary folder.
+    """
+    folder = tmp_path_factory.mktemp("session-folders")
+    before = os.environ.get("HIPVIZ_SESSION_DIR")
+    os.environ["HIPVIZ_SESSION_DIR"] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop("HIPVIZ_SESSION_DIR", None)
+    else:
+        os.environ["HIPVIZ_SESSION_DIR"] = before
 
 
 @pytest.fixture

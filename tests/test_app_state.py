@@ -41,6 +41,11 @@ def session():
     s.close()
 
 
+def files(session: HipSession) -> list[str]:
+    """Names of the files a session keeps (its folder's marker aside)."""
+    return sorted(p.name for p in session.folder.iterdir() if p.name != state.MARKER)
+
+
 def one_line(err: pytest.ExceptionInfo) -> str:
     text = str(err.value)
     assert text and "\n" not in text, repr(text)
@@ -314,7 +319,7 @@ def test_store_refuses_empty_and_wrong_suffix(session, name, data, words):
     text = one_line(err)
     for word in words:
         assert word in text
-    assert not any(session.folder.iterdir()), "a refused file was written"
+    assert not files(session), "a refused file was written"
 
 
 def test_store_refuses_oversize(session, monkeypatch):
@@ -324,7 +329,7 @@ def test_store_refuses_oversize(session, monkeypatch):
         session.store("pelvis", "big.stl", b"0" * 1001)
     text = one_line(err)
     assert "big.stl" in text and "limit" in text
-    assert [p.name for p in session.folder.iterdir()] == ["femur.stl"]
+    assert files(session) == ["femur.stl"]
 
 
 def test_store_checks_role_and_replaces_the_previous_file(session):
@@ -332,7 +337,7 @@ def test_store_checks_role_and_replaces_the_previous_file(session):
         session.store("skull", "x.stl", b"data")
     session.store("pelvis", "a.stl", b"first")
     session.store("pelvis", "b.PLY", b"second")
-    assert [p.name for p in session.folder.iterdir()] == ["pelvis.ply"]
+    assert files(session) == ["pelvis.ply"]
     assert (session.folder / "pelvis.ply").read_bytes() == b"second"
 
 
@@ -364,7 +369,7 @@ def test_sessions_have_private_folders_removed_on_close():
         assert a.folder != b.folder
         assert a.folder.is_dir() and b.folder.is_dir()
         a.store("pelvis", "a.stl", b"mine")
-        assert not any(b.folder.iterdir())
+        assert not files(b)
         folder = a.folder
         a.close()
         assert not folder.exists()
@@ -399,3 +404,125 @@ def test_check_upload_name():
     with pytest.raises(InputError) as err:
         check_upload_name("notes.docx")
     assert "notes.docx" in one_line(err)
+
+
+# --- session folders: marked, removed on stop, stale ones removed at start ---
+
+
+def test_session_folder_is_private_marked_and_in_the_base_folder(tmp_path, monkeypatch):
+    import json
+    import os
+    import stat
+
+    monkeypatch.setenv(state.SESSION_DIR_ENV, str(tmp_path / "base"))
+    session = HipSession()
+    try:
+        assert session.folder.parent == tmp_path / "base"
+        assert session.folder.name.startswith(state.SESSION_PREFIX)
+        assert stat.S_IMODE(session.folder.stat().st_mode) == 0o700
+        owner = json.loads((session.folder / state.MARKER).read_text())
+        assert owner["app"] == "hipviz" and owner["pid"] == os.getpid()
+    finally:
+        session.close()
+    assert not session.folder.exists()
+
+
+def test_remove_live_folders_removes_every_open_session(tmp_path, monkeypatch):
+    monkeypatch.setenv(state.SESSION_DIR_ENV, str(tmp_path))
+    sessions = [HipSession() for _ in range(3)]
+    for s in sessions:
+        s.store("pelvis", "p.stl", b"patient")
+    assert state.remove_live_folders() >= 3
+    assert not any(s.folder.exists() for s in sessions)
+    assert state.remove_live_folders() == 0
+    sessions[0].close()  # closing after the stop is harmless
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def _marked(base, name, **owner):
+    import json
+    import os
+    import socket
+
+    folder = base / f"{state.SESSION_PREFIX}{name}"
+    folder.mkdir()
+    info = {"app": "hipviz", "pid": os.getpid(), "start": None, "host": socket.gethostname()}
+    (folder / state.MARKER).write_text(json.dumps({**info, **owner}))
+    (folder / "femur.stl").write_bytes(b"patient")
+    return folder
+
+
+def test_stale_folders_only_hipvizs_of_dead_processes_are_removed(tmp_path):
+    import subprocess
+    import sys
+
+    dead = _dead_pid()
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        crashed = _marked(tmp_path, "crashed", pid=dead)
+        reused = _marked(tmp_path, "reused", pid=alive.pid, start=1)  # a later process's pid
+        running = _marked(tmp_path, "running", pid=alive.pid, start=state._process_start(alive.pid))
+        mine = _marked(tmp_path, "mine")  # this very process
+        other_host = _marked(tmp_path, "elsewhere", pid=dead, host="another-host")
+        not_hipviz = _marked(tmp_path, "other-app", pid=dead, app="something")
+        unmarked = tmp_path / f"{state.SESSION_PREFIX}unmarked"
+        unmarked.mkdir()
+        garbled = tmp_path / f"{state.SESSION_PREFIX}garbled"
+        garbled.mkdir()
+        (garbled / state.MARKER).write_text("{not json")
+        other_name = tmp_path / "not-a-session"
+        other_name.mkdir()
+        (other_name / state.MARKER).write_text((crashed / state.MARKER).read_text())
+        target = tmp_path / "linked"  # reachable only through the link
+        _marked(tmp_path, "target", pid=dead).rename(target)
+        link = tmp_path / f"{state.SESSION_PREFIX}link"
+        link.symlink_to(target.name)
+        marker_dir = tmp_path / f"{state.SESSION_PREFIX}marker-dir"
+        (marker_dir / state.MARKER).mkdir(parents=True)
+
+        removed = state.remove_stale_folders(tmp_path)
+    finally:
+        alive.kill()
+        alive.wait()
+
+    assert sorted(p.name for p in removed) == sorted([crashed.name, reused.name])
+    assert not crashed.exists() and not reused.exists()
+    kept = (running, mine, other_host, not_hipviz, unmarked, garbled, other_name, marker_dir)
+    for folder in (*kept, target):
+        assert folder.is_dir(), folder.name
+    assert (target / "femur.stl").exists() and link.is_symlink()  # a link is never followed
+
+
+def test_upload_limits_follow_the_serve_options(tmp_path):
+    import trimesh
+
+    from hipviz.cli import SERVE_FILE_MB
+    from hipviz.io import Limits
+
+    assert SERVE_FILE_MB == state.MAX_UPLOAD_MB  # the --max-file-mb default of hipviz serve
+    session = HipSession(limits=Limits(max_file_mb=0.02, max_triangles=100))
+    try:
+        assert session.store("femur", "ok.stl", b"0" * 20_000).exists()
+        with pytest.raises(InputError) as err:
+            session.store("pelvis", "big.stl", b"0" * 20_001)
+        text = one_line(err)
+        assert "over the 0.02 MB upload limit (raise it with hipviz serve --max-file-mb)" in text
+        mesh = tmp_path / "sphere.stl"
+        trimesh.creation.icosphere(subdivisions=2, radius=50.0).export(mesh)  # 320 triangles
+        path = session.store("pelvis", "sphere.stl", mesh.read_bytes())  # 16,084 bytes
+        with pytest.raises(InputError) as err:
+            session.load_upload(Upload(path, path, "sphere.stl", "sphere.stl"))
+        assert one_line(err) == (
+            "sphere.stl: its binary header declares 320 triangles, over the limit of "
+            "100 triangles (raise it with --max-triangles)"
+        )
+    finally:
+        session.close()

@@ -1,4 +1,4 @@
-"""docs/validation.md cannot drift: its measures, counts, tolerances and numbers are checked here."""
+"""docs/validation.md cannot drift: its measures, counts, tolerances and numbers are checked."""
 
 import importlib.util
 import re

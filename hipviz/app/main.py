@@ -17,8 +17,10 @@ import io
 import json
 import logging
 import os
+import signal
 import threading
 import zipfile
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -29,6 +31,7 @@ import param
 from hipviz import cases, explain, render, report
 from hipviz import osteotomy as ost
 from hipviz.errors import HipvizError, InputError
+from hipviz.io import Limits
 
 from . import web
 from .state import (
@@ -43,7 +46,11 @@ from .state import (
     HipSession,
     Plan,
     Upload,
+    new_session_folder,
     parse_labels,
+    remove_live_folders,
+    remove_session_folder,
+    remove_stale_folders,
 )
 from .text import inert, inert_join
 from .viewer import SceneView
@@ -218,12 +225,13 @@ class HipApp(pn.viewable.Viewer):
         plan: Plan | None = None,
         *,
         subdivisions: int = 8,
+        limits: Limits | None = None,
         **params: Any,
     ):
         super().__init__(**params)
         self.plan = plan or Plan()
         self._address = AddressBar(query=self.plan.url_query(), width=0, height=0, margin=0)
-        self.session = HipSession(subdivisions=subdivisions)
+        self.session = HipSession(subdivisions=subdivisions, limits=limits)
         self.view3d = SceneView(
             sizing_mode="stretch_both", min_height=480, side=self.plan.side, view=self.plan.view
         )
@@ -322,8 +330,9 @@ class HipApp(pn.viewable.Viewer):
         self.upload_card = pn.Card(
             pn.pane.Markdown(
                 f"STL, PLY, OBJ, OFF, VTP, VTK, GLB or a NIfTI label map, up to "
-                f"{MAX_UPLOAD_MB} MB each, in mm or m. Files stay in a private temporary "
-                "folder for this browser tab and are deleted when it closes.",
+                f"{self.session.limits.max_file_mb:g} MB each, in mm or m. Files stay in a "
+                "private temporary folder for this browser tab and are deleted when it "
+                "closes or the server stops.",
                 css_classes=["hv-sub"],
             ),
             pn.Row(pn.pane.Markdown("**Pelvis**", width=60), self.w_pelvis_file),
@@ -1090,14 +1099,14 @@ class HipApp(pn.viewable.Viewer):
         self.session.close()
 
 
-def create_app(subdivisions: int = 8) -> pn.viewable.Viewable:
+def create_app(subdivisions: int = 8, limits: Limits | None = None) -> pn.viewable.Viewable:
     """A new page for one browser session, its plan read from the URL query."""
     plan = Plan()
     # before the app exists, so a shared link computes its own hip only; the
     # raw query, so a repeated name or an empty value is seen and reported
     query = web.page_query()
     problems = plan.apply_query(query) if query is not None else []
-    app = HipApp(plan, subdivisions=subdivisions)
+    app = HipApp(plan, subdivisions=subdivisions, limits=limits)
     if problems:
         app._show_error("; ".join(problems))
     if pn.state.curdoc is not None:
@@ -1116,23 +1125,112 @@ def warm_up(subdivisions: int = 8) -> None:
         session.close()
 
 
-def serve(port: int = 5006, address: str = "127.0.0.1", show: bool = False, **kwargs: Any) -> None:
-    """Run the app until interrupted (``hipviz serve``)."""
+#: Signals that stop ``hipviz serve`` cleanly (session folders removed first).
+STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
+def serve(
+    port: int = 5006,
+    address: str = "127.0.0.1",
+    show: bool = False,
+    *,
+    limits: Limits | None = None,
+    on_ready: Callable[[str], None] | None = None,
+    **kwargs: Any,
+) -> int:
+    """Run the app until Ctrl+C, SIGTERM or SIGHUP (``hipviz serve``).
+
+    Session folders a crashed earlier run left are removed first; the port
+    is bound before ``on_ready`` is told the address, so a port in use is an
+    :class:`InputError`, not a server that never answers. When a stop signal
+    arrives the event loop stops and every live session's folder is deleted;
+    a second signal while stopping deletes them and exits at once.
+
+    Parameters
+    ----------
+    port, address : int, str
+        Where to listen (127.0.0.1: this computer only).
+    show : bool
+        Open the app in the default browser.
+    limits : hipviz.io.Limits, optional
+        Limits on uploads; default: :class:`~hipviz.io.Limits` with
+        :data:`~hipviz.app.state.MAX_UPLOAD_MB` MB per file.
+    on_ready : callable, optional
+        Called with the app's address once the port is bound.
+    **kwargs
+        Passed to :func:`panel.serve`.
+
+    Returns
+    -------
+    int
+        The number of session folders removed when the server stopped.
+
+    Raises
+    ------
+    InputError
+        If the address cannot be listened on (port in use, no such address,
+        not permitted), or no session folder can be made.
+    """
+    stale = remove_stale_folders()
+    if stale:
+        log.warning("removed %d session folder(s) left by an earlier run", len(stale))
+    remove_session_folder(new_session_folder())  # sessions will be able to keep files
+    limits = limits or Limits(max_file_mb=MAX_UPLOAD_MB)
     pn.extension(notifications=False)
-    threading.Thread(target=warm_up, name="hipviz-warm-up", daemon=True).start()
     origins = [f"{address}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"]
     web.allow_long_links()  # a long link gets its one-line message, not a blank page
-    pn.serve(
-        web.applications({"/": create_app}, title="hipviz"),
-        port=port,
-        address=address,
-        show=show,
-        allow_websocket_origin=origins,
-        # uploads arrive as base64 in one websocket message
-        websocket_max_message_size=int(MAX_UPLOAD_MB * 2.2e6),
-        transforms=[web.SecurityHeaders],  # CSP and friends on every response
-        **kwargs,
-    )
+
+    def page() -> pn.viewable.Viewable:  # a plain function: Panel calls it per session
+        return create_app(limits=limits)
+
+    try:
+        server = pn.serve(
+            web.applications({"/": page}, title="hipviz"),
+            port=port,
+            address=address,
+            show=show,
+            start=False,
+            allow_websocket_origin=origins,
+            # uploads arrive as base64 in one websocket message
+            websocket_max_message_size=int(limits.max_file_mb * 2.2e6),
+            transforms=[web.SecurityHeaders],  # CSP and friends on every response
+            **kwargs,
+        )
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        msg = f"cannot listen on {address}:{port} ({reason}); choose another --port or --address"
+        raise InputError(msg) from None
+    if on_ready is not None:
+        on_ready(f"http://{address}:{server.port}/")
+    threading.Thread(target=warm_up, name="hipviz-warm-up", daemon=True).start()
+
+    loop = server.io_loop
+    signals: list[int] = []
+
+    def stop(signum: int, frame: Any) -> None:
+        signals.append(signum)
+        if len(signals) > 1:  # asked again while stopping (a long job holds the loop): go now
+            remove_live_folders()
+            os._exit(128 + signum)
+        loop.asyncio_loop.call_soon_threadsafe(loop.stop)
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():  # only it may set handlers
+        previous = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
+    try:
+        server.start()
+        loop.start()
+    finally:
+        removed = remove_live_folders()  # first: the patients' files
+        try:
+            server.stop()
+        except Exception:  # stopping is best effort; the folders are gone already
+            log.exception("stopping the server")
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return removed
 
 
 __all__ = ["HipApp", "LiveSlider", "create_app", "serve", "warm_up"]

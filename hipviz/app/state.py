@@ -7,13 +7,26 @@ same plan. :class:`HipSession` turns a plan into a :class:`hipviz.simulate.Simul
 and an :class:`hipviz.simulate.Outcome`, redoing only what a change needs:
 a new anatomy (about 1 s), a new cut (about 60 ms), or only a move (about
 15 ms). Neither imports Panel; the view (:mod:`hipviz.app.main`) watches them.
+
+Uploaded files are patients' data: each session keeps them in its own
+folder (``hipviz-session-*`` in :func:`session_base_dir`), marked as
+hipviz's by a file holding the server's process id. The folder goes when
+the session closes, every live one when the process exits
+(:func:`remove_live_folders`, also registered with :mod:`atexit`), and
+folders a crashed run left behind when the next server starts
+(:func:`remove_stale_folders`).
 """
 
 from __future__ import annotations
 
+import atexit
 import itertools
+import json
 import math
+import os
 import shutil
+import socket
+import stat
 import tempfile
 import threading
 from collections.abc import Iterable, Mapping
@@ -43,8 +56,15 @@ VIEWS = ("anterior", "lateral", "superior", "false_profile")
 N_SHAPE_SLIDERS = 5
 #: Standing posture: a typical posterior pelvic tilt from lying to standing, degrees.
 STANDING_TILT_DEG = 5.0
-#: Upload cap per file, megabytes.
+#: Upload cap per file, megabytes (an upload travels in one websocket message);
+#: ``hipviz serve --max-file-mb`` sets another.
 MAX_UPLOAD_MB = 60
+#: Session folders are ``<base>/hipviz-session-<random>``; the base is this
+#: environment variable when set, else the system's temporary folder.
+SESSION_PREFIX = "hipviz-session-"
+SESSION_DIR_ENV = "HIPVIZ_SESSION_DIR"
+#: The file in each session folder that marks it as hipviz's (JSON: owner process).
+MARKER = ".hipviz-session"
 UPLOAD_SUFFIXES = (".stl", ".ply", ".obj", ".off", ".vtp", ".vtk", ".glb", ".nii", ".nii.gz")
 
 CUTS = ("iliac", "retro", "ischial", "pubic")
@@ -300,6 +320,157 @@ def _expected(p: param.Parameter) -> str:
     return f"a number from {lo:g} to {hi:g}"
 
 
+# --------------------------------------------------------------------------
+# session folders: patients' files never outlive their session
+# --------------------------------------------------------------------------
+
+#: Folders of the sessions alive in this process.
+_LIVE_FOLDERS: set[Path] = set()
+_LIVE_LOCK = threading.Lock()
+
+
+def session_base_dir() -> Path:
+    """Where session folders are made: ``$HIPVIZ_SESSION_DIR``, else the temporary folder."""
+    return Path(os.environ.get(SESSION_DIR_ENV) or tempfile.gettempdir())
+
+
+def _process_start(pid: int) -> int | None:
+    """The start time of process ``pid`` in clock ticks since boot (Linux), else None.
+
+    With the pid it tells a process from a later one that reused its number.
+    """
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+        return int(text.rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _owner() -> dict[str, Any]:
+    """What the marker records about this process."""
+    pid = os.getpid()
+    return {
+        "app": "hipviz",
+        "pid": pid,
+        "start": _process_start(pid),
+        "host": socket.gethostname(),
+        "uid": os.getuid() if hasattr(os, "getuid") else None,
+    }
+
+
+def new_session_folder() -> Path:
+    """A private folder (mode 0700) for one session's files, marked and registered.
+
+    Raises
+    ------
+    InputError
+        If the folder cannot be made (e.g. ``$HIPVIZ_SESSION_DIR`` is not writable).
+    """
+    base = session_base_dir()
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix=SESSION_PREFIX, dir=base))
+        (folder / MARKER).write_text(json.dumps(_owner()))
+    except OSError as exc:
+        msg = (
+            f"cannot make a session folder in {base} ({exc.strerror or exc}); "
+            f"set {SESSION_DIR_ENV} to a writable folder"
+        )
+        raise InputError(msg) from None
+    with _LIVE_LOCK:
+        _LIVE_FOLDERS.add(folder)
+    return folder
+
+
+def remove_session_folder(folder: Path) -> None:
+    """Delete a session folder and forget it."""
+    shutil.rmtree(folder, ignore_errors=True)
+    with _LIVE_LOCK:
+        _LIVE_FOLDERS.discard(folder)
+
+
+def remove_live_folders() -> int:
+    """Delete the folders of every session of this process; return how many there were.
+
+    Called when ``hipviz serve`` stops (Ctrl+C, SIGTERM, SIGHUP) and at exit.
+    """
+    with _LIVE_LOCK:
+        folders = list(_LIVE_FOLDERS)
+        _LIVE_FOLDERS.clear()
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
+    return len(folders)
+
+
+atexit.register(remove_live_folders)
+
+
+def _process_alive(pid: int, start: int | None) -> bool:
+    """Whether the process that wrote a marker still runs (a reused pid does not count)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # someone else's process: it exists
+    except OSError:
+        return True  # cannot tell: keep the folder
+    now = _process_start(pid)
+    return start is None or now is None or now == start
+
+
+def _stale_owner(folder: Path) -> bool:
+    """True when ``folder`` is a hipviz session folder whose process is gone.
+
+    Only a real directory (not a link) owned by this user, holding a regular
+    marker file that names a process of this host which no longer runs.
+    """
+    try:
+        info = os.lstat(folder)
+        if not stat.S_ISDIR(info.st_mode):
+            return False
+        if hasattr(os, "getuid") and info.st_uid != os.getuid():
+            return False
+        marker = folder / MARKER
+        if not stat.S_ISREG(os.lstat(marker).st_mode):
+            return False
+        owner = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return False
+    if not isinstance(owner, dict) or owner.get("app") != "hipviz":
+        return False
+    if owner.get("host") != socket.gethostname():
+        return False  # a shared temporary folder: that host's processes are not visible here
+    pid = owner.get("pid")
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+        return False
+    start = owner.get("start")
+    return not _process_alive(pid, start if isinstance(start, int) else None)
+
+
+def remove_stale_folders(base: Path | None = None) -> list[Path]:
+    """Delete session folders that a stopped or crashed hipviz process left behind.
+
+    Only folders named ``hipviz-session-*`` holding hipviz's marker, owned by
+    this user, whose process is no longer running; anything else is left as
+    it is. Returns the folders removed.
+    """
+    base = session_base_dir() if base is None else Path(base)
+    removed = []
+    try:
+        candidates = sorted(base.glob(f"{SESSION_PREFIX}*"))
+    except OSError:
+        return removed
+    for folder in candidates:
+        if _stale_owner(folder):
+            shutil.rmtree(folder, ignore_errors=True)
+            if not folder.exists():
+                removed.append(folder)
+    return removed
+
+
 @dataclass
 class Upload:
     """A user's pelvis and femur files, stored in the session's temporary folder."""
@@ -344,12 +515,17 @@ def parse_labels(text: str, what: str) -> tuple[int, ...] | None:
 class HipSession:
     """One browser session's hip: its files, its simulation, its last outcome.
 
-    Files live in a private temporary folder removed by :meth:`close`.
+    Files live in a private folder (:func:`new_session_folder`) removed by
+    :meth:`close`, or with every other session's when the process stops.
+    Uploads are checked against ``limits`` (file size, triangles, voxels,
+    decompressed data); by default those of :class:`hipviz.io.Limits` with
+    :data:`MAX_UPLOAD_MB` per file.
     """
 
-    def __init__(self, subdivisions: int = 8):
+    def __init__(self, subdivisions: int = 8, limits: io.Limits | None = None):
         self.subdivisions = subdivisions
-        self.folder = Path(tempfile.mkdtemp(prefix="hipviz-session-"))
+        self._limits = limits
+        self.folder = new_session_folder()
         self.upload: Upload | None = None
         self._uploaded: dict = {}
         self.sim: Simulation | None = None
@@ -360,6 +536,11 @@ class HipSession:
         self._femur_key: tuple | None = None
         #: Held while the bones change or are measured (measures run off the event loop).
         self.lock = threading.RLock()
+
+    @property
+    def limits(self) -> io.Limits:
+        """The limits uploads are checked against."""
+        return self._limits or io.Limits(max_file_mb=MAX_UPLOAD_MB)
 
     # ------------------------------------------------------------ files
 
@@ -373,8 +554,12 @@ class HipSession:
         if not data:
             msg = f"{shown}: the file is empty"
             raise InputError(msg)
-        if len(data) > MAX_UPLOAD_MB * 1e6:
-            msg = f"{shown}: {len(data) / 1e6:.0f} MB is over the {MAX_UPLOAD_MB} MB upload limit"
+        cap_mb = self.limits.max_file_mb
+        if len(data) > cap_mb * 1e6:
+            msg = (
+                f"{shown}: {len(data) / 1e6:.3g} MB is over the {cap_mb:g} MB upload limit "
+                "(raise it with hipviz serve --max-file-mb)"
+            )
             raise InputError(msg)
         path = self.folder / f"{role}{suffix}"
         for old in self.folder.glob(f"{role}.*"):
@@ -388,7 +573,10 @@ class HipSession:
         for role in ("pelvis", "femur"):
             shown = clamp(getattr(upload, f"{role}_name"), NAME_CHARS)  # as messages quote it
             loaded = io.load_mesh(
-                getattr(upload, role), labels=getattr(upload, f"{role}_labels"), name=shown
+                getattr(upload, role),
+                labels=getattr(upload, f"{role}_labels"),
+                name=shown,
+                limits=self.limits,
             )
             if not loaded.watertight:
                 msg = (
@@ -520,7 +708,7 @@ class HipSession:
 
     def close(self) -> None:
         """Delete the session's files."""
-        shutil.rmtree(self.folder, ignore_errors=True)
+        remove_session_folder(self.folder)
         self.upload = None
 
 
@@ -528,6 +716,7 @@ __all__ = [
     "BUILTIN",
     "CASE_CHOICES",
     "HipSession",
+    "MARKER",
     "MODES",
     "PROCEDURE_CHOICES",
     "Plan",
@@ -535,5 +724,10 @@ __all__ = [
     "URL_PARAMS",
     "Upload",
     "check_upload_name",
+    "new_session_folder",
     "parse_labels",
+    "remove_live_folders",
+    "remove_session_folder",
+    "remove_stale_folders",
+    "session_base_dir",
 ]

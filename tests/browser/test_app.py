@@ -236,6 +236,13 @@ def load_button(page):
     return page.get_by_role("button", name="Load my meshes")
 
 
+def kept_files(folder: Path) -> list[str]:
+    """The files a session keeps in its folder, hipviz's marker aside."""
+    from hipviz.app.state import MARKER
+
+    return sorted(p.name for p in folder.iterdir() if p.name != MARKER)
+
+
 # --- tests -----------------------------------------------------------------
 
 
@@ -424,7 +431,7 @@ def test_sessions_are_private(browser, browser_context_args, served, expected, t
         folder_a = Path(on_server(a, lambda: app_a.session.folder))
         assert on_server(a, lambda: app_a.plan.case) == "upload"
         assert "my_pelvis.stl" in on_server(a, lambda: app_a.session.source)
-        assert sorted(p.name for p in folder_a.iterdir()) == ["femur.stl", "pelvis.stl"]
+        assert kept_files(folder_a) == ["femur.stl", "pelvis.stl"]
         assert (folder_a / "pelvis.stl").read_bytes() == files["pelvis"].read_bytes()
 
         page_b2 = ctx_b.new_page()
@@ -437,7 +444,7 @@ def test_sessions_are_private(browser, browser_context_args, served, expected, t
             assert on_server(b, lambda app_b=app_b: app_b.session.upload) is None
             folder_b = Path(on_server(b, lambda app_b=app_b: app_b.session.folder))
             assert folder_b != folder_a and folder_b.is_dir()
-            assert not any(folder_b.iterdir()), list(folder_b.iterdir())
+            assert not kept_files(folder_b), kept_files(folder_b)
         assert value_text(page_a, "lcea_deg") == deg(mine)
 
         # Closing A's page destroys its session and deletes its files; B's stay.

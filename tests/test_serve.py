@@ -1,0 +1,189 @@
+"""``hipviz serve`` as a process: patients' files go when it stops, however it stops.
+
+Each test starts the real command on a free 127.0.0.1 port with its session
+folders in a temporary folder (``HIPVIZ_SESSION_DIR``), opens sessions with
+plain page requests (each builds a page and its private folder, as a browser
+tab does), puts a file in each as an upload would, then stops the server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("panel")
+
+REPO = Path(__file__).resolve().parents[1]
+PREFIX = "hipviz-session-"
+MARKER = ".hipviz-session"
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """``hipviz serve`` in a subprocess, its stderr in a file."""
+
+    def __init__(self, base: Path, log: Path, *args: str):
+        self.port = free_port()
+        self.log = log
+        env = {**os.environ, "PYTHONPATH": str(REPO), "HIPVIZ_SESSION_DIR": str(base)}
+        with open(log, "wb") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "hipviz.cli", "serve", "--port", str(self.port), *args],
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                env=env,
+                cwd=REPO,
+            )
+
+    @property
+    def stderr(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        end = time.monotonic() + timeout
+        while "serving on" not in self.stderr:
+            assert self.proc.poll() is None, f"the server exited: {self.stderr}"
+            assert time.monotonic() < end, f"the server did not start: {self.stderr}"
+            time.sleep(0.2)
+
+    def open_page(self) -> None:
+        """One page request: the server builds a session (and its folder) for it."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/", timeout=120) as reply:
+            assert reply.status == 200
+
+    def stop(self, sig: int, timeout: float = 60.0) -> int:
+        self.proc.send_signal(sig)
+        return self.proc.wait(timeout=timeout)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+
+
+@pytest.fixture
+def servers(tmp_path):
+    started: list[Server] = []
+
+    def start(base: Path, *args: str) -> Server:
+        server = Server(base, tmp_path / f"serve{len(started)}.log", *args)
+        started.append(server)
+        server.wait_ready()
+        return server
+
+    yield start
+    for server in started:
+        server.kill()
+
+
+def session_folders(base: Path, pid: int | None = None) -> list[Path]:
+    """The session folders in ``base`` (of the process ``pid`` only, when given)."""
+    found = []
+    for folder in sorted(base.glob(f"{PREFIX}*")):
+        if pid is not None:
+            try:
+                owner = json.loads((folder / MARKER).read_text())
+            except (OSError, ValueError):
+                continue
+            if owner.get("pid") != pid:
+                continue
+        found.append(folder)
+    return found
+
+
+def open_sessions(server: Server, base: Path, n: int) -> list[Path]:
+    """Open ``n`` sessions; put a patient's file in each folder as an upload would."""
+    before = set(session_folders(base, server.proc.pid))
+    for _ in range(n):
+        server.open_page()
+    end = time.monotonic() + 60
+    while len(set(session_folders(base, server.proc.pid)) - before) < n:
+        assert time.monotonic() < end, "the sessions made no folders"
+        time.sleep(0.2)
+    folders = sorted(set(session_folders(base, server.proc.pid)) - before)
+    for folder in folders:
+        (folder / "pelvis.stl").write_bytes(b"solid patient\nendsolid patient\n")
+    return folders
+
+
+@pytest.mark.parametrize(
+    "sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=["SIGTERM", "SIGINT", "SIGHUP"]
+)
+def test_stopping_the_server_removes_every_session_folder(tmp_path, servers, sig):
+    base = tmp_path / "sessions"
+    server = servers(base)
+    folders = open_sessions(server, base, 3)
+    assert len(folders) == 3 and all((f / "pelvis.stl").exists() for f in folders)
+    assert server.stop(sig) == 0, server.stderr
+    assert session_folders(base) == [], "patients' files were left on disk"
+    assert "Traceback" not in server.stderr
+    removed = server.stderr.strip().splitlines()[-1]
+    assert removed.startswith("hipviz: stopped; removed ") and int(removed.split()[3]) >= 3
+
+
+def test_folders_of_a_killed_server_are_removed_when_the_next_starts(tmp_path, servers):
+    base = tmp_path / "sessions"
+    first = servers(base)
+    folders = open_sessions(first, base, 2)
+    first.stop(signal.SIGKILL)  # a crash: no chance to clean up
+    assert all(f.is_dir() for f in folders), "the folders are the crash's leftovers"
+    foreign = base / f"{PREFIX}not-ours"  # no marker: never hipviz's to delete
+    foreign.mkdir()
+    (foreign / "keep.txt").write_text("someone else's")
+
+    second = servers(base)  # ready: the stale folders are gone before it serves
+    assert not any(f.exists() for f in folders)
+    assert (foreign / "keep.txt").read_text() == "someone else's"
+    mine = open_sessions(second, base, 1)
+    assert second.stop(signal.SIGTERM) == 0
+    assert not mine[0].exists() and foreign.is_dir()
+
+
+def test_a_port_in_use_is_one_line_before_serving(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**os.environ, "PYTHONPATH": str(REPO), "HIPVIZ_SESSION_DIR": str(tmp_path)}
+        result = subprocess.run(
+            [sys.executable, "-m", "hipviz.cli", "serve", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=REPO,
+            timeout=120,
+        )
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"hipviz serve: error: cannot listen on 127.0.0.1:{port} (")
+    assert "in use" in lines[0] and "--port" in lines[0]
+    assert "serving on" not in result.stderr and "internal error" not in result.stderr
+    assert session_folders(tmp_path) == []
+
+
+def test_a_second_signal_while_stopping_still_removes_the_folders(tmp_path, servers):
+    base = tmp_path / "sessions"
+    server = servers(base)
+    open_sessions(server, base, 2)
+    server.proc.send_signal(signal.SIGTERM)
+    server.proc.send_signal(signal.SIGTERM)  # impatient: the second exits at once
+    code = server.proc.wait(timeout=60)
+    assert code in (0, 128 + signal.SIGTERM), server.stderr
+    assert session_folders(base) == []
