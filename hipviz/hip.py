@@ -54,6 +54,9 @@ FOSSA_DEPTH_MM = 2.5
 #: Below the head's equator, wall bone lies this close to the socket sphere, mm
 #: (four times the fit residual of real sockets; see ``measures.wall_hit``).
 SOCKET_TOLERANCE_MM = 2.0
+#: A rounded rim ends within this many degrees after leaving the socket sphere;
+#: bone that carries on further is the ischium or pubis (``measures.rim_edges``).
+RIM_ROUNDING_DEG = 4.0
 #: Cranial version is read on the cone this far above the transverse plane, degrees.
 CRANIAL_ELEVATION_DEG = 30.0
 
@@ -290,7 +293,11 @@ def acetabular_measures(
         socket_radius_mm,
         socket_tolerance_mm,
     )
-    ce = ms.center_edge_angles(wall, c, axes, reach)
+    ce = ms.rim_edges(
+        ms.center_edge_angles(hit, c, axes, reach),
+        ms.center_edge_angles(wall, c, axes, reach),
+        RIM_ROUNDING_DEG,
+    )
     edges.update({f"{k}_rim": v for k, v in ce.items()})
     values["lcea_deg"] = ce["lateral"].angle_deg
     values["acea_deg"] = ce["anterior"].angle_deg

@@ -273,6 +273,27 @@ def rim_version(
     return float(version), front, back
 
 
+def rim_edges(
+    reach: dict[str, Edge], wall: dict[str, Edge], rounding_deg: float
+) -> dict[str, Edge]:
+    """Choose, edge by edge, where the acetabular wall ends.
+
+    ``reach`` holds the edges of sweeps that count any bone within the rim
+    reach, ``wall`` those of sweeps restricted by :func:`wall_hit`. Where a
+    sweep leaves the socket sphere below the head's equator and the bone
+    ends within ``rounding_deg`` (the rim's own rounding), the bone's end
+    is the edge (``reach``); where the bone carries on further, it is the
+    ischium or the pubis and the edge is where the sphere was left
+    (``wall``).
+    """
+    out = {}
+    for key, edge in wall.items():
+        far = reach[key]
+        rounded = np.isfinite(far.angle_deg) and far.angle_deg - edge.angle_deg <= rounding_deg
+        out[key] = far if rounded or not np.isfinite(edge.angle_deg) else edge
+    return out
+
+
 def sector_angles_deg(
     center: ArrayLike, axes: HipAxes, anterior_rim: Edge, posterior_rim: Edge
 ) -> tuple[float, float]:

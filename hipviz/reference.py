@@ -792,12 +792,14 @@ _LANDMARK_NOTES = (
     "side until it stops meeting acetabular wall. Above the head's equator (rays with a "
     "superior part) any bone within the rim reach (socket radius + 6 mm, never less than r + "
     "margin) counts, so the rounded bony rim is the edge, as in Wiberg's bony-rim angle. "
-    "Below the equator only bone on the socket sphere itself (within 2 mm, or three times "
-    "the socket fit's residual) is wall: bone there that is off the socket's own surface is "
-    "the ischium or the pubis, and a ray that meets it has left the acetabulum. The posterior "
-    "horn of the lunate surface lies on the socket sphere, so a sagittal PCEA can exceed "
-    "90°, and reads about 145° on the LLP26 mean hip; version and the sector angles start "
-    "from the open, lateral side and stop at the first wall they meet.",
+    "Below the equator the wall is the socket sphere itself (bone within 2 mm of it, or "
+    "three times the socket fit's residual), and the rim's own rounding: where a ray leaves "
+    "the sphere and the bone ends within 4° more, that end is the edge. Bone that carries on "
+    "further off the sphere is the ischium or the pubis, and the edge is where the sphere "
+    "was left. The posterior horn of the lunate surface lies on the socket sphere, so a "
+    "sagittal PCEA can exceed 90°, and reads about 145° on the LLP26 mean hip; version and "
+    "the sector angles start from the open, lateral side and stop at the first wall they "
+    "meet.",
     "",
     "![Rim edges on coronal and sagittal sections of every teaching case, the built-in hip "
     "and both validation specimens](images/rim_edges.png)",

@@ -260,7 +260,7 @@ def test_reset_moves_restores_the_before_values(dysplastic):
     dysplastic.update(plan)
     out = dysplastic.outcome
     for key in ("lcea_deg", "acea_deg", "tonnis_deg", "extrusion_index_pct", "neck_shaft_deg"):
-        assert out.after[key] == pytest.approx(out.before[key], abs=1e-6), key
+        assert out.after[key] == pytest.approx(out.before[key], abs=1e-4), key
         assert out.before[key] == pytest.approx(moved.before[key], abs=1e-9), key
     assert out.leg_length_change_mm == pytest.approx(0.0, abs=1e-6)
     assert np.allclose(out.hip_center_shift_mm, 0.0, atol=1e-6)
