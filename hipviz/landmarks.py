@@ -300,40 +300,49 @@ def _on_sphere(
     return (np.abs(dist - sphere.radius_mm) < tol_mm) & facing
 
 
-def _sphere_votes(points, normals, weights, radii, bin_mm):
+def _sphere_votes(points, normals, weights, radii, bin_mm, offset_mm=0.0):
     """Bin the centre votes ``p - rho n`` of every point for every radius ``rho``.
 
-    Returns the occupied bins as (k, 4) int rows (3 centre indices, radius)
-    and their weights (k,): the votes in the bin and its 26 neighbours, so a
-    centre that falls on a bin corner (votes split over eight bins) scores
-    as one in the middle of a bin, whatever the pose.
+    The bins are cubes of ``bin_mm`` whose corners lie on a grid shifted by
+    ``offset_mm`` on every axis. Returns the occupied bins' centres (k, 3)
+    mm, radii (k,) and summed weights (k,).
     """
     cands = points[None, :, :] - radii[:, None, None] * normals[None, :, :]
-    keys = np.floor(cands.reshape(-1, 3) / bin_mm).astype(np.int64)
+    keys = np.floor((cands.reshape(-1, 3) - offset_mm) / bin_mm).astype(np.int64)
     ridx = np.repeat(np.arange(len(radii)), len(points))
-    # One empty bin of margin on every side, so a neighbour never wraps round.
-    lo = keys.min(axis=0) - 1
-    span = keys.max(axis=0) - lo + 2
+    lo = keys.min(axis=0)
+    span = keys.max(axis=0) - lo + 1
     packed = (
         ((keys[:, 0] - lo[0]) * span[1] + keys[:, 1] - lo[1]) * span[2] + keys[:, 2] - lo[2]
     ) * len(radii) + ridx
     uniq, inv = np.unique(packed, return_inverse=True)
-    own = np.bincount(inv, weights=np.tile(weights, len(radii)))
-    score = np.zeros_like(own)
-    for dx, dy, dz in np.ndindex(3, 3, 3):
-        step = (((dx - 1) * span[1] + dy - 1) * span[2] + dz - 1) * len(radii)
-        at = np.searchsorted(uniq, uniq + step)
-        at = np.minimum(at, len(uniq) - 1)
-        hit = uniq[at] == uniq + step
-        score[hit] += own[at[hit]]
+    score = np.bincount(inv, weights=np.tile(weights, len(radii)))
     r_i = uniq % len(radii)
     rest = uniq // len(radii)
     kz = rest % span[2]
     rest //= span[2]
     ky = rest % span[1]
     kx = rest // span[1]
-    rows = np.column_stack([kx + lo[0], ky + lo[1], kz + lo[2], radii[r_i]])
-    return rows, score
+    idx = np.column_stack([kx + lo[0], ky + lo[1], kz + lo[2]])
+    return (idx + 0.5) * bin_mm + offset_mm, radii[r_i], score
+
+
+def _vote_candidates(points, normals, radii, bin_mm):
+    """Sphere candidates (centre (3,), radius) by vote, best first, from two grids.
+
+    The second grid is shifted by half a bin on every axis, so a centre on a
+    corner of one grid (its votes split over eight bins) is in the middle of
+    a bin of the other: which candidates win does not depend on the pose.
+    """
+    weights = np.ones(len(points))
+    grids = [
+        _sphere_votes(points, normals, weights, radii, bin_mm, off) for off in (0.0, bin_mm / 2)
+    ]
+    centres = np.vstack([g[0] for g in grids])
+    rads = np.concatenate([g[1] for g in grids])
+    score = np.concatenate([g[2] for g in grids])
+    order = np.argsort(score, kind="stable")[::-1]
+    return centres[order], rads[order]
 
 
 def find_head(
@@ -380,37 +389,41 @@ def find_head(
     vote_p, vote_f = trimesh.sample.sample_surface(mesh, max_points, seed=0)
     vote_n = flip * _outward_sign(mesh) * np.asarray(mesh.face_normals)[vote_f]
     radii = np.arange(np.floor(radius_range_mm[0]), np.ceil(radius_range_mm[1]) + 1, 1.0)
-    uniq, score = _sphere_votes(vote_p, vote_n, np.ones(len(vote_p)), radii, bin_mm=3.0)
+    centres, rads = _vote_candidates(vote_p, vote_n, radii, bin_mm=3.0)
 
-    order = np.argsort(score)[::-1]
-    best: tuple[float, Sphere] | None = None
+    best: tuple[float, Sphere, tuple] | None = None
     tried: list[np.ndarray] = []
-    for k in order[:40]:
-        c0 = (uniq[k, :3] + 0.5) * 3.0
+    for c0, r0 in zip(centres[:80], rads[:80], strict=True):
         if any(np.linalg.norm(c0 - t) < 8.0 for t in tried):
             continue
         tried.append(c0)
         if len(tried) > 6:
             break
-        r0 = float(uniq[k, 3])
+        r0 = float(r0)
         faces = _faces_near(mesh, c0, r0 + 15.0)
         pts, nrm, wts = surface_samples(mesh, FIT_SPACING_MM, faces=faces)
-        sphere, inl = refine_sphere(pts, flip * nrm, c0, r0, weights=wts)
+        # A few steps on every 4th sample tell the candidates apart; the winner is
+        # refined on all of them, to its fixed point.
+        few = slice(None, None, 4)
+        sphere, inl = refine_sphere(
+            pts[few], flip * nrm[few], c0, r0, weights=4.0 * wts[few], iterations=8
+        )
         r = sphere.radius_mm
-        if not (radius_range_mm[0] <= r <= radius_range_mm[1]) or wts[inl].sum() < 150.0:
+        if not (radius_range_mm[0] <= r <= radius_range_mm[1]) or 4.0 * wts[few][inl].sum() < 150.0:
             continue
         # Share of the sphere's directions that have inlier support.
-        dirs = unit(pts[inl] - sphere.center_mm)
+        dirs = unit(pts[few][inl] - sphere.center_mm)
         cells = np.unique(np.floor((dirs + 1) * 6).astype(int), axis=0)
         support = len(cells) / 260.0  # ~ cells a full sphere occupies at this size
         quality = support / (1.0 + sphere.rms_mm)
         if near_mm is not None:
             quality /= 1.0 + np.linalg.norm(sphere.center_mm - near_mm) / 30.0
         if best is None or quality > best[0]:
-            best = (quality, sphere)
+            best = (quality, sphere, (pts, flip * nrm, wts))
     if best is None:
         raise LandmarkError(_no_head_message(mesh, radius_range_mm))
-    sphere = best[1]
+    pts, nrm, wts = best[2]
+    sphere, _ = refine_sphere(pts, nrm, best[1].center_mm, best[1].radius_mm, weights=wts)
     # Flat or cylindrical patches can fit a sphere too; a head covers most of its own.
     if not concave and head_support(mesh, sphere) < HEAD_SUPPORT_MIN:
         raise LandmarkError(_no_head_message(mesh, radius_range_mm))
