@@ -226,15 +226,17 @@ def _back_out(pelvis: trimesh.Trimesh, femurs: dict[str, trimesh.Trimesh], seats
     head (a combination the shape modes can make: socket radius 16 mm under a
     23 mm head) holds the head too deep: reaming clears the socket, but the
     femoral neck still runs into the rim, or the lesser trochanter into the
-    ischium. Such a femur moves straight out of
-    the socket in steps until its gap reaches :data:`BACK_OUT_GAP_MM` (or
-    :data:`MAX_BACK_OUT_MM`); a femur that clears by
-    :data:`MIN_SEATED_GAP_MM` is not moved.
+    ischium. A femur closer than :data:`MIN_SEATED_GAP_MM` moves straight out
+    of the socket in steps until its gap reaches :data:`BACK_OUT_GAP_MM` (at
+    most :data:`MAX_BACK_OUT_MM` from the socket centre); any other femur is
+    not moved.
     """
     seats = dict(seats)
+    backing: set[str] = set()
     for _ in range(MAX_BACK_OUT_STEPS):
         _, gaps = _seated_gaps(pelvis, femurs, seats)
-        short = {side: gap for side, (_, gap) in gaps.items() if gap < MIN_SEATED_GAP_MM}
+        backing |= {side for side, (_, gap) in gaps.items() if gap < MIN_SEATED_GAP_MM}
+        short = {side: gaps[side][1] for side in backing if gaps[side][1] < BACK_OUT_GAP_MM}
         moved_any = False
         for side, gap in short.items():
             tf, head, socket = seats[side]

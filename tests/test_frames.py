@@ -16,10 +16,12 @@ POSSIBLE = {
     "head_radius_mm": (14.0, 36.0),
 }
 # Seed-0 draws (clipped at 2.5 SD; row i of default_rng(0).standard_normal((n, 26))) that
-# failed before: "could not find both ASIS and the pubic tubercles on the pelvis" ...
-FRAME_FAILED = (19, 27, 86, 119, 126)
-# ... and femurs seated into the pelvis (49 and 91 in the other side's socket).
-SEAT_FAILED = (29, 49, 52, 70, 91, 99, 118)
+# failed before: "could not find both ASIS and the pubic tubercles on the pelvis" (19, 27,
+# 86, 151, 205) or "template fit 6.0-6.4 mm; is this a whole pelvis?" (119, 126, 140) ...
+FRAME_FAILED = (19, 27, 86, 119, 126, 140, 151, 205)
+# ... and femurs seated into the pelvis, by up to 14 mm (49, 91, 204, 239 and 272 in the
+# other side's socket).
+SEAT_FAILED = (29, 49, 52, 70, 91, 99, 118, 204, 239, 272, 286)
 
 
 def shape_draws(n: int, *, seed: int = 0, clip: float = 2.5) -> np.ndarray:
