@@ -127,8 +127,14 @@ def summarise(rows: list[dict]) -> str:
     bad = ", ".join(_tag(r) for r, g in zip(rows, gaps, strict=True) if g <= 0)
     lines.append(f"gap <= 0: {int(np.sum(gaps <= 0))}" + (f"  [{bad}]" if bad else ""))
     methods = Counter(r.get("frame_method", "") for r in rows if not r["error"])
-    if any(methods):
-        lines.append("frame methods: " + ", ".join(f"{k} {v}" for k, v in methods.items()))
+    for method, count in methods.items():
+        if not method:
+            continue
+        which = ""
+        if "fallback" in method:
+            used = [_tag(r) for r in rows if r.get("frame_method") == method and not r["error"]]
+            which = f"  [{', '.join(used)}]"
+        lines.append(f"frame method x {count}: {method}{which}")
     lines.append(f"{'measure':34s} {'n':>4s} {'min':>8s} {'median':>8s} {'max':>8s}")
     for key in ("gap_mm", *KEYS):
         v = np.array([r.get(key, np.nan) for r in rows], dtype=float)
