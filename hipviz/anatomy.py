@@ -34,8 +34,9 @@ from .proximity import min_gap_mm
 SOCKET_CLEARANCE_MM = 1.5
 #: Resolution at which the femurs are seated (the result serves every resolution).
 SEATING_SUBDIVISIONS = 8
-#: The socket is looked for on bone within this distance of its seed, mm (the
-#: seed lies 10-20 mm from the socket centre; the other socket is 150 mm away).
+#: A socket found farther than this from its seed is the other one: it is then
+#: looked for on bone within this distance of the seed only, mm (the seed lies
+#: 10-20 mm from its socket's centre, the other socket 150 mm away).
 SOCKET_SEARCH_MM = 60.0
 #: A seated femur closer to the (reamed) pelvis than this backs out of its socket, mm.
 MIN_SEATED_GAP_MM = 0.5
@@ -127,11 +128,15 @@ def ream_socket(
 def _socket_near(pelvis: trimesh.Trimesh, seed_mm: ArrayLike) -> tuple[Sphere, Vector]:
     """The socket sphere nearest ``seed_mm`` and the unit axis out of it.
 
-    Only bone within :data:`SOCKET_SEARCH_MM` of the seed takes part: over
-    the whole pelvis the other socket can win the vote (a right femur was
-    seen seated in the left socket).
+    The concave sphere of the whole pelvis that is best supported near the
+    seed; should that be the other socket (a right femur was seen seated
+    in the left one), the search is repeated on the bone within
+    :data:`SOCKET_SEARCH_MM` of the seed only.
     """
     seed = np.asarray(seed_mm, dtype=float)
+    socket, inliers = lmk.find_head(pelvis, near_mm=seed, concave=True)
+    if np.linalg.norm(socket.center_mm - seed) <= SOCKET_SEARCH_MM:
+        return socket, lmk.socket_opening(pelvis, inliers, socket.center_mm)
     near = np.linalg.norm(np.asarray(pelvis.vertices) - seed, axis=1) <= SOCKET_SEARCH_MM
     local = pelvis.submesh([np.flatnonzero(near[pelvis.faces].all(axis=1))], append=True)
     socket, inliers = lmk.find_head(local, near_mm=seed, concave=True)
