@@ -4,7 +4,10 @@ The raw shape model does not seat the femur (on the mean its head centre is
 9 mm off the socket centre and 5 mm through the roof). Here each femur is
 seated: its head-sphere centre onto the socket-sphere centre, its axes
 (mechanical axis, posterior condylar axis) onto the pelvic axes, i.e.
-neutral stance; the bone-to-bone gap is then checked.
+neutral stance; the socket is reamed to the head and the bone-to-bone gap
+checked. Where the bones still touch (a socket much smaller than its head,
+or the lesser trochanter against the ischium: some shape-mode combinations),
+the femur backs out along the socket's axis until they clear.
 
 Everything is returned in the anterior pelvic plane frame (RAS, mm, origin
 at the mid-point of the two ASIS), computed from the model's landmark nodes.
@@ -24,13 +27,24 @@ from . import landmarks as lmk
 from ._typing import ArrayLike, Side, Transform, Vector
 from .errors import InputError
 from .frames import app_from_points
-from .geometry import Sphere, apply, rigid, unit
+from .geometry import Sphere, apply, rigid, translation, unit
 from .proximity import min_gap_mm
 
 #: Radial clearance (mm) between the seated head sphere and the reamed socket.
 SOCKET_CLEARANCE_MM = 1.5
 #: Resolution at which the femurs are seated (the result serves every resolution).
 SEATING_SUBDIVISIONS = 8
+#: A socket found farther than this from its seed is the other one: it is then
+#: looked for on bone within this distance of the seed only, mm (the seed lies
+#: 10-20 mm from its socket's centre, the other socket 150 mm away).
+SOCKET_SEARCH_MM = 60.0
+#: A seated femur closer to the (reamed) pelvis than this backs out of its socket, mm.
+MIN_SEATED_GAP_MM = 0.5
+#: ... aiming at a gap of this, mm ...
+BACK_OUT_GAP_MM = 1.0
+#: ... in at most this many steps, and never farther than this from the socket centre, mm.
+MAX_BACK_OUT_STEPS = 8
+MAX_BACK_OUT_MM = 8.0
 
 
 @dataclass(frozen=True)
@@ -111,6 +125,24 @@ def ream_socket(
     return trimesh.Trimesh(moved, pelvis.faces.copy(), process=False), float(delta)
 
 
+def _socket_near(pelvis: trimesh.Trimesh, seed_mm: ArrayLike) -> tuple[Sphere, Vector]:
+    """The socket sphere nearest ``seed_mm`` and the unit axis out of it.
+
+    The concave sphere of the whole pelvis that is best supported near the
+    seed; should that be the other socket (a right femur was seen seated
+    in the left one), the search is repeated on the bone within
+    :data:`SOCKET_SEARCH_MM` of the seed only.
+    """
+    seed = np.asarray(seed_mm, dtype=float)
+    socket, inliers = lmk.find_head(pelvis, near_mm=seed, concave=True)
+    if np.linalg.norm(socket.center_mm - seed) <= SOCKET_SEARCH_MM:
+        return socket, lmk.socket_opening(pelvis, inliers, socket.center_mm)
+    near = np.linalg.norm(np.asarray(pelvis.vertices) - seed, axis=1) <= SOCKET_SEARCH_MM
+    local = pelvis.submesh([np.flatnonzero(near[pelvis.faces].all(axis=1))], append=True)
+    socket, inliers = lmk.find_head(local, near_mm=seed, concave=True)
+    return socket, lmk.socket_opening(local, inliers, socket.center_mm)
+
+
 def seat_femur(
     pelvis: trimesh.Trimesh, femur: trimesh.Trimesh, socket_seed_mm: ArrayLike
 ) -> tuple[Transform, Sphere, Sphere]:
@@ -136,8 +168,7 @@ def seat_femur(
     y = unit(-cond[2] - (-cond[2] @ z) * z)
     x = np.cross(y, z)
     r = np.vstack([x, y, z])
-    # The socket: the concave sphere of the pelvis nearest the seed.
-    socket, _ = lmk.find_head(pelvis, near_mm=np.asarray(socket_seed_mm, float), concave=True)
+    socket, _ = _socket_near(pelvis, socket_seed_mm)
     tf = rigid(r, socket.center_mm - r @ head.center_mm)
     head_moved = Sphere(socket.center_mm.copy(), head.radius_mm, head.rms_mm, head.n)
     return tf, head_moved, socket
@@ -168,6 +199,65 @@ def _app_geometry(weights: tuple[float, ...], subdivisions: int):
     return pelvis, left, {k: apply(tf, v) for k, v in lm.items()}, tf
 
 
+def _seated_gaps(
+    pelvis: trimesh.Trimesh, femurs: dict[str, trimesh.Trimesh], seats: dict
+) -> tuple[trimesh.Trimesh, dict[str, tuple[trimesh.Trimesh, float]]]:
+    """Ream ``pelvis`` about both seated heads; each seated femur and its gap, mm."""
+    moved = {
+        side: trimesh.Trimesh(
+            apply(tf, femurs[side].vertices), femurs[side].faces.copy(), process=False
+        )
+        for side, (tf, _, _) in seats.items()
+    }
+    # The model's bony socket is smaller than its head (mean: 21.5 vs 22.9 mm),
+    # so ream each socket to a cartilage-like clearance around the real head
+    # surface, which bulges up to a few mm off its sphere.
+    for side, (_, head, _) in seats.items():
+        reach = _head_reach(moved[side], head) + SOCKET_CLEARANCE_MM
+        pelvis, _ = ream_socket(pelvis, head.center_mm, reach)
+    out = {}
+    for side, (_, head, _) in seats.items():
+        gap = min_gap_mm(
+            pelvis, moved[side], near_mm=head.center_mm, radius_mm=2.5 * head.radius_mm
+        )
+        out[side] = (moved[side], gap)
+    return pelvis, out
+
+
+def _back_out(pelvis: trimesh.Trimesh, femurs: dict[str, trimesh.Trimesh], seats: dict) -> dict:
+    """Move each femur out of its socket, along the socket's opening, until the bones clear.
+
+    With the head centre on the socket centre, a socket much smaller than its
+    head (a combination the shape modes can make: socket radius 16 mm under a
+    23 mm head) holds the head too deep: reaming clears the socket, but the
+    femoral neck still runs into the rim, or the lesser trochanter into the
+    ischium. A femur closer than :data:`MIN_SEATED_GAP_MM` moves straight out
+    of the socket in steps until its gap reaches :data:`BACK_OUT_GAP_MM` (at
+    most :data:`MAX_BACK_OUT_MM` from the socket centre); any other femur is
+    not moved.
+    """
+    seats = dict(seats)
+    backing: set[str] = set()
+    for _ in range(MAX_BACK_OUT_STEPS):
+        _, gaps = _seated_gaps(pelvis, femurs, seats)
+        backing |= {side for side, (_, gap) in gaps.items() if gap < MIN_SEATED_GAP_MM}
+        short = {side: gaps[side][1] for side in backing if gaps[side][1] < BACK_OUT_GAP_MM}
+        moved_any = False
+        for side, gap in short.items():
+            tf, head, socket = seats[side]
+            out = _socket_near(pelvis, socket.center_mm)[1]
+            depth = float((head.center_mm - socket.center_mm) @ out)
+            step = min(BACK_OUT_GAP_MM - gap, MAX_BACK_OUT_MM - depth) * out
+            if step @ out <= 1e-3:  # as far out as it may go
+                continue
+            moved = Sphere(head.center_mm + step, head.radius_mm, head.rms_mm, head.n)
+            seats[side] = (translation(step) @ tf, moved, socket)
+            moved_any = True
+        if not moved_any:
+            break
+    return seats
+
+
 @lru_cache(maxsize=8)
 def _seating(weights: tuple[float, ...]) -> dict:
     """Seating moves of both femurs, found once per shape at a fixed resolution.
@@ -181,10 +271,12 @@ def _seating(weights: tuple[float, ...]) -> dict:
     # it picks the left socket among the pelvis's concave spheres; its mirror
     # image picks the right one.
     seed = lmk.find_head(left)[0].center_mm
-    return {
+    femurs = {"left": left, "right": atlas.mirror_x(left)}
+    seats = {
         "left": seat_femur(pelvis, left, seed),
-        "right": seat_femur(pelvis, atlas.mirror_x(left), seed * [-1.0, 1.0, 1.0]),
+        "right": seat_femur(pelvis, femurs["right"], seed * [-1.0, 1.0, 1.0]),
     }
+    return _back_out(pelvis, femurs, seats)
 
 
 @lru_cache(maxsize=4)
@@ -192,24 +284,14 @@ def _builtin_pair(weights: tuple[float, ...], subdivisions: int):
     """Pelvis (both sockets reamed), and per side (femur, head, socket, gap); APP frame."""
     pelvis, left, landmarks, tf = _app_geometry(weights, subdivisions)
     femurs = {"left": left, "right": atlas.mirror_x(left)}
-    seated = {}
-    for side, (tf_seat, head, socket) in _seating(weights).items():
-        moved = trimesh.Trimesh(
-            apply(tf_seat, femurs[side].vertices), femurs[side].faces.copy(), process=False
-        )
-        seated[side] = (moved, head, socket)
-    # The model's bony socket is smaller than its head (mean: 21.5 vs 22.9 mm),
-    # so ream each socket to a cartilage-like clearance around the real head
-    # surface, which bulges up to a few mm off its sphere.
-    for femur, head, _ in seated.values():
-        reach = _head_reach(femur, head) + SOCKET_CLEARANCE_MM
-        pelvis, _ = ream_socket(pelvis, head.center_mm, reach)
+    seats = _seating(weights)
+    pelvis, gaps = _seated_gaps(pelvis, femurs, seats)
     sides = {}
-    for side, (femur, head, socket) in seated.items():
-        gap = min_gap_mm(pelvis, femur, near_mm=head.center_mm, radius_mm=2.5 * head.radius_mm)
+    for side, (femur, gap) in gaps.items():
         if gap <= 0:  # pragma: no cover - guarded by tests over the shape modes
             msg = f"the seated {side} femur overlaps the pelvis by {-gap:.1f} mm"
             raise InputError(msg)
+        _, head, socket = seats[side]
         sides[side] = (femur, head, socket, gap)
     return pelvis, sides, landmarks, tf
 

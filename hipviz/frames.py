@@ -6,17 +6,24 @@ Convention (one for the whole package): the measurement frame is RAS,
 
 The APP is the plane through both anterior superior iliac spines (ASIS) and
 the pubic tubercles: the plane a pelvis rests on when laid face down. It is
-found in two steps that need no assumption about the pose:
+found in steps that need no assumption about the pose:
 
 1. a similarity registration of the built-in LLP26 pelvis (whose landmark
    nodes are known) onto the input, from the 24 axis-aligned starts of the
-   principal axes, tells roughly where each landmark is;
-2. the "tripod" iteration then finds the exact supporting plane: in each
-   landmark region take the point furthest along the current plane normal,
-   put a plane through the three points, repeat until it stops moving.
+   principal axes and restarts turned about the best one, tells roughly
+   where each landmark is;
+2. the "tripod" iteration (:func:`tripod_app`) then finds the exact
+   supporting plane: in each landmark region take the point furthest along
+   the current plane normal, put a plane through the three points, repeat
+   until it stops moving; a region whose best point lies on its edge
+   follows it uphill.
+3. Should that find no plausible plane, the fallback (:func:`hull_app`)
+   takes the face of the pelvis's convex hull in front of it: the same
+   supporting plane, found without landmark regions. The frame records
+   which method was used (:attr:`PelvisFrame.method`).
 
-Step 2 only depends on the bone surface, so the frame moves exactly with the
-bone; step 1 only has to land within the regions.
+Steps 2 and 3 only depend on the bone surface, so the frame moves exactly
+with the bone; step 1 only has to land within the regions.
 """
 
 from __future__ import annotations
@@ -26,17 +33,43 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
-from scipy.spatial import cKDTree
+from scipy.spatial import ConvexHull, QhullError, cKDTree
 
 from ._typing import Points, Transform, Vector
 from .errors import LandmarkError
-from .geometry import frame_from_axes, principal_axes, unit
+from .geometry import apply, frame_from_axes, principal_axes, rotation, unit
 
 #: RAS -> LPS and back (x and y negated); its own inverse.
 TF_LPS_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 #: Radius (mm, at template scale) of the search region around each landmark.
 REGION_MM = 30.0
+#: A region's best point beyond this fraction of its radius from the centre is
+#: on a slope at the region's edge: the region moves to it.
+EDGE_FRACTION = 0.8
+#: A region may move at most this many radii from where it started.
+MAX_DRIFT_REGIONS = 2.0
+#: Turn (degrees) of the restarts tried around the best registration start,
+#: and most rounds of them.
+HOP_DEG = 30.0
+HOP_ROUNDS = 3
+#: Largest angle between a found APP and the registered template's, degrees.
+MAX_APP_TILT_DEG = 40.0
+
+#: How each kind of frame is found: ``PelvisFrame.method`` -> the text that
+#: ``hipviz measure`` reports as ``frame_method``.
+FRAME_METHODS = {
+    "tripod": (
+        "anterior pelvic plane: the plane resting on both ASIS and the pubis, "
+        "searched near landmarks placed by registering the built-in pelvis"
+    ),
+    "hull": (
+        "anterior pelvic plane (fallback): the convex-hull face in front of the pelvis, "
+        "resting on both ASIS and the pubis"
+    ),
+    "axes": "the file's axes taken as patient axes (no landmarks)",
+    "femur": "the femur's own axes (shaft and condyles; no pelvis)",
+}
 
 
 @dataclass(frozen=True)
@@ -54,12 +87,25 @@ class PelvisFrame:
         region); empty for ``ras``/``lps``.
     fit_mm : float
         Median surface distance of the template registration (NaN if none).
+    method : str
+        How the frame was found, a key of :data:`FRAME_METHODS`: ``tripod``
+        (landmark regions) or ``hull`` (the fallback) for ``app``, ``axes``
+        for ``ras``/``lps``.
+    fallback_reason : str
+        Why the first APP method failed when ``method`` is ``hull``; else "".
     """
 
     name: str
     tf_ras_input: Transform
     landmarks_input: dict[str, Vector] = field(default_factory=dict)
     fit_mm: float = float("nan")
+    method: str = "axes"
+    fallback_reason: str = ""
+
+    @property
+    def method_text(self) -> str:
+        """Readable description of :attr:`method` (the ``frame_method`` value)."""
+        return FRAME_METHODS.get(self.method, self.method)
 
 
 def axis_frame(name: str) -> PelvisFrame:
@@ -96,8 +142,6 @@ def _template() -> _Template:
         0.5 * (lm["pubic_tubercle_left"] + lm["pubic_tubercle_right"]),
         pts.mean(axis=0),
     )
-    from .geometry import apply
-
     pts = apply(tf, pts)
     lms = {k: apply(tf, v) for k, v in lm.items()}
     scale = float(np.sqrt(((pts - pts.mean(axis=0)) ** 2).sum(axis=1).mean()))
@@ -154,6 +198,15 @@ def _umeyama(src: Points, dst: Points) -> tuple[float, np.ndarray, Vector]:
     return s, r, mu_d - s * r @ mu_s
 
 
+def _percentile(values: np.ndarray, q: float) -> float:
+    """``np.percentile(values, q)`` (linear) by partial sorting: a fraction of the time."""
+    k = q / 100.0 * (len(values) - 1)
+    lo = int(np.floor(k))
+    hi = min(lo + 1, len(values) - 1)
+    part = np.partition(values, [lo, hi])
+    return float(part[lo] + (k - lo) * (part[hi] - part[lo]))
+
+
 def _proper_axis_maps() -> list[np.ndarray]:
     out = []
     for perm in itertools.permutations(range(3)):
@@ -193,10 +246,10 @@ def register_template(points: Points, *, coarse: int = 500, fine: int = 2500):
         for _ in range(iterations):
             moved = s * sub @ r.T + t
             d_f, i_f = tpl.tree.query(moved)
-            keep_f = d_f <= np.percentile(d_f, 85)
+            keep_f = d_f <= _percentile(d_f, 85)
             back = (tpl_sub - t) @ r / s  # template points in input coordinates
             d_b, i_b = tree_in.query(back)
-            keep_b = d_b <= np.percentile(d_b, 80)
+            keep_b = d_b <= _percentile(d_b, 80)
             src = np.vstack([sub[keep_f], sub[i_b[keep_b]]])
             dst = np.vstack([tpl.points[i_f[keep_f]], tpl_sub[keep_b]])
             s_new, r, t = _umeyama(src, dst)
@@ -214,8 +267,217 @@ def register_template(points: Points, *, coarse: int = 500, fine: int = 2500):
         fit = icp(sub_c, s0, r0, t0, 10, with_scale=False)
         if best is None or fit[3] < best[3]:
             best = fit
+    # Principal axes are ill-defined when two spreads are alike (a pelvis
+    # about as tall as it is wide), so the best axis start can lie in a
+    # wrong basin, turned 10-20 degrees: hop out of it by restarting from
+    # the best fit turned about each template axis, while that improves it.
+    for _ in range(HOP_ROUNDS):
+        s, r, t, fit_mm = best
+        for axis in (*np.eye(3), *-np.eye(3)):
+            turn = rotation(axis, HOP_DEG)
+            hop = icp(sub_c, s, turn @ r, mean_t + turn @ (t - mean_t), 10, with_scale=False)
+            if hop[3] < best[3]:
+                best = hop
+        if best[3] >= fit_mm:
+            break
     s, r, t, _ = best
     return icp(sub_f, s, r, t, 30, with_scale=True)
+
+
+class AppSearchError(LandmarkError):
+    """One APP method found no plausible plane (the message says why).
+
+    :func:`find_app` turns to the next method on it; it only reaches the
+    caller from :func:`tripod_app` or :func:`hull_app` called directly.
+    """
+
+
+@dataclass(frozen=True)
+class TemplatePrior:
+    """What the registered template says about the APP of an input pelvis.
+
+    Attributes
+    ----------
+    landmarks : dict of str to (3,) float
+        The template's landmarks carried into input coordinates, mm.
+    anterior : (3,) float
+        The template's APP normal (anterior) in input coordinates, unit.
+    radius_mm : float
+        Landmark search radius, mm (:data:`REGION_MM` at input scale).
+    asis_mm, height_mm : float
+        The template's inter-ASIS distance and pubis-to-ASIS-line distance,
+        at input scale, mm.
+    """
+
+    landmarks: dict[str, Vector]
+    anterior: Vector
+    radius_mm: float
+    asis_mm: float
+    height_mm: float
+
+
+def template_prior(s: float, r: np.ndarray, t: Vector) -> TemplatePrior:
+    """The :class:`TemplatePrior` of a registration ``template ~ s R p + t``."""
+    tpl = _template()
+    lm = {k: np.asarray(r).T @ (np.asarray(v) - t) / s for k, v in tpl.landmarks.items()}
+    al, ar = tpl.landmarks["asis_left"], tpl.landmarks["asis_right"]
+    pub = 0.5 * (tpl.landmarks["pubic_tubercle_left"] + tpl.landmarks["pubic_tubercle_right"])
+    return TemplatePrior(
+        landmarks=lm,
+        anterior=unit(np.asarray(r).T @ np.array([0.0, 1.0, 0.0])),
+        radius_mm=REGION_MM / s,
+        asis_mm=float(np.linalg.norm(al - ar)) / s,
+        height_mm=_height(al, ar, pub) / s,
+    )
+
+
+def _height(a: Vector, b: Vector, p: Vector) -> float:
+    """Distance of ``p`` from the line through ``a`` and ``b``."""
+    return float(np.linalg.norm(np.cross(unit(b - a), np.asarray(p) - a)))
+
+
+def _check_plausible(a: Vector, b: Vector, p: Vector, exp: TemplatePrior) -> None:
+    """Raise :class:`AppSearchError` unless ASIS-ASIS-pubis look like an APP of this pelvis.
+
+    The bounds are wide (a pelvis may be half as wide again as the
+    template, or a third narrower, in proportion): they only catch a plane
+    resting on the wrong bone.
+    """
+    normal = unit(np.cross(b - a, p - a))
+    tilt = float(np.degrees(np.arccos(min(1.0, abs(normal @ exp.anterior)))))
+    width = float(np.linalg.norm(b - a))
+    height = _height(a, b, p)
+    along = float((p - a) @ (b - a)) / width**2 if width > 0 else -1.0
+    if not 0.6 * exp.asis_mm <= width <= 1.6 * exp.asis_mm:
+        msg = f"ASIS {width:.0f} mm apart, expected about {exp.asis_mm:.0f} mm"
+        raise AppSearchError(msg)
+    if not 0.5 * exp.height_mm <= height <= 1.8 * exp.height_mm:
+        msg = f"pubis {height:.0f} mm below the ASIS line, expected about {exp.height_mm:.0f} mm"
+        raise AppSearchError(msg)
+    if not 0.1 <= along <= 0.9:
+        raise AppSearchError("the pubic point does not lie between the two ASIS")
+    if tilt > MAX_APP_TILT_DEG:
+        msg = f"the plane is {tilt:.0f} deg off the registered pelvis's front"
+        raise AppSearchError(msg)
+
+
+def _ball(pts_tree: cKDTree, centres: list[Vector], radius: float) -> np.ndarray:
+    return np.asarray(
+        sorted(set().union(*(pts_tree.query_ball_point(c, radius) for c in centres))), dtype=int
+    )
+
+
+def tripod_app(
+    points: Points, exp: TemplatePrior, *, iterations: int = 30
+) -> tuple[Vector, Vector, Vector]:
+    """Both ASIS and the pubic point by the supporting-plane ("tripod") iteration.
+
+    Each landmark's search region is a ball of ``exp.radius_mm`` about the
+    surface point nearest the registered template landmark (both pubic
+    tubercles for the pubic region). In each region the point furthest
+    along the current plane normal is taken; a plane is put through the
+    three and the step repeated until the points stop changing. A point on
+    the edge of its region lies on a slope, not on the summit the APP
+    rests on: the region is then moved to it and the climb goes on (up to
+    :data:`MAX_DRIFT_REGIONS` region radii from where it started).
+
+    Returns
+    -------
+    asis_a, asis_b, pubis : (3,) float
+        Input coordinates, mm; the two ASIS in no particular order.
+
+    Raises
+    ------
+    AppSearchError
+        A region has no surface near it, the climb ran off, or the
+        iteration did not settle.
+    """
+    pts = np.asarray(points, dtype=float)
+    tree = cKDTree(pts)
+    radius = exp.radius_mm
+    seeds = {
+        "asis_1": [exp.landmarks["asis_left"]],
+        "asis_2": [exp.landmarks["asis_right"]],
+        "pubis": [exp.landmarks["pubic_tubercle_left"], exp.landmarks["pubic_tubercle_right"]],
+    }
+    centres: dict[str, list[Vector]] = {}
+    for key, seed in seeds.items():
+        dist, near = tree.query(np.asarray(seed))
+        if np.min(dist) > radius:
+            name = "pubic tubercles" if key == "pubis" else "ASIS"
+            msg = f"no bone within {radius:.0f} mm of the registered {name}"
+            raise AppSearchError(msg)
+        near, dist = np.atleast_1d(near), np.atleast_1d(dist)
+        centres[key] = [pts[i] for i in near[dist <= radius]]
+    start = {k: list(v) for k, v in centres.items()}
+    idx = {k: _ball(tree, v, radius) for k, v in centres.items()}
+    normal = exp.anterior
+    chosen = None
+    for _ in range(iterations):
+        pick = {k: int(v[np.argmax(pts[v] @ normal)]) for k, v in idx.items()}
+        a, b, p = pts[pick["asis_1"]], pts[pick["asis_2"]], pts[pick["pubis"]]
+        new = unit(np.cross(b - a, p - a))
+        new = new if new @ normal > 0 else -new
+        moved = False
+        for key, i in pick.items():
+            q = pts[i]
+            if min(np.linalg.norm(q - c) for c in centres[key]) <= EDGE_FRACTION * radius:
+                continue
+            if min(np.linalg.norm(q - c) for c in start[key]) > MAX_DRIFT_REGIONS * radius:
+                reach = MAX_DRIFT_REGIONS * radius
+                msg = f"the {key.split('_')[0]} search ran more than {reach:.0f} mm uphill"
+                raise AppSearchError(msg)
+            centres[key] = [q]
+            idx[key] = _ball(tree, [q], radius)
+            moved = True
+        if pick == chosen and not moved:
+            break
+        chosen, normal = pick, new
+    else:
+        raise AppSearchError(f"the supporting plane did not settle in {iterations} steps")
+    return pts[chosen["asis_1"]], pts[chosen["asis_2"]], pts[chosen["pubis"]]
+
+
+def hull_app(points: Points, exp: TemplatePrior) -> tuple[Vector, Vector, Vector]:
+    """Both ASIS and the pubic point as the convex-hull facet in front of the pelvis.
+
+    A pelvis laid face down rests on both ASIS and the pubis: the APP is the
+    face of the pelvis's convex hull that the line from the centroid along
+    the registered anterior direction leaves through. Of the hull vertices
+    on that plane the two farthest apart are the ASIS, the one farthest from
+    their line the pubic point. Where the region search converges, the two
+    give the same three points; this needs no landmark region, only the
+    anterior direction.
+
+    Raises
+    ------
+    AppSearchError
+        No hull facet in front, or one with fewer than three vertices.
+    """
+    pts = np.asarray(points, dtype=float)
+    try:
+        hull = ConvexHull(pts)
+    except QhullError as exc:
+        raise AppSearchError(f"no convex hull ({str(exc).splitlines()[0]})") from None
+    normals, offsets = hull.equations[:, :3], hull.equations[:, 3]
+    centre = pts.mean(axis=0)
+    along = normals @ exp.anterior
+    ahead = along > 1e-9
+    if not ahead.any():  # pragma: no cover - a closed hull always has a front
+        raise AppSearchError("no hull facet in front of the centroid")
+    reach = np.full(len(normals), np.inf)
+    reach[ahead] = -(normals[ahead] @ centre + offsets[ahead]) / along[ahead]
+    face = int(np.argmin(reach))
+    n, off = normals[face], offsets[face]
+    tol = 1e-6 * float(np.ptp(pts, axis=0).max())
+    verts = pts[hull.vertices[np.abs(pts[hull.vertices] @ n + off) <= tol]]
+    if len(verts) < 3:  # pragma: no cover - a facet has three vertices
+        raise AppSearchError("the hull facet in front has fewer than three vertices")
+    gaps = np.linalg.norm(verts[:, None] - verts[None], axis=2)
+    i, j = np.unravel_index(int(np.argmax(gaps)), gaps.shape)
+    a, b = verts[i], verts[j]
+    heights = np.linalg.norm(np.cross(unit(b - a), verts - a), axis=1)
+    return a, b, verts[int(np.argmax(heights))]
 
 
 def find_app(
@@ -223,20 +485,28 @@ def find_app(
 ) -> PelvisFrame:
     """Find the anterior pelvic plane frame on a whole pelvis in any pose.
 
+    The region search (:func:`tripod_app`) is tried first; when it finds no
+    plausible plane, the convex-hull facet (:func:`hull_app`) is used and
+    the frame says so (``method``, ``fallback_reason``).
+
     Parameters
     ----------
     pelvis_points : (n, 3) float
         Pelvis surface vertices, mm, input coordinates. Both hemipelves must
         be present (the sacrum may be missing).
+    max_fit_mm : float
+        Largest median template distance accepted as a pelvis, mm.
+    iterations : int
+        Most steps of the supporting-plane iteration.
 
     Raises
     ------
     LandmarkError
         The surface does not match a pelvis well enough to place the
-        landmarks (partial pelvis, wrong bone, or noise).
+        landmarks (partial pelvis, wrong bone, or noise), or neither method
+        finds a plausible plane.
     """
     pts = np.asarray(pelvis_points, dtype=float)
-    tpl = _template()
     s, r, t, fit = register_template(pts)
     if not np.isfinite(fit) or fit > max_fit_mm:
         msg = (
@@ -244,39 +514,29 @@ def find_app(
             "is this a whole pelvis? For a partial pelvis in patient axes pass --frame ras or lps"
         )
         raise LandmarkError(msg)
-
-    # Landmarks of the template, carried into input coordinates.
-    def to_input(p):
-        return r.T @ (np.asarray(p) - t) / s
-
-    lm_in = {k: to_input(v) for k, v in tpl.landmarks.items()}
-    radius = REGION_MM / s
-    tree = cKDTree(pts)
-    regions = {
-        "asis_1": tree.query_ball_point(lm_in["asis_left"], radius),
-        "asis_2": tree.query_ball_point(lm_in["asis_right"], radius),
-        "pubis": sorted(
-            set(tree.query_ball_point(lm_in["pubic_tubercle_left"], radius))
-            | set(tree.query_ball_point(lm_in["pubic_tubercle_right"], radius))
-        ),
-    }
-    if any(len(v) < 3 for v in regions.values()):
-        msg = "could not find both ASIS and the pubic tubercles on the pelvis"
-        raise LandmarkError(msg)
-    idx = {k: np.asarray(v) for k, v in regions.items()}
-    # Template anterior, in input coordinates.
-    normal = unit(r.T @ np.array([0.0, 1.0, 0.0]))
-    chosen = None
-    for _ in range(iterations):
-        pick = {k: int(v[np.argmax(pts[v] @ normal)]) for k, v in idx.items()}
-        a, b, p = pts[pick["asis_1"]], pts[pick["asis_2"]], pts[pick["pubis"]]
-        new = unit(np.cross(b - a, p - a))
-        new = new if new @ normal > 0 else -new
-        if pick == chosen:
-            break
-        chosen, normal = pick, new
-    a, b, p = pts[chosen["asis_1"]], pts[chosen["asis_2"]], pts[chosen["pubis"]]
+    exp = template_prior(s, r, t)
+    method, reason = "tripod", ""
+    try:
+        a, b, p = tripod_app(pts, exp, iterations=iterations)
+        _check_plausible(a, b, p, exp)
+    except AppSearchError as first:
+        method, reason = "hull", str(first)
+        try:
+            a, b, p = hull_app(pts, exp)
+            _check_plausible(a, b, p, exp)
+        except AppSearchError as second:
+            msg = (
+                "could not find both ASIS and the pubic tubercles on the pelvis "
+                f"(region search: {first}; convex hull: {second})"
+            )
+            raise LandmarkError(msg) from None
     tf = app_from_points(a, b, p, pts.mean(axis=0))
-    x_a = tf[:3, :3] @ a + tf[:3, 3]
-    right, left = (a, b) if x_a[0] > 0 else (b, a)
-    return PelvisFrame("app", tf, {"asis_right": right, "asis_left": left, "pubis": p}, fit)
+    right, left = (a, b) if apply(tf, a)[0] > 0 else (b, a)
+    return PelvisFrame(
+        "app",
+        tf,
+        {"asis_right": right, "asis_left": left, "pubis": p},
+        fit,
+        method=method,
+        fallback_reason=reason,
+    )

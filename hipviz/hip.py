@@ -534,7 +534,7 @@ def analyze(
         tf = np.eye(4)
         tf[:3, :3] = np.vstack([x, y, z])
         tf[:3, 3] = -tf[:3, :3] @ lm_in.head.center_mm
-        pframe = fr.PelvisFrame("femur", tf)
+        pframe = fr.PelvisFrame("femur", tf, method="femur")
     tf = pframe.tf_ras_input
     if tilt_deg:
         if pframe.name not in ("app", "ras", "lps"):
@@ -563,6 +563,13 @@ def analyze(
                 "is the femur articulated with this pelvis?"
             )
 
+    if pframe.method == "hull":
+        warnings.append(
+            "the anterior pelvic plane was found by the fallback method, the convex-hull "
+            f"face in front of the pelvis (the landmark-region search failed: "
+            f"{pframe.fallback_reason}); check the ASIS and pubic points"
+        )
+
     found_side, how = _side_from_geometry(pframe, c, opening, fl)
     if side not in ("auto", found_side):
         warnings.append(
@@ -576,6 +583,7 @@ def analyze(
     values: dict[str, Any] = {
         "side": side,
         "frame": pframe.name,
+        "frame_method": pframe.method_text,
         "pelvic_tilt_deg": float(tilt_deg),
         "head_center_mm": apply(invert(tf), c),
         "head_radius_mm": r,
