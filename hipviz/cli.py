@@ -200,6 +200,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="address to listen on (default 127.0.0.1: this computer only)",
     )
     srv.add_argument("--show", action="store_true", help="open the app in the default browser")
+    srv.add_argument(
+        "--num-procs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="server processes sharing the port (default 1; 0: one per core)",
+    )
+    srv.add_argument(
+        "--prefix",
+        default="",
+        help="URL path to serve the app under, e.g. hipviz for /hipviz/ (behind a reverse proxy)",
+    )
+    srv.add_argument(
+        "--allow-websocket-origin",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="also accept pages opened from this host (a reverse proxy's public name); repeatable",
+    )
     return parser
 
 
@@ -556,12 +575,26 @@ def _export(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536:
         raise InputError(f"--port {args.port} is not a port number (1-65535)")
+    if args.num_procs < 0:
+        raise InputError(f"--num-procs {args.num_procs} must be 1 or more (0: one per core)")
+    if args.show and args.num_procs != 1:
+        raise InputError("--show opens one browser from one process: use it with --num-procs 1")
+    prefix = args.prefix.strip("/")
     from .app.main import serve
 
+    path = f"/{prefix}/" if prefix else "/"
     print(
-        f"hipviz: serving on http://{args.address}:{args.port}/ (Ctrl+C to stop)", file=sys.stderr
+        f"hipviz: serving on http://{args.address}:{args.port}{path} (Ctrl+C to stop)",
+        file=sys.stderr,
     )
-    serve(port=args.port, address=args.address, show=args.show)
+    serve(
+        port=args.port,
+        address=args.address,
+        show=args.show,
+        num_procs=args.num_procs,
+        prefix=prefix,
+        allow_websocket_origin=args.allow_websocket_origin,
+    )
     return 0
 
 
