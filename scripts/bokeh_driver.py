@@ -83,6 +83,9 @@ class ThinSession:
         self.ws = await websocket_connect(
             ws_url, subprotocols=["bokeh", token], max_message_size=MAX_RECEIVE_BYTES
         )
+        # as browsers do: each of a message's parts goes out at once (without
+        # this, Nagle's algorithm holds the second part for the first's ACK)
+        self.ws.protocol.set_nodelay(True)
         await self._recv()  # ACK
         await self._send("PULL-DOC-REQ", {})
         _, content = await self._recv()

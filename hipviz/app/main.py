@@ -23,7 +23,7 @@ import html
 import io
 import json
 import logging
-import os
+import sys
 import threading
 import time
 import zipfile
@@ -58,12 +58,12 @@ from .state import (
 from .viewer import SceneView
 
 log = logging.getLogger("hipviz.app")
-#: Measures run here, off the server's event loop (one at a time per session).
-#: Bounded: more threads than cores only fight over the interpreter's lock,
-#: which the event loop needs to send the next session its matrices.
-_MEASURE_POOL = ThreadPoolExecutor(
-    max_workers=min(2, os.cpu_count() or 1), thread_name_prefix="hipviz-measure"
-)
+#: Measures run here, off the server's event loop, one at a time per session
+#: and in all: a measure is mostly Python holding the interpreter's lock, so a
+#: second thread would measure no faster and take that lock from the event
+#: loop more often (the loop, not the measures, sends every session its
+#: picture). Pages queue for it in turn; each is measured at its latest plan.
+_MEASURE_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hipviz-measure")
 #: New bones, cuts, uploads and exports are built here: seconds each, so
 #: apart from the measures, which must not queue behind them.
 _BUILD_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="hipviz-build")
@@ -265,6 +265,7 @@ class HipApp(pn.viewable.Viewer):
         self._settle = 0
         self._ticket = 0
         self._measuring = False
+        self._measure_result: tuple[int, Any] | None = None
         self._far_key: tuple | None = None
         self._animation = None
         self._explain_pose: str | None = None
@@ -695,13 +696,26 @@ class HipApp(pn.viewable.Viewer):
         _MEASURE_POOL.submit(work)
 
     def _measured(self, ticket: int, result: Any) -> None:
-        """Second step of a move, on the event loop: colours, angles and table."""
+        """A measure is done: measure again if the plan moved on, and queue the drawing."""
         self._measuring = False
         if self._loading:
             return  # new bones or pieces are on their way: _built draws them
-        stale = ticket != self._ticket
-        if stale:
+        if ticket != self._ticket:
             self._request_measure()
+        self._measure_result = (ticket, result)
+        _queue_draw(self)
+
+    def _draw_measured(self) -> None:
+        """Second step of a move, on the event loop: colours, angles and table.
+
+        Called by the server's draw queue (:func:`_queue_draw`), with this
+        page's latest measure.
+        """
+        if self._measure_result is None or self._loading:
+            return
+        ticket, result = self._measure_result
+        self._measure_result = None
+        stale = ticket != self._ticket
         if isinstance(result, HipvizError):
             self._show_error(str(result))
         elif isinstance(result, Exception):
@@ -891,9 +905,10 @@ class HipApp(pn.viewable.Viewer):
         def settled():
             if ticket != self._settle or self._loading:
                 return
-            self._write_link()
-            if self.fixation and self.session.outcome is not None:
-                self._place_fixation(self.session.outcome)
+            with pn.io.hold(self._doc):
+                self._write_link()
+                if self.fixation and self.session.outcome is not None:
+                    self._place_fixation(self.session.outcome)
 
         pn.state.curdoc.add_timeout_callback(settled, SETTLE_MS)
 
@@ -1259,6 +1274,57 @@ class HipApp(pn.viewable.Viewer):
             schedule_release_memory()
 
 
+#: Share of the event loop's time that drawing measures may take when many
+#: pages move at once; the rest reads slider events and sends pictures.
+DRAW_SHARE = 0.5
+#: Pages whose latest measure waits to be drawn, oldest first.
+_DRAWS: dict[HipApp, None] = {}
+_drawing = [False]
+
+
+def _queue_draw(app: HipApp) -> None:
+    """Draw ``app``'s latest measure when its turn comes.
+
+    Drawing a measure (head colours, angle lines, table) costs the event
+    loop more than a move's picture does. Drawn as they come, the measures
+    of twenty moving pages would fill the loop and every page's next slider
+    event would wait behind them; drawn in turn, one at a time and at most
+    DRAW_SHARE of the loop's time, a slider event waits for at most one.
+    A page waiting already keeps its place (and is drawn at its latest).
+    """
+    _DRAWS[app] = None
+    if not _drawing[0]:
+        _drawing[0] = True
+        _next_draw(0.0)
+
+
+def _next_draw(delay: float) -> None:
+    asyncio.get_running_loop().call_later(delay, _draw_next)
+
+
+def _draw_next() -> None:
+    """Start drawing the oldest waiting page, on its own document (its lock held)."""
+    while _DRAWS:
+        app = next(iter(_DRAWS))
+        del _DRAWS[app]
+        try:
+            app._doc.add_next_tick_callback(lambda app=app: _draw_one(app))
+        except Exception:  # the page closed meanwhile
+            continue
+        return
+    _drawing[0] = False
+
+
+def _draw_one(app: HipApp) -> None:
+    t0 = time.perf_counter()
+    try:
+        with pn.io.hold(app._doc):  # one message for the lot, not one per pane
+            app._draw_measured()
+    finally:
+        spent = time.perf_counter() - t0
+        _next_draw(spent * (1 / DRAW_SHARE - 1))
+
+
 #: Memory is given back to the system this long after the last page closed, s
 #: (a class leaving closes many pages within seconds: one release for all).
 RELEASE_DELAY_S = 5.0
@@ -1331,6 +1397,30 @@ def warm_up(subdivisions: int = 8) -> None:
         session.close()
 
 
+def send_frames_at_once() -> None:
+    """Serve the page's websockets with TCP_NODELAY (each frame leaves at once).
+
+    A Bokeh message is several websocket frames (header, metadata, content,
+    buffers). With Nagle's algorithm, the default, the second frame waits
+    until the browser acknowledges the first, and browsers delay their
+    acknowledgements by up to 40 ms: a slider move's matrices would often
+    arrive 40 ms late. Bokeh and Panel leave the option unset; Panel's own
+    websocket route is replaced by the same handler that sets it.
+    """
+    from bokeh.server.urls import per_app_patterns
+    from panel.io.server import WSHandler
+
+    class NoDelayWSHandler(WSHandler):
+        def open(self, *args: Any, **kwargs: Any) -> None:
+            self.set_nodelay(True)
+            return super().open(*args, **kwargs)
+
+    per_app_patterns[:] = [
+        (route, NoDelayWSHandler if handler is WSHandler else handler)
+        for route, handler in per_app_patterns
+    ]
+
+
 def serve(
     port: int = 5006,
     address: str = "127.0.0.1",
@@ -1357,6 +1447,12 @@ def serve(
         public name); this address, localhost and 127.0.0.1 always are.
     """
     pn.extension(notifications=False)
+    # A thread that wants the interpreter's lock waits up to this long for
+    # the thread holding it; the event loop wants it back after every socket
+    # write, so with a measure running each message would wait up to 5 ms
+    # (Python's default) several times.
+    sys.setswitchinterval(0.001)
+    send_frames_at_once()
     if num_procs == 1:
         threading.Thread(target=warm_up, name="hipviz-warm-up", daemon=True).start()
     else:  # before the fork: no thread may run then, and every process inherits the hip
@@ -1384,6 +1480,7 @@ __all__ = [
     "UploadInput",
     "create_app",
     "release_memory",
+    "send_frames_at_once",
     "serve",
     "warm_up",
 ]
