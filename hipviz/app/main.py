@@ -1126,7 +1126,9 @@ class HipApp(pn.viewable.Viewer):
             return
         finally:
             for widget in (self.w_pelvis_file, self.w_femur_file):
-                widget.clear()
+                widget.clear()  # in the browser
+                # and here, now: a 60 MB file is 80 MB of text, held by the job alone
+                widget.param.update(value=None, filename=None, mime_type=None)
 
         def job(report: Callable[[str], None]) -> None:
             files = {}
