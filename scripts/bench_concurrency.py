@@ -306,7 +306,7 @@ async def level(server: Server, n: int, args: argparse.Namespace) -> dict:
 
     async def opened(s: ThinSession) -> float:
         async with sem:
-            return await s.open(QUERY)
+            return await s.open(QUERY, timeout=600)
 
     open_s = await asyncio.gather(*(opened(s) for s in sessions))
     settle(server, 1.0)
@@ -376,13 +376,14 @@ async def room(args: argparse.Namespace) -> None:
         )
         print(
             "\n| sessions | round trip p50 | p90 | max | moves/s | server CPU per move "
-            "| RSS open | RSS peak | RSS after close |"
+            "| page open (median) | RSS open | RSS peak | RSS after close |"
         )
-        print("|---|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for r in rows:
             print(
                 f"| {r['sessions']} | {r['rtt']['p50']:.0f} ms | {r['rtt']['p90']:.0f} ms | "
                 f"{r['rtt']['max']:.0f} ms | {r['moves/s']:.0f} | {r['cpu ms/move']:.1f} ms | "
+                f"{r['open s']:.1f} s | "
                 f"{r['rss open']:.0f} MB | {r['rss peak']:.0f} MB | {r['rss after']:.0f} MB |"
             )
     finally:
