@@ -276,6 +276,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     srv.add_argument("--show", action="store_true", help="open the app in the default browser")
     _add_limit_options(srv, file_mb=SERVE_FILE_MB)
+    srv.add_argument(
+        "--num-procs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="server processes sharing the port (default 1; 0: one per core)",
+    )
+    srv.add_argument(
+        "--prefix",
+        default="",
+        help="URL path to serve the app under, e.g. hipviz for /hipviz/ (behind a reverse proxy)",
+    )
+    srv.add_argument(
+        "--allow-websocket-origin",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="also accept pages opened from this host (a reverse proxy's public name); repeatable",
+    )
     return parser
 
 
@@ -693,6 +712,10 @@ def _export(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536:
         raise InputError(f"--port {args.port} is not a port number (1-65535)")
+    if args.num_procs < 0:
+        raise InputError(f"--num-procs {args.num_procs} must be 1 or more (0: one per core)")
+    if args.show and args.num_procs != 1:
+        raise InputError("--show opens one browser from one process: use it with --num-procs 1")
     limits = _limits(args, max_file_mb=SERVE_FILE_MB)
     from .app.main import serve
 
@@ -700,7 +723,14 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"hipviz: serving on {url} (Ctrl+C to stop)", file=sys.stderr, flush=True)
 
     removed = serve(
-        port=args.port, address=args.address, show=args.show, limits=limits, on_ready=ready
+        port=args.port,
+        address=args.address,
+        show=args.show,
+        limits=limits,
+        on_ready=ready,
+        num_procs=args.num_procs,
+        prefix=args.prefix.strip("/"),
+        allow_websocket_origin=args.allow_websocket_origin,
     )
     print(f"hipviz: stopped; removed {removed} session folder(s)", file=sys.stderr)
     return 0

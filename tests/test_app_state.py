@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import numpy as np
 import pytest
 
@@ -171,6 +173,108 @@ def test_a_move_does_not_wait_for_a_running_measure(dysplastic):
         worker.join()
     assert waited < 2.0, f"a move waited {waited:.1f} s for the measure's lock"
     assert tfs and all(np.shape(tf) == (4, 4) for tf in tfs.values())
+
+
+def test_pending_names_what_prepare_builds(session):
+    """pending() predicts prepare() without building: what goes to a worker thread."""
+    plan = Plan(case="dysplastic")
+    assert session.pending(plan) == {"anatomy", "cut", "femur"}
+    assert session.sim is None, "pending() built something"
+    steps = [
+        {},  # the first build
+        {"pao_lateral": 5.0},  # a move only: nothing to build
+        {"procedure": "pao"},  # a new pelvic cut
+        {"cut_iliac": 4.0},  # the cut moved
+        {"pao_lateral": -5.0, "pao_medial": 2.0},  # moves only
+        {"fem_varus": 5.0},  # the first femoral move cuts the femur
+        {"fem_varus": 10.0},  # later ones only move it
+        {"side": "right"},  # new bones
+    ]
+    for change in steps:
+        plan.param.update(change)
+        predicted = session.pending(plan)
+        assert session.prepare(plan) == predicted, change
+        assert session.pending(plan) == set(), change
+
+
+def test_plan_copy_is_detached():
+    plan = Plan(case="borderline", procedure="pao", pao_lateral=12.5, mode="student")
+    seen = []
+    plan.param.watch(lambda e: seen.append(e.name), list(URL_PARAMS))
+    copy = plan.copy()
+    assert copy is not plan and copy.query() == plan.query()
+    copy.param.update(case="upload", pao_lateral=-3.0)
+    assert plan.case == "borderline" and plan.pao_lateral == 12.5
+    assert seen == [], "changing the copy reached the plan's watchers"
+
+
+def test_upload_bytes_decodes_what_the_browser_sends():
+    data = bytes(range(256)) * 50
+    assert state.upload_bytes(base64.b64encode(data).decode()) == data
+    assert state.upload_bytes(data) is data  # bytes pass through
+    assert state.upload_bytes(None) is None
+    with pytest.raises(InputError, match="choose it again") as err:
+        state.upload_bytes("not base64 at all!")
+    one_line(err)
+
+
+def test_websocket_limit_fits_the_largest_upload_and_not_more():
+    """The server's message limit and the page's size check are one constant."""
+    import json
+
+    limit = state.websocket_max_message_bytes(state.MAX_UPLOAD_MB)
+    largest = int(state.MAX_UPLOAD_MB * 1e6)
+
+    def message(n_bytes: int) -> int:
+        """Length of the PATCH-DOC content a browser sends for a file of n_bytes."""
+        text = "A" * (4 * -(-n_bytes // 3))  # base64 length, padding included
+        events = [
+            {"kind": "ModelChanged", "model": {"id": "p1234"}, "attr": "value", "new": text},
+            {
+                "kind": "ModelChanged",
+                "model": {"id": "p1234"},
+                "attr": "mime_type",
+                "new": "x" * 255,
+            },
+            {
+                "kind": "ModelChanged",
+                "model": {"id": "p1234"},
+                "attr": "filename",
+                "new": "é" * 255,
+            },
+        ]
+        return len(json.dumps({"events": events}).encode())
+
+    assert message(largest) <= limit
+    assert message(largest + 100_000) > limit  # 0.1 MB over the cap does not fit
+    assert state.websocket_max_message_bytes(10) < limit
+
+
+def test_load_upload_says_which_file_it_reads(session):
+    from hipviz.anatomy import builtin_hip
+
+    hip = builtin_hip(side="left", subdivisions=SUBDIVISIONS)
+    paths = {
+        role: session.store(role, f"my_{role}.stl", getattr(hip, role).export(file_type="stl"))
+        for role in ("pelvis", "femur")
+    }
+    said = []
+    upload = Upload(paths["pelvis"], paths["femur"], "my_pelvis.stl", "my_femur.stl")
+    session.load_upload(upload, progress=said.append)
+    sizes = [paths[r].stat().st_size / 1e6 for r in ("pelvis", "femur")]
+    assert said == [
+        f"reading my_pelvis.stl ({sizes[0]:.1f} MB)…",
+        f"reading my_femur.stl ({sizes[1]:.1f} MB)…",
+    ]
+
+
+def test_closing_a_session_lets_go_of_its_hip():
+    s = HipSession(subdivisions=SUBDIVISIONS)
+    s.update(Plan(case="dysplastic"))
+    assert s.sim is not None and s.outcome is not None
+    s.close()
+    assert s.sim is None and s.outcome is None and s.upload is None
+    assert s.pending(Plan(case="dysplastic")) == {"anatomy", "cut", "femur"}
 
 
 def test_sessions_share_the_analysis_of_builtin_bones(dysplastic):

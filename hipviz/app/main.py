@@ -6,19 +6,27 @@ One :class:`HipApp` per browser session: its own :class:`~hipviz.app.state.Plan`
 temporary folder) and its own 3D view. A slider change sends the browser the
 moved pieces' 4x4 matrices at once, then re-measures (about 15 ms, in a
 worker thread) and sends head colours, angle lines and the measures table;
-a new cut sends the new pieces once, as binary.
+a new cut sends the new pieces once, as binary. Anything slower than a move
+(new bones, a new cut, an upload) is built in a worker thread too, so the
+server's event loop, which every session shares, only ever does the quick
+parts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import dataclasses
+import gc
 import io
 import json
 import logging
 import os
 import signal
+import sys
 import threading
+import time
 import zipfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -51,13 +59,24 @@ from .state import (
     remove_live_folders,
     remove_session_folder,
     remove_stale_folders,
+    upload_bytes,
+    websocket_max_message_bytes,
 )
 from .text import inert, inert_join
 from .viewer import SceneView
 
 log = logging.getLogger("hipviz.app")
-#: Measures and first builds of a hip run here, off the server's event loop.
-_MEASURE_POOL = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="hipviz")
+#: Measures run here, off the server's event loop, one at a time per session
+#: and in all: a measure is mostly Python holding the interpreter's lock, so a
+#: second thread would measure no faster and take that lock from the event
+#: loop more often (the loop, not the measures, sends every session its
+#: picture). Pages queue for it in turn; each is measured at its latest plan.
+_MEASURE_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hipviz-measure")
+#: New bones, cuts, uploads and exports are built here: seconds each, so
+#: apart from the measures, which must not queue behind them.
+_BUILD_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="hipviz-build")
+#: One export renders at a time.
+_EXPORT_LOCK = threading.Lock()
 
 CASE_LABELS = {
     **{name: f"{info.title} (teaching case)" for name, info in cases.CASES.items()},
@@ -146,6 +165,25 @@ class LiveSlider(pn.widgets.FloatSlider):
     """
 
     _debounce = 2
+
+
+class UploadInput(pn.widgets.FileInput):
+    """A file input that keeps the file as it arrived: base64 text, not bytes.
+
+    The browser sends a chosen file as base64 text in one websocket message.
+    Panel's own input decodes it as soon as it arrives, on the server's
+    event loop (about 0.2 s for 60 MB, during which no session is served);
+    this one leaves ``value`` as the text, and the app decodes it
+    (:func:`hipviz.app.state.upload_bytes`) in the worker thread that saves
+    and reads it. An empty file is None, as with Panel's input.
+    """
+
+    def _process_property_change(self, props: dict[str, Any]) -> dict[str, Any]:
+        text = props.pop("value", None) if isinstance(props.get("value"), str) else None
+        params = super()._process_property_change(props)
+        if text is not None:
+            params["value"] = text or None
+        return params
 
 
 def _slider(plan: Plan, name: str, **kwargs: Any) -> pn.widgets.FloatSlider:
@@ -238,12 +276,16 @@ class HipApp(pn.viewable.Viewer):
         self._settle = 0
         self._ticket = 0
         self._measuring = False
+        self._measure_result: tuple[int, Any] | None = None
         self._far_key: tuple | None = None
         self._animation = None
         self._explain_pose: str | None = None
         # Messages quote links and file names: shown through text.inert, no maths
         self._error = pn.pane.Alert(
             "", alert_type="danger", visible=False, margin=(4, 8), disable_math=True
+        )
+        self._status = pn.pane.Alert(
+            "", alert_type="info", visible=False, margin=(4, 8), disable_math=True
         )
         self._warn = pn.pane.Alert(
             "", alert_type="warning", visible=False, margin=(4, 8), disable_math=True
@@ -265,11 +307,15 @@ class HipApp(pn.viewable.Viewer):
         self.plan.param.watch(self._on_plan, list(URL_PARAMS))
         self.param.watch(self._on_display, ["angles", "fixation", "ghost"])
         self.param.watch(self._on_step, ["step"])
-        self._loading = self._dirty = False
-        if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
-            self._load()  # a served page: build the hip while the browser loads the page
-        else:
-            self._refresh(initial=True)
+        self._loading = False
+        #: The served page's document: builds and measures run in worker
+        #: threads and come back through it. None outside a server (a
+        #: notebook, tests): everything runs in the caller's thread.
+        self._doc = pn.state.curdoc
+        if self._doc is not None and self._doc.session_context is None:
+            self._doc = None
+        # a served page builds its hip while the browser loads the page
+        self._refresh(initial=True)
 
     # ------------------------------------------------------------------ widgets
 
@@ -317,8 +363,8 @@ class HipApp(pn.viewable.Viewer):
 
         # uploads
         accept = ",".join(UPLOAD_SUFFIXES)
-        self.w_pelvis_file = pn.widgets.FileInput(accept=accept, label="Pelvis")
-        self.w_femur_file = pn.widgets.FileInput(accept=accept, label="Femur")
+        self.w_pelvis_file = UploadInput(accept=accept, label="Pelvis")
+        self.w_femur_file = UploadInput(accept=accept, label="Femur")
         self.w_pelvis_labels = pn.widgets.TextInput(
             label="Pelvis labels (label maps only)", placeholder="e.g. 1,2"
         )
@@ -372,7 +418,9 @@ class HipApp(pn.viewable.Viewer):
 
         # export
         self.w_export = [
-            pn.widgets.FileDownload(callback=fn, filename=filename, label=label, color="light")
+            pn.widgets.FileDownload(
+                callback=self._in_worker(fn), filename=filename, label=label, color="light"
+            )
             for fn, filename, label in (
                 (self._png, "hipviz.png", "Picture (PNG)"),
                 (self._csv, "hipviz-measures.csv", "Measures (CSV)"),
@@ -454,46 +502,135 @@ class HipApp(pn.viewable.Viewer):
         self._controls = controls
         self._apply_mode()
         body = pn.Row(controls, centre, measures, explain_panel, sizing_mode="stretch_both")
-        return pn.Column(header, self._error, body, sizing_mode="stretch_both", stylesheets=[CSS])
+        return pn.Column(
+            header, self._error, self._status, body, sizing_mode="stretch_both", stylesheets=[CSS]
+        )
 
     # ------------------------------------------------------------------ updates
 
-    def _load(self) -> None:
-        """Build and measure the page's first hip in a worker thread.
+    def _build(
+        self,
+        pending: set[str],
+        *,
+        initial: bool = False,
+        job: Callable[[Callable[[str], None]], None] | None = None,
+        status: str = "",
+        plan: Plan | None = None,
+    ) -> None:
+        """Build what the plan needs in a worker thread; :meth:`_built` shows it.
 
-        About a second on a cold server: off the event loop, so the page's
-        HTML and scripts go out meanwhile and other sessions stay live.
-        Plan changes made meanwhile are applied when it is done.
+        New bones take about a second (an uploaded 60 MB mesh, tens of
+        seconds), a new cut tens of ms: off the server's event loop, so every
+        other session stays live, and, for a first page, its HTML and
+        scripts go out meanwhile. The plan is copied first, so the worker
+        builds one consistent plan while this one goes on changing; changes
+        made meanwhile are caught up by :meth:`_built`. ``job`` (an upload)
+        runs first in the same thread, given a function that shows the page
+        what it is doing; ``plan`` is then the plan to build (by default the
+        page's own).
         """
         self._loading = True
-        self.view3d.loading = True
-        doc = pn.state.curdoc
+        slow = initial or job is not None or "anatomy" in pending
+        asked = self.plan.query()
+        plan, doc, session = plan or self.plan.copy(), self._doc, self.session
+        if slow:
+            self._set_busy(status or self._build_status(plan))
+
+        def report(text: str) -> None:  # from the worker: shown on this page
+            doc.add_next_tick_callback(lambda: self._loading and self._show_status(text))
 
         def work() -> None:
             try:
-                result: Any = self.session.prepare(self.plan)
-                self.session.measure(self.plan)
-            except Exception as exc:  # reported on the page by _loaded
+                if job is not None:
+                    job(report)
+                changed: Any = session.prepare(plan)
+                if "anatomy" in changed or initial:
+                    report(f"measuring {self._hip_name(plan)}…")
+                    session.measure(plan)
+                result = changed
+            except Exception as exc:  # reported on the page by _built
                 result = exc
             try:
-                doc.add_next_tick_callback(lambda: self._loaded(result))
+                doc.add_next_tick_callback(
+                    lambda: self._built(plan, asked, result, initial=initial)
+                )
             except Exception:  # the page closed meanwhile
-                log.debug("first hip built after its page closed")
+                log.debug("a hip was built after its page closed")
 
-        _MEASURE_POOL.submit(work)
+        _BUILD_POOL.submit(work)
 
-    def _loaded(self, result: Any) -> None:
+    def _built(self, plan: Plan, asked: str, result: Any, *, initial: bool = False) -> None:
+        """Second half of :meth:`_build`, on the event loop: draw ``plan``'s hip, or its error.
+
+        ``asked`` is the page's plan (its query) when the build was asked for.
+        """
+        if isinstance(result, Exception):
+            self._loading = False
+            self._set_busy("")
+            if isinstance(result, HipvizError):
+                self._show_error(str(result))
+            else:
+                log.error("building the hip failed", exc_info=result)
+                self._show_error(f"could not build the hip: {result}")
+            if self.plan.query() != asked:
+                self._refresh()  # the plan moved on meanwhile: try that
+            return
+        # an upload was built as the uploaded case: the page's plan follows
+        # (while still loading, so the change starts nothing)
+        if plan.case != self.plan.case and plan.case == UPLOAD:
+            self.plan.case = UPLOAD
         self._loading = False
-        self.view3d.loading = False
-        if isinstance(result, HipvizError):
-            self._show_error(str(result))
-        elif isinstance(result, Exception):
-            log.error("building the hip failed", exc_info=result)
-            self._show_error(f"could not build the hip: {result}")
+        self._set_busy("")
+        if not initial:
+            self._show_error("")  # a first page keeps its link's one-line message
+        if "anatomy" in result or initial:
+            self._draw(result | {"anatomy"}, initial=initial)
+            if self.plan.query() != plan.query():
+                self._refresh()  # the plan changed while the hip was built
         else:
-            self._draw(result | {"anatomy"}, initial=True)
-        if self._dirty:
-            self._refresh()  # the plan changed while the hip was built
+            if result:
+                self._send_meshes(result)
+                self._describe_procedure()
+            self._refresh()  # the move, on the new pieces
+
+    def _build_status(self, plan: Plan) -> str:
+        return f"building {self._hip_name(plan)}…"
+
+    @staticmethod
+    def _hip_name(plan: Plan) -> str:
+        if plan.case == UPLOAD:
+            return "your hip"
+        if plan.case == BUILTIN:
+            return "the hip from the shape model"
+        return f"the {cases.CASES[plan.case].title.lower()} hip"
+
+    def _set_busy(self, message: str) -> None:
+        """Say what is being built ("" when done), with a spinner over the view.
+
+        Meanwhile the controls that would start another build (hip, side,
+        posture, shape modes, uploads) and the exports, which read the hip
+        being replaced, are disabled.
+        """
+        busy = bool(message)
+        self._show_status(message)
+        self.view3d.loading = busy
+        for widget in self._build_controls():
+            widget.disabled = busy
+
+    def _build_controls(self) -> list:
+        return [
+            self.w_case,
+            self.w_side,
+            self.w_posture,
+            self.w_tilt,
+            *self.w_modes,
+            self.w_pelvis_file,
+            self.w_femur_file,
+            self.w_pelvis_labels,
+            self.w_femur_labels,
+            self.w_load,
+            *self.w_export,
+        ]
 
     def _on_plan(self, *events: param.parameterized.Event) -> None:
         names = {e.name for e in events}
@@ -508,39 +645,29 @@ class HipApp(pn.viewable.Viewer):
             names.discard("mode")
             if not names:
                 return
-        if self._loading:
-            self._dirty = True  # _loaded catches up
-            return
         if names & set(ANATOMY_PARAMS):
             self.w_modes.visible = self.plan.case == BUILTIN
             self._sync_posture()
-            if pn.state.curdoc is not None:
-                pn.state.execute(self._reload)
-            else:
-                self._refresh()
-            return
+        if self._loading:
+            return  # _built catches up
         self._refresh()
-
-    async def _reload(self) -> None:
-        """New bones: slow (about a second), so show a spinner first."""
-        self.view3d.loading = True
-        try:
-            await asyncio.sleep(0.01)  # let the spinner reach the browser
-            self._refresh()
-        finally:
-            self.view3d.loading = False
 
     def _refresh(self, *, initial: bool = False) -> None:
         """Bring session and view up to the plan; errors become one line on the page.
 
-        A move takes two steps: the pieces' new matrices go to the browser at
-        once (the picture), then, on the next tick, the re-measured hip (head
-        colours, angles, table). Only the latest of a burst of slider events
-        is measured.
+        Served, new bones or pieces are built in a worker thread
+        (:meth:`_build`). A move takes two steps: the pieces' new matrices go
+        to the browser at once (the picture), then the re-measured hip (head
+        colours, angles, table), measured in a worker thread. Only the latest
+        of a burst of slider events is measured.
         """
         try:
+            pending = self.session.pending(self.plan)
+            if self._doc is not None and (pending or initial):
+                self._build(pending, initial=initial)
+                return
             changed = self.session.prepare(self.plan)
-            if initial or "anatomy" in changed or pn.state.curdoc is None:
+            if initial or "anatomy" in changed or self._doc is None:
                 self.session.measure(self.plan)
                 self._show_error("")
                 self._draw(changed, initial=initial)
@@ -572,10 +699,11 @@ class HipApp(pn.viewable.Viewer):
         if self._measuring:
             return  # _measured asks again if the plan moved on meanwhile
         self._measuring = True
-        doc, ticket = pn.state.curdoc, self._ticket
+        doc, ticket = self._doc, self._ticket
         moves = self.session.moves(self.plan)
 
         def work() -> None:
+            t0 = time.perf_counter()
             try:
                 result: Any = self.session.measure_moves(*moves)
             except Exception as exc:  # reported on the page by _measured
@@ -584,15 +712,33 @@ class HipApp(pn.viewable.Viewer):
                 doc.add_next_tick_callback(lambda: self._measured(ticket, result))
             except Exception:  # the page closed meanwhile
                 log.debug("measure finished after its page closed")
+            # leave the interpreter's lock to the event loop for a while
+            # before the next page's measure (see MEASURE_SHARE)
+            time.sleep((time.perf_counter() - t0) * (1 / MEASURE_SHARE - 1))
 
         _MEASURE_POOL.submit(work)
 
     def _measured(self, ticket: int, result: Any) -> None:
-        """Second step of a move, on the event loop: colours, angles and table."""
+        """A measure is done: measure again if the plan moved on, and queue the drawing."""
         self._measuring = False
-        stale = ticket != self._ticket
-        if stale:
+        if self._loading:
+            return  # new bones or pieces are on their way: _built draws them
+        if ticket != self._ticket:
             self._request_measure()
+        self._measure_result = (ticket, result)
+        _queue_draw(self)
+
+    def _draw_measured(self) -> None:
+        """Second step of a move, on the event loop: colours, angles and table.
+
+        Called by the server's draw queue (:func:`_queue_draw`), with this
+        page's latest measure.
+        """
+        if self._measure_result is None or self._loading:
+            return
+        ticket, result = self._measure_result
+        self._measure_result = None
+        stale = ticket != self._ticket
         if isinstance(result, HipvizError):
             self._show_error(str(result))
         elif isinstance(result, Exception):
@@ -617,6 +763,11 @@ class HipApp(pn.viewable.Viewer):
         """One line above the view (or none for ""): as text, never as markup."""
         self._error.object = inert(message)
         self._error.visible = bool(message)
+
+    def _show_status(self, message: str) -> None:
+        """What the page is waiting for, in one line ("" hides it): as text, never as markup."""
+        self._status.object = inert(message)
+        self._status.visible = bool(message)
 
     def _draw(self, changed: set[str], *, initial: bool = False, pose: bool = True) -> None:
         sim, out = self.session.sim, self.session.outcome
@@ -779,11 +930,12 @@ class HipApp(pn.viewable.Viewer):
         ticket = self._settle
 
         def settled():
-            if ticket != self._settle:
+            if ticket != self._settle or self._loading:
                 return
-            self._write_link()
-            if self.fixation and self.session.outcome is not None:
-                self._place_fixation(self.session.outcome)
+            with pn.io.hold(self._doc):
+                self._write_link()
+                if self.fixation and self.session.outcome is not None:
+                    self._place_fixation(self.session.outcome)
 
         pn.state.curdoc.add_timeout_callback(settled, SETTLE_MS)
 
@@ -824,7 +976,7 @@ class HipApp(pn.viewable.Viewer):
                 self.view3d.remove_mesh(name)
 
     def _on_display(self, *events) -> None:
-        if self.session.outcome is not None:
+        if self.session.outcome is not None and not self._loading:  # else _built draws
             if self.plan.mode == "explain":
                 self._show_step()
             else:
@@ -844,7 +996,7 @@ class HipApp(pn.viewable.Viewer):
             self._warn.visible = False
         if explaining:
             self._enter_explain()
-        elif self.session.outcome is not None:
+        elif self.session.outcome is not None and not self._loading:
             self._stop_animation()
             self._pose(self.session.outcome)
             self._update_table(self.session.outcome)
@@ -879,7 +1031,7 @@ class HipApp(pn.viewable.Viewer):
 
     def _show_step(self, replay: bool = False) -> None:
         sim, out = self.session.sim, self.session.outcome
-        if sim is None or out is None:
+        if sim is None or out is None or self._loading:  # _built shows it
             return
         kind = self._explain_kind()
         steps = explain.steps(kind, out.before)
@@ -939,6 +1091,9 @@ class HipApp(pn.viewable.Viewer):
                 acet.medial_mm * s,
             )
             f = ost.FemoralMove(fem.varus_deg * s, fem.flexion_deg * s, fem.rotation_deg * s)
+            if self._loading:  # the pieces are being rebuilt
+                self._stop_animation()
+                return
             try:
                 self._pose(sim.move(a, f), fixation=False)
             except HipvizError:
@@ -968,9 +1123,16 @@ class HipApp(pn.viewable.Viewer):
     # ------------------------------------------------------------------ upload
 
     def _on_upload(self, event=None) -> None:
-        """Store the chosen files, check them, and show them; errors in one line."""
+        """Read the chosen files in a worker thread and show them; errors in one line.
+
+        The files are taken from the inputs (which are cleared) on the event
+        loop; decoding, saving, reading and building the hip happen in the
+        worker (:meth:`_build`), with the page saying which file it reads.
+        """
+        if self._loading:
+            return  # the button is disabled meanwhile; a click may have crossed that
         try:
-            files = {}
+            chosen = {}
             pelvis_name = self.w_pelvis_file.filename or ""
             for role, widget in (("pelvis", self.w_pelvis_file), ("femur", self.w_femur_file)):
                 name, data = widget.filename or role, widget.value
@@ -982,31 +1144,69 @@ class HipApp(pn.viewable.Viewer):
                 if data is None:
                     msg = f"choose a {role} file first"
                     raise InputError(msg)
-                files[role] = (self.session.store(role, name, data), name)
+                chosen[role] = (name, data)
+            labels = (
+                parse_labels(self.w_pelvis_labels.value, "pelvis"),
+                parse_labels(self.w_femur_labels.value, "femur"),
+            )
+        except HipvizError as exc:
+            self._show_error(str(exc))
+            return
+        finally:
+            for widget in (self.w_pelvis_file, self.w_femur_file):
+                widget.clear()  # in the browser
+                # and here, now: a 60 MB file is 80 MB of text, held by the job alone
+                widget.param.update(value=None, filename=None, mime_type=None)
+
+        def job(report: Callable[[str], None]) -> None:
+            files = {}
+            for role, (name, data) in chosen.items():
+                files[role] = (self.session.store(role, name, upload_bytes(data)), name)
             upload = Upload(
                 files["pelvis"][0],
                 files["femur"][0],
                 files["pelvis"][1],
                 files["femur"][1],
-                parse_labels(self.w_pelvis_labels.value, "pelvis"),
-                parse_labels(self.w_femur_labels.value, "femur"),
+                *labels,
             )
-            self.view3d.loading = True
-            self.session.load_upload(upload)
+            self.session.load_upload(upload, progress=report)
+            report("finding the landmarks and frame of your hip…")
+
+        if self._doc is not None:
+            plan = self.plan.copy()
+            plan.case = UPLOAD
+            self._build({"anatomy"}, job=job, status="saving your files…", plan=plan)
+            return
+        try:
+            job(lambda text: None)
         except HipvizError as exc:
             self._show_error(str(exc))
-            self.view3d.loading = False
             return
-        finally:
-            for widget in (self.w_pelvis_file, self.w_femur_file):
-                widget.clear()
-        self.view3d.loading = False
         if self.plan.case == UPLOAD:
             self._refresh()
         else:
             self.plan.case = UPLOAD
 
     # ------------------------------------------------------------------ export
+
+    def _in_worker(self, export: Callable[[], io.BytesIO]) -> Callable:
+        """``export`` as a download callback that runs in a worker thread.
+
+        A picture or a report takes seconds of rendering: off the event loop.
+        The session's lock keeps a cut from changing the pieces meanwhile,
+        and one rendering runs at a time (VTK's off-screen windows).
+        """
+
+        def run() -> io.BytesIO:
+            with _EXPORT_LOCK, self.session.lock:
+                return export()
+
+        async def callback() -> io.BytesIO:
+            if self._doc is None:
+                return run()
+            return await asyncio.wrap_future(_BUILD_POOL.submit(run))
+
+        return callback
 
     def _rows(self):
         out = self.session.outcome
@@ -1095,8 +1295,117 @@ class HipApp(pn.viewable.Viewer):
         return io.BytesIO(html_text.encode())
 
     def close(self) -> None:
+        """The page closed: delete its files, let go of its hip, give memory back soon."""
         self._stop_animation()
         self.session.close()
+        self.view3d._meshes.clear()
+        self._coloring = None
+        if self._doc is not None:
+            schedule_release_memory()
+
+
+#: Share of the time the measure thread may run when many pages move: a
+#: measure is mostly Python, and while it runs the event loop gets the
+#: interpreter's lock only in turns, so every page's picture slows down.
+#: With 20 pages moving, 1/3 took the picture's 90th percentile from about
+#: 1 s (no pause) to 60-200 ms; the measures follow less often instead.
+MEASURE_SHARE = 1 / 3
+#: Share of the event loop's time that drawing measures may take when many
+#: pages move at once; the rest reads slider events and sends pictures.
+DRAW_SHARE = 0.5
+#: Pages whose latest measure waits to be drawn, oldest first.
+_DRAWS: dict[HipApp, None] = {}
+_drawing = [False]
+
+
+def _queue_draw(app: HipApp) -> None:
+    """Draw ``app``'s latest measure when its turn comes.
+
+    Drawing a measure (head colours, angle lines, table) costs the event
+    loop more than a move's picture does. Drawn as they come, the measures
+    of twenty moving pages would fill the loop and every page's next slider
+    event would wait behind them; drawn in turn, one at a time and at most
+    DRAW_SHARE of the loop's time, a slider event waits for at most one.
+    A page waiting already keeps its place (and is drawn at its latest).
+    """
+    _DRAWS[app] = None
+    if not _drawing[0]:
+        _drawing[0] = True
+        _next_draw(0.0)
+
+
+def _next_draw(delay: float) -> None:
+    asyncio.get_running_loop().call_later(delay, _draw_next)
+
+
+def _draw_next() -> None:
+    """Start drawing the oldest waiting page, on its own document (its lock held)."""
+    while _DRAWS:
+        app = next(iter(_DRAWS))
+        del _DRAWS[app]
+        try:
+            app._doc.add_next_tick_callback(lambda app=app: _draw_one(app))
+        except Exception:  # the page closed meanwhile
+            continue
+        return
+    _drawing[0] = False
+
+
+def _draw_one(app: HipApp) -> None:
+    t0 = time.perf_counter()
+    try:
+        with pn.io.hold(app._doc):  # one message for the lot, not one per pane
+            app._draw_measured()
+    finally:
+        spent = time.perf_counter() - t0
+        _next_draw(spent * (1 / DRAW_SHARE - 1))
+
+
+#: Memory is given back to the system this long after the last page closed, s
+#: (a class leaving closes many pages within seconds: one release for all).
+RELEASE_DELAY_S = 5.0
+_release_due = [0.0]
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, or None elsewhere (macOS, musl)."""
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):
+        return None
+
+
+_MALLOC_TRIM = _malloc_trim()
+
+
+def release_memory() -> None:
+    """Collect garbage, then hand the heap's free memory back to the system.
+
+    A session's bones and measures are many mid-sized arrays; freed, glibc
+    keeps their memory in its heaps (one per thread that allocated) for
+    reuse, so a burst of sessions would leave the server at its peak size
+    for good. ``malloc_trim(0)`` returns every free page; it releases the
+    interpreter's lock, so it runs in a worker thread beside the event loop.
+    """
+    gc.collect()
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
+
+
+def schedule_release_memory() -> None:
+    """:func:`release_memory` in a worker thread once no page has closed for RELEASE_DELAY_S."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # not on the server's event loop
+        return
+    _release_due[0] = due = time.monotonic() + RELEASE_DELAY_S
+
+    def release() -> None:
+        if _release_due[0] == due:  # the last page of a burst
+            _BUILD_POOL.submit(release_memory)
+
+    loop.call_later(RELEASE_DELAY_S, release)
 
 
 def create_app(subdivisions: int = 8, limits: Limits | None = None) -> pn.viewable.Viewable:
@@ -1131,6 +1440,30 @@ STOP_SIGNALS = tuple(
 )
 
 
+def send_frames_at_once() -> None:
+    """Serve the page's websockets with TCP_NODELAY (each frame leaves at once).
+
+    A Bokeh message is several websocket frames (header, metadata, content,
+    buffers). With Nagle's algorithm, the default, the second frame waits
+    until the browser acknowledges the first, and browsers delay their
+    acknowledgements by up to 40 ms: a slider move's matrices would often
+    arrive 40 ms late. Bokeh and Panel leave the option unset; Panel's own
+    websocket route is replaced by the same handler that sets it.
+    """
+    from bokeh.server.urls import per_app_patterns
+    from panel.io.server import WSHandler
+
+    class NoDelayWSHandler(WSHandler):
+        def open(self, *args: Any, **kwargs: Any) -> None:
+            self.set_nodelay(True)
+            return super().open(*args, **kwargs)
+
+    per_app_patterns[:] = [
+        (route, NoDelayWSHandler if handler is WSHandler else handler)
+        for route, handler in per_app_patterns
+    ]
+
+
 def serve(
     port: int = 5006,
     address: str = "127.0.0.1",
@@ -1138,6 +1471,9 @@ def serve(
     *,
     limits: Limits | None = None,
     on_ready: Callable[[str], None] | None = None,
+    num_procs: int = 1,
+    prefix: str = "",
+    allow_websocket_origin: list[str] | None = None,
     **kwargs: Any,
 ) -> int:
     """Run the app until Ctrl+C, SIGTERM or SIGHUP (``hipviz serve``).
@@ -1158,7 +1494,18 @@ def serve(
         Limits on uploads; default: :class:`~hipviz.io.Limits` with
         :data:`~hipviz.app.state.MAX_UPLOAD_MB` MB per file.
     on_ready : callable, optional
-        Called with the app's address once the port is bound.
+        Called with the app's address once the port is bound (by the
+        first process only).
+    num_procs : int, default: 1
+        Server processes sharing the port (0: one per core). Each has its
+        own sessions, event loop and worker threads; the default hip is
+        built before they start, so each begins with it.
+    prefix : str, default: ""
+        URL path the app is served under (``hipviz`` -> ``/hipviz/``),
+        for a reverse proxy that forwards such a path.
+    allow_websocket_origin : list of str, optional
+        More ``host[:port]`` the page may be opened from (the proxy's
+        public name); this address, localhost and 127.0.0.1 always are.
     **kwargs
         Passed to :func:`panel.serve`.
 
@@ -1173,12 +1520,22 @@ def serve(
         If the address cannot be listened on (port in use, no such address,
         not permitted), or no session folder can be made.
     """
+    import tornado.process
+
     stale = remove_stale_folders()
     if stale:
         log.warning("removed %d session folder(s) left by an earlier run", len(stale))
     remove_session_folder(new_session_folder())  # sessions will be able to keep files
     limits = limits or Limits(max_file_mb=MAX_UPLOAD_MB)
     pn.extension(notifications=False)
+    # A thread that wants the interpreter's lock waits up to this long for
+    # the thread holding it; the event loop wants it back after every socket
+    # write, so with a measure running each message would wait up to 5 ms
+    # (Python's default) several times.
+    sys.setswitchinterval(0.001)
+    send_frames_at_once()
+    if num_procs != 1:  # before the fork: no thread may run then, and every process inherits it
+        warm_up()
     origins = [f"{address}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"]
     web.allow_long_links()  # a long link gets its one-line message, not a blank page
 
@@ -1192,19 +1549,24 @@ def serve(
             address=address,
             show=show,
             start=False,
-            allow_websocket_origin=origins,
-            # uploads arrive as base64 in one websocket message
-            websocket_max_message_size=int(limits.max_file_mb * 2.2e6),
+            allow_websocket_origin=[*origins, *(allow_websocket_origin or [])],
+            # a chosen file arrives as base64 in one websocket message: room for
+            # the largest allowed, and the page checks sizes against the same limit
+            websocket_max_message_size=websocket_max_message_bytes(limits.max_file_mb),
             transforms=[web.SecurityHeaders],  # CSP and friends on every response
+            num_procs=num_procs,
+            prefix=prefix,
             **kwargs,
         )
     except OSError as exc:
         reason = exc.strerror or str(exc)
         msg = f"cannot listen on {address}:{port} ({reason}); choose another --port or --address"
         raise InputError(msg) from None
-    if on_ready is not None:
-        on_ready(f"http://{address}:{server.port}/")
-    threading.Thread(target=warm_up, name="hipviz-warm-up", daemon=True).start()
+    if on_ready is not None and tornado.process.task_id() in (None, 0):
+        path = f"/{prefix.strip('/')}/" if prefix.strip("/") else "/"
+        on_ready(f"http://{address}:{server.port}{path}")
+    if num_procs == 1:
+        threading.Thread(target=warm_up, name="hipviz-warm-up", daemon=True).start()
 
     loop = server.io_loop
     signals: list[int] = []
@@ -1233,4 +1595,13 @@ def serve(
     return removed
 
 
-__all__ = ["HipApp", "LiveSlider", "create_app", "serve", "warm_up"]
+__all__ = [
+    "HipApp",
+    "LiveSlider",
+    "UploadInput",
+    "create_app",
+    "release_memory",
+    "send_frames_at_once",
+    "serve",
+    "warm_up",
+]

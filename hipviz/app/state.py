@@ -20,6 +20,7 @@ folders a crashed run left behind when the next server starts
 from __future__ import annotations
 
 import atexit
+import base64
 import itertools
 import json
 import math
@@ -29,7 +30,7 @@ import socket
 import stat
 import tempfile
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,9 +57,12 @@ VIEWS = ("anterior", "lateral", "superior", "false_profile")
 N_SHAPE_SLIDERS = 5
 #: Standing posture: a typical posterior pelvic tilt from lying to standing, degrees.
 STANDING_TILT_DEG = 5.0
-#: Upload cap per file, megabytes (an upload travels in one websocket message);
-#: ``hipviz serve --max-file-mb`` sets another.
+#: Upload cap per file, megabytes (10**6 bytes; an upload travels in one websocket
+#: message); ``hipviz serve --max-file-mb`` sets another.
 MAX_UPLOAD_MB = 60
+#: Room in the websocket message that carries an uploaded file besides the
+#: file itself (the patch's JSON: model id, file name, MIME type), bytes.
+UPLOAD_MESSAGE_OVERHEAD = 64 * 1024
 #: Session folders are ``<base>/hipviz-session-<random>``; the base is this
 #: environment variable when set, else the system's temporary folder.
 SESSION_PREFIX = "hipviz-session-"
@@ -195,6 +199,10 @@ class Plan(param.Parameterized):
             },
             sphere_mm=self.cut_sphere,
         )
+
+    def copy(self) -> Plan:
+        """A detached copy (no watchers): the plan a worker thread builds while this one changes."""
+        return type(self)(**{name: getattr(self, name) for name in URL_PARAMS})
 
     def shape_modes(self) -> tuple[float, ...]:
         return tuple(float(getattr(self, f"mode{i + 1}")) for i in range(N_SHAPE_SLIDERS))
@@ -483,6 +491,31 @@ class Upload:
     femur_labels: tuple[int, ...] | None = None
 
 
+def websocket_max_message_bytes(max_upload_mb: float = MAX_UPLOAD_MB) -> int:
+    """The largest websocket message the server accepts, bytes.
+
+    The browser sends a chosen file in one message, as base64 text (4
+    characters per 3 bytes) inside a small JSON patch: the limit is the
+    largest allowed file so encoded, plus :data:`UPLOAD_MESSAGE_OVERHEAD`.
+    A bigger message makes the server close the page's connection, so the
+    page checks a file's size against ``max_upload_mb`` before sending it.
+    """
+    return 4 * math.ceil(max_upload_mb * 1e6 / 3) + UPLOAD_MESSAGE_OVERHEAD
+
+
+def upload_bytes(data: bytes | str | None) -> bytes | None:
+    """An uploaded file's content: ``data`` as received (bytes, or the base64 text
+    the browser sends), decoded. Slow for a big file (about 0.1 s per 50 MB):
+    call it in a worker thread, not on the server's event loop."""
+    if data is None or isinstance(data, bytes):
+        return data
+    try:
+        return base64.b64decode(data, validate=True)
+    except ValueError:
+        msg = "the file did not arrive whole (its encoding is broken); choose it again"
+        raise InputError(msg) from None
+
+
 def check_upload_name(name: str) -> str:
     """The lower-case suffix of an uploaded file's name, or InputError."""
     low = name.lower()
@@ -567,11 +600,17 @@ class HipSession:
         path.write_bytes(data)
         return path
 
-    def load_upload(self, upload: Upload) -> None:
-        """Check the uploaded pair loads (mm, closed) and make it this session's hip."""
+    def load_upload(self, upload: Upload, progress: Callable[[str], Any] | None = None) -> None:
+        """Check the uploaded pair loads (mm, closed) and make it this session's hip.
+
+        ``progress`` (optional) is told, in words, which file is being read.
+        """
         meshes = {}
         for role in ("pelvis", "femur"):
             shown = clamp(getattr(upload, f"{role}_name"), NAME_CHARS)  # as messages quote it
+            if progress is not None:
+                size_mb = getattr(upload, role).stat().st_size / 1e6
+                progress(f"reading {shown} ({size_mb:.1f} MB)…")
             loaded = io.load_mesh(
                 getattr(upload, role),
                 labels=getattr(upload, f"{role}_labels"),
@@ -611,17 +650,8 @@ class HipSession:
             self.source = f"teaching case: {cases.CASES[plan.case].title} (synthetic)"
         return hip.pelvis, hip.femur, plan.side
 
-    def prepare(self, plan: Plan) -> set[str]:
-        """Bring the bones and cuts up to ``plan`` (not the move); return what changed.
-
-        The set holds ``"anatomy"`` (new bones), ``"cut"`` (new pelvic pieces)
-        and ``"femur"`` (new femoral pieces).
-
-        Raises
-        ------
-        HipvizError
-            With a one-line message for the user; the previous state is kept.
-        """
+    def _keys(self, plan: Plan) -> tuple[tuple, tuple, tuple]:
+        """What the bones, the pelvic cut and the femoral cut of ``plan`` depend on."""
         anatomy = (
             plan.case,
             plan.side,
@@ -633,12 +663,49 @@ class HipSession:
         femoral = plan.femoral_move().validate()
         level = plan.fem_level or None
         femur_key = (not femoral.is_identity or level is not None, level)
+        return anatomy, cut_key, femur_key
+
+    def pending(self, plan: Plan) -> set[str]:
+        """What :meth:`prepare` would build for ``plan``, without building it.
+
+        Empty for a move only (fast: the view's event loop does it); else
+        ``"anatomy"`` (new bones, seconds), ``"cut"`` or ``"femur"`` (new
+        pieces, tens of ms), which the app builds in a worker thread.
+
+        Raises
+        ------
+        HipvizError
+            A cut adjustment or move out of range.
+        """
+        anatomy, cut_key, femur_key = self._keys(plan)
+        if self.sim is None or anatomy != self._anatomy_key:
+            return {"anatomy", "cut", "femur"}
+        out = set()
+        if cut_key != self._cut_key:
+            out.add("cut")
+        if femur_key != self._femur_key:
+            out.add("femur")
+        return out
+
+    def prepare(self, plan: Plan) -> set[str]:
+        """Bring the bones and cuts up to ``plan`` (not the move); return what changed.
+
+        The set holds ``"anatomy"`` (new bones), ``"cut"`` (new pelvic pieces)
+        and ``"femur"`` (new femoral pieces).
+
+        Raises
+        ------
+        HipvizError
+            With a one-line message for the user; the previous state is kept.
+        """
+        anatomy, cut_key, femur_key = self._keys(plan)
         if self.sim is not None and (anatomy, cut_key, femur_key) == (
             self._anatomy_key,
             self._cut_key,
             self._femur_key,
         ):
             return set()  # a move only: no lock, so a running measure does not hold it up
+        level = femur_key[1]
         changed: set[str] = set()
         with self.lock:  # a measure may be reading the bones in another thread
             if anatomy != self._anatomy_key or self.sim is None:
@@ -707,9 +774,12 @@ class HipSession:
         return changed | {"move"}
 
     def close(self) -> None:
-        """Delete the session's files."""
+        """Delete the session's files and let go of its bones (memory for other sessions)."""
         remove_session_folder(self.folder)
         self.upload = None
+        self._uploaded = {}
+        self.sim = self.outcome = None
+        self._anatomy_key = self._cut_key = self._femur_key = None
 
 
 __all__ = [
@@ -730,4 +800,6 @@ __all__ = [
     "remove_session_folder",
     "remove_stale_folders",
     "session_base_dir",
+    "upload_bytes",
+    "websocket_max_message_bytes",
 ]

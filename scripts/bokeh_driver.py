@@ -1,0 +1,246 @@
+"""A thin Bokeh-protocol client: many app sessions from one process, no browser.
+
+Used by ``scripts/bench_concurrency.py`` to measure the server's own cost
+without browsers eating the same cores. A :class:`ThinSession` does what a
+page does on the wire and nothing else: it GETs the page (which creates the
+server session and holds its token), opens the websocket, pulls the document,
+tells the 3D view it is ready (so the server sends meshes and head colours as
+it would to a browser), and then changes widget values with ``PATCH-DOC``
+messages. Replies are not decoded beyond looking for a few attribute names
+in their JSON text; binary buffers (meshes, colours) are read and dropped.
+
+The wire format is Bokeh's (``bokeh/protocol``): each message is a header,
+a metadata and a content websocket message (JSON text), then for each of
+``header["num_buffers"]`` a buffer header (text) and its payload (binary).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from tornado.httpclient import AsyncHTTPClient
+from tornado.websocket import websocket_connect
+
+#: What the page's websocket may receive at most (meshes of a big upload).
+MAX_RECEIVE_BYTES = 1 << 30
+
+
+def _walk(obj: Any):
+    """Every serialized Bokeh model (``{"type": "object", "name", "id", "attributes"}``)."""
+    stack = [obj]
+    while stack:
+        o = stack.pop()
+        if isinstance(o, dict):
+            if o.get("type") == "object" and "id" in o:
+                yield o
+            stack.extend(o.values())
+        elif isinstance(o, list):
+            stack.extend(o)
+
+
+def _map(values: dict[str, Any]) -> dict[str, Any]:
+    """A dict as Bokeh serializes plain objects (keys such as "type" are then safe)."""
+    return {"type": "map", "entries": [[k, v] for k, v in values.items()]}
+
+
+class ThinSession:
+    """One app session driven over Bokeh's websocket protocol.
+
+    Parameters
+    ----------
+    base_url : str
+        ``http://127.0.0.1:<port>/`` (with the server's ``--prefix``, if any).
+    """
+
+    def __init__(self, base_url: str):
+        self.base_url = base_url.rstrip("/") + "/"
+        self.ws = None
+        self.models: dict[str, dict] = {}
+        self._waiters: list[tuple[Callable[[str], bool], asyncio.Future]] = []
+        self._reader: asyncio.Task | None = None
+        self.received_bytes = 0
+        #: Last value set, per slider id.
+        self.values: dict[str, float] = {}
+        self.closed = False
+
+    # ------------------------------------------------------------ connection
+
+    async def open(self, query: str = "", *, ready: bool = True, timeout: float = 120) -> float:
+        """Open the page at ``?query``; return seconds until its hip is drawn."""
+        t0 = time.perf_counter()
+        page = await AsyncHTTPClient().fetch(
+            self.base_url + (f"?{query}" if query else ""), request_timeout=timeout
+        )
+        token = re.search(r'"token":"([^"]+)"', page.body.decode()).group(1)
+        ws_url = self.base_url.replace("http://", "ws://") + "ws"
+        self.ws = await websocket_connect(
+            ws_url, subprotocols=["bokeh", token], max_message_size=MAX_RECEIVE_BYTES
+        )
+        # as browsers do: each of a message's parts goes out at once (without
+        # this, Nagle's algorithm holds the second part for the first's ACK)
+        self.ws.protocol.set_nodelay(True)
+        await self._recv()  # ACK
+        await self._send("PULL-DOC-REQ", {})
+        _, content = await self._recv()
+        for model in _walk(json.loads(content)):
+            self.models[model["id"]] = model
+        self._reader = asyncio.create_task(self._read_forever())
+        drawn = self.wait_for(lambda c: '"attr":"matrices"' in c)
+        # as Bokeh's client does once the page is built: Panel sends no
+        # model changes to a session before this
+        await self.event(None, "document_ready")
+        if ready:
+            await self.event(self.view_id, "data_event", data=_map({"type": "ready"}))
+        if not self._drawn_in_document():  # else the hip was built before the pull
+            await asyncio.wait_for(drawn, timeout)
+        return time.perf_counter() - t0
+
+    def _drawn_in_document(self) -> bool:
+        for m in self.models.values():
+            if m.get("name", "").startswith("SceneView"):
+                return bool(m["attributes"].get("matrices", {}).get("entries"))
+        return False
+
+    async def close(self) -> None:
+        self.closed = True
+        if self._reader is not None:
+            self._reader.cancel()
+        if self.ws is not None:
+            self.ws.close()
+
+    # ------------------------------------------------------------ models
+
+    def find(self, name_part: str, **attrs: Any) -> list[str]:
+        """Ids of models whose type name contains ``name_part`` and whose attributes match."""
+        return [
+            m["id"]
+            for m in self.models.values()
+            if name_part in m.get("name", "")
+            and all(m.get("attributes", {}).get(k) == v for k, v in attrs.items())
+        ]
+
+    def slider(self, title: str) -> str:
+        (sid,) = self.find("Slider", title=title)
+        return sid
+
+    def error_shown(self, content: str) -> bool:
+        """Whether a message's content sets the text of the page's error line."""
+        ids = [
+            m["id"]
+            for m in self.models.values()
+            if "alert-danger" in (m.get("attributes", {}).get("css_classes") or [])
+        ]
+        return any(f'"model":{{"id":"{i}"}},"attr":"text"' in content for i in ids)
+
+    @property
+    def view_id(self) -> str:
+        """The ESM model of the 3D view (its ``data`` is a SceneView data model)."""
+        for m in self.models.values():
+            data = m.get("attributes", {}).get("data")
+            if m.get("name", "").endswith("ReactiveESM") and isinstance(data, dict):
+                if self.models.get(data.get("id"), data).get("name", "").startswith("SceneView"):
+                    return m["id"]
+        msg = "no 3D view in the document"
+        raise LookupError(msg)
+
+    # ------------------------------------------------------------ actions
+
+    async def set(self, model_id: str, **attrs: Any) -> None:
+        """Change attributes of one model, as the browser does (one PATCH-DOC)."""
+        events = [
+            {"kind": "ModelChanged", "model": {"id": model_id}, "attr": k, "new": v}
+            for k, v in attrs.items()
+        ]
+        await self._send("PATCH-DOC", {"events": events})
+
+    async def event(self, model_id: str | None, name: str, **values: Any) -> None:
+        """Fire a Bokeh event: of a model (``button_click``, the 3D view's
+        ``data_event``) or, with ``model_id=None``, of the document."""
+        if model_id is not None:
+            values = {"model": {"id": model_id}, **values}
+        msg = {"type": "event", "name": name, "values": _map(values)}
+        await self._send(
+            "PATCH-DOC",
+            {"events": [{"kind": "MessageSent", "msg_type": "bokeh_event", "msg_data": msg}]},
+        )
+
+    async def move(self, slider_id: str, value: float, timeout: float = 60) -> float:
+        """Set a slider to a new value; return seconds until the server sends the new matrices."""
+        if value == self.values.get(slider_id, 0.0):
+            msg = f"the slider is at {value} already: no change, no reply"
+            raise ValueError(msg)
+        self.values[slider_id] = value
+        reply = self.wait_for(lambda c: '"attr":"matrices"' in c)
+        t0 = time.perf_counter()
+        await self.set(slider_id, value=value)
+        await asyncio.wait_for(reply, timeout)
+        return time.perf_counter() - t0
+
+    async def upload(self, files: dict[str, tuple[str, bytes]]) -> None:
+        """Choose files in the upload inputs (``{"Pelvis": (name, bytes), ...}``)."""
+        for title, (name, data) in files.items():
+            (fid,) = self.find("FileInput", title=title)
+            await self.set(
+                fid,
+                value=base64.b64encode(data).decode(),
+                mime_type="application/octet-stream",
+                filename=name,
+            )
+
+    async def click(self, label: str) -> None:
+        (bid,) = self.find("Button", label=label)
+        await self.event(bid, "button_click")
+
+    def wait_for(self, predicate: Callable[[str], bool]) -> asyncio.Future:
+        """A future set when a message's JSON content satisfies ``predicate``."""
+        fut = asyncio.get_running_loop().create_future()
+        self._waiters.append((predicate, fut))
+        return fut
+
+    # ------------------------------------------------------------ wire
+
+    async def _send(self, msgtype: str, content: dict) -> None:
+        await self.ws.write_message(json.dumps({"msgid": uuid.uuid4().hex, "msgtype": msgtype}))
+        await self.ws.write_message("{}")
+        await self.ws.write_message(json.dumps(content, separators=(",", ":")))
+
+    async def _read(self) -> str | bytes:
+        data = await self.ws.read_message()
+        if data is None:
+            raise ConnectionError("the server closed the websocket")
+        self.received_bytes += len(data)
+        return data
+
+    async def _recv(self) -> tuple[dict, str]:
+        header = json.loads(await self._read())
+        await self._read()  # metadata
+        content = await self._read()
+        for _ in range(2 * header.get("num_buffers", 0)):  # buffer header, payload
+            await self._read()
+        return header, content
+
+    async def _read_forever(self) -> None:
+        try:
+            while True:
+                _, content = await self._recv()
+                keep = []
+                for predicate, fut in self._waiters:
+                    if fut.done():
+                        continue
+                    if predicate(content):
+                        fut.set_result(content)
+                    else:
+                        keep.append((predicate, fut))
+                self._waiters = keep
+        except (ConnectionError, asyncio.CancelledError) as exc:
+            for _, fut in self._waiters:
+                if not fut.done():
+                    fut.set_exception(ConnectionError(str(exc) or "closed"))
+            self._waiters = []
