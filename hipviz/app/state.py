@@ -497,8 +497,7 @@ def websocket_max_message_bytes(max_upload_mb: float = MAX_UPLOAD_MB) -> int:
     The browser sends a chosen file in one message, as base64 text (4
     characters per 3 bytes) inside a small JSON patch: the limit is the
     largest allowed file so encoded, plus :data:`UPLOAD_MESSAGE_OVERHEAD`.
-    A bigger message makes the server close the page's connection, so the
-    page checks a file's size against ``max_upload_mb`` before sending it.
+    A bigger message makes the server close the page's connection.
     """
     return 4 * math.ceil(max_upload_mb * 1e6 / 3) + UPLOAD_MESSAGE_OVERHEAD
 
