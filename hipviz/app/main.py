@@ -62,7 +62,7 @@ from .state import (
     upload_bytes,
     websocket_max_message_bytes,
 )
-from .text import inert, inert_join
+from .text import NAME_CHARS, clamp, inert, inert_join
 from .viewer import SceneView
 
 log = logging.getLogger("hipviz.app")
@@ -148,6 +148,67 @@ class AddressBar(pn.custom.JSComponent):
       write()
       model.on("query", write)
       const timer = setInterval(write, 1000)
+      model.on("remove", () => clearInterval(timer))
+      return document.createElement("span")
+    }
+    """
+
+
+class UploadGuard(pn.custom.JSComponent):
+    """Refuses, in the browser, a chosen file larger than ``max_bytes`` before it is sent.
+
+    A file input sends the whole file as one websocket message, and a
+    message over the server's limit closes the page's connection with no
+    word to the user. This listens, ahead of the inputs' own handlers, for
+    the files chosen in every file input of the page; a file too large is
+    cleared there and named in ``refused`` (name and size), which the app
+    shows as its one-line error. Inputs that appear later are found by a
+    check each second.
+    """
+
+    max_bytes = param.Integer(default=0, doc="Largest file the page may send, bytes.")
+    refused = param.String(default="", doc="The last refused file: 'name<TAB>bytes<TAB>n'.")
+
+    _esm = """
+    export function render({model}) {
+      const seen = new WeakSet()
+      let count = 0
+      const guard = (event) => {
+        const input = event.target
+        if (!(input instanceof HTMLInputElement) || input.type !== "file" || !input.files) {
+          return
+        }
+        for (const file of input.files) {
+          if (model.max_bytes > 0 && file.size > model.max_bytes) {
+            event.stopImmediatePropagation()
+            input.value = ""
+            count += 1
+            model.refused = file.name + "\t" + file.size + "\t" + count
+            return
+          }
+        }
+      }
+      const roots = (node, out) => {
+        out.push(node)
+        for (const el of node.querySelectorAll("*")) {
+          if (el.shadowRoot) roots(el.shadowRoot, out)
+        }
+        return out
+      }
+      const attach = () => {
+        for (const root of roots(document, [])) {
+          for (const input of root.querySelectorAll("input[type=file]")) {
+            const home = input.getRootNode()
+            if (!seen.has(home)) {
+              seen.add(home)
+              // Capture on the input's own root runs before the input's listeners.
+              home.addEventListener("change", guard, true)
+            }
+          }
+        }
+      }
+      attach()
+      const timer = setInterval(attach, 1000)
       model.on("remove", () => clearInterval(timer))
       return document.createElement("span")
     }
@@ -270,6 +331,10 @@ class HipApp(pn.viewable.Viewer):
         self.plan = plan or Plan()
         self._address = AddressBar(query=self.plan.url_query(), width=0, height=0, margin=0)
         self.session = HipSession(subdivisions=subdivisions, limits=limits)
+        self._guard = UploadGuard(
+            max_bytes=int(self.session.limits.max_file_mb * 1e6), width=0, height=0, margin=0
+        )
+        self._guard.param.watch(self._on_refused, "refused")
         self.view3d = SceneView(
             sizing_mode="stretch_both", min_height=480, side=self.plan.side, view=self.plan.view
         )
@@ -443,6 +508,7 @@ class HipApp(pn.viewable.Viewer):
             ),
             self.w_mode,
             self._address,
+            self._guard,
             sizing_mode="stretch_width",
             styles={"border-bottom": "1px solid #dde", "background": "#f7f9fb"},
         )
@@ -758,6 +824,16 @@ class HipApp(pn.viewable.Viewer):
     def _describe_procedure(self) -> None:
         proc = self.plan.procedure
         self._proc_text.object = "" if proc == "none" else inert(ost.PROCEDURES[proc].description)
+
+    def _on_refused(self, event: param.parameterized.Event) -> None:
+        name, size, _ = (event.new.split("\t") + ["", "", ""])[:3]
+        if not name:
+            return
+        cap = self._guard.max_bytes / 1e6  # the limit the page checked against
+        self._show_error(
+            f"{clamp(name, NAME_CHARS)}: {int(size) / 1e6:.3g} MB is over the {cap:g} MB upload "
+            "limit (raise it with hipviz serve --max-file-mb); it was not sent"
+        )
 
     def _show_error(self, message: str) -> None:
         """One line above the view (or none for ""): as text, never as markup."""
@@ -1598,6 +1674,7 @@ def serve(
 __all__ = [
     "HipApp",
     "LiveSlider",
+    "UploadGuard",
     "UploadInput",
     "create_app",
     "release_memory",

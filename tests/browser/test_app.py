@@ -459,3 +459,26 @@ def test_sessions_are_private(browser, browser_context_args, served, expected, t
     finally:
         ctx_a.close()
         ctx_b.close()
+
+
+def test_a_file_over_the_limit_is_refused_in_the_browser(page, served, expected):
+    """Not sent at all: a message over the websocket limit would close the page silently."""
+    session = open_app(page, served, "case=dysplastic")
+    wait_value(page, "lcea_deg", deg(expected(case="dysplastic")["before"]["lcea_deg"]))
+    app = session["app"]
+    on_server(session, lambda: setattr(app._guard, "max_bytes", 2000))
+    wait_for(lambda: page.evaluate("1") == 1, 1, "the page")
+    card = page.get_by_text("Your own meshes", exact=True)
+    if not load_button(page).is_visible():
+        card.click()
+    big = b"solid big\n" + b"x" * 5000
+    page.locator("input[type=file]").nth(0).set_input_files(
+        files=[{"name": "big<b>.stl", "mimeType": "application/octet-stream", "buffer": big}]
+    )
+    text = _assert_one_line_error(page, session, "big<b>.stl")
+    assert "over the 0.002 MB upload limit" in text and "not sent" in text, text
+    assert on_server(session, lambda: (app.w_pelvis_file.filename, app.w_pelvis_file.value)) in (
+        (None, None),
+        ("", None),
+    )
+    _still_works(page, session, expected)
