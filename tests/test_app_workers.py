@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import html
 import time
 
 import pytest
@@ -21,7 +22,7 @@ from bokeh.document import Document  # noqa: E402
 
 from hipviz import cases  # noqa: E402
 from hipviz.app import main  # noqa: E402
-from hipviz.app.state import HipSession, Plan  # noqa: E402
+from hipviz.app.state import MARKER, HipSession, Plan  # noqa: E402
 
 SUBDIVISIONS = 6
 
@@ -174,7 +175,11 @@ def test_an_upload_is_read_in_a_worker_and_the_page_says_which_file():
             assert app._loading and app.w_load.disabled and app.w_pelvis_file.disabled
             assert app.w_pelvis_file.value is None  # taken from the inputs at once
             await settled(app)
-            stored = {p.name: p.read_bytes() for p in app.session.folder.iterdir()}
+            stored = {
+                p.name: p.read_bytes()
+                for p in app.session.folder.iterdir()
+                if p.name != MARKER  # hipviz's own mark on the folder
+            }
             return app.plan.case, app.session.source, app.statuses, stored, app.w_load.disabled
         finally:
             app.close()
@@ -197,7 +202,7 @@ def test_a_bad_upload_gives_one_line_and_keeps_the_hip():
             app._on_upload()
             await settled(app)
             return (
-                app._error.object,
+                html.unescape(app._error.object),  # the pane holds it as inert text
                 app.plan.case,
                 before == dict(app.session.outcome.after),
                 app.w_case.disabled,
