@@ -224,7 +224,9 @@ def _seated_gaps(
     return pelvis, out
 
 
-def _back_out(pelvis: trimesh.Trimesh, femurs: dict[str, trimesh.Trimesh], seats: dict) -> dict:
+def _back_out(
+    pelvis: trimesh.Trimesh, femurs: dict[str, trimesh.Trimesh], seats: dict
+) -> tuple[dict, trimesh.Trimesh, dict[str, tuple[trimesh.Trimesh, float]]]:
     """Move each femur out of its socket, along the socket's opening, until the bones clear.
 
     With the head centre on the socket centre, a socket much smaller than its
@@ -235,11 +237,17 @@ def _back_out(pelvis: trimesh.Trimesh, femurs: dict[str, trimesh.Trimesh], seats
     of the socket in steps until its gap reaches :data:`BACK_OUT_GAP_MM` (at
     most :data:`MAX_BACK_OUT_MM` from the socket centre); any other femur is
     not moved.
+
+    Returns
+    -------
+    seats, reamed, gaps
+        The seats as :func:`seat_femur` gives them, and
+        :func:`_seated_gaps` of the final seats.
     """
     seats = dict(seats)
     backing: set[str] = set()
     for _ in range(MAX_BACK_OUT_STEPS):
-        _, gaps = _seated_gaps(pelvis, femurs, seats)
+        reamed, gaps = _seated_gaps(pelvis, femurs, seats)
         backing |= {side for side, (_, gap) in gaps.items() if gap < MIN_SEATED_GAP_MM}
         short = {side: gaps[side][1] for side in backing if gaps[side][1] < BACK_OUT_GAP_MM}
         moved_any = False
@@ -254,19 +262,26 @@ def _back_out(pelvis: trimesh.Trimesh, femurs: dict[str, trimesh.Trimesh], seats
             seats[side] = (translation(step) @ tf, moved, socket)
             moved_any = True
         if not moved_any:
-            break
-    return seats
+            return seats, reamed, gaps
+    return (seats, *_seated_gaps(pelvis, femurs, seats))
 
 
 @lru_cache(maxsize=8)
-def _seating(weights: tuple[float, ...]) -> dict:
+def _seating(weights: tuple[float, ...]) -> tuple[dict, tuple]:
     """Seating moves of both femurs, found once per shape at a fixed resolution.
 
     Seating is a property of the shape, not of its tessellation: sphere fits
     on different tessellations of the same socket can settle on different
     parts of it, so every resolution reuses these moves.
+
+    Returns
+    -------
+    seats, built
+        Per side ``(tf_seated_femur, head, socket)``; and at
+        :data:`SEATING_SUBDIVISIONS` the reamed pelvis, per side (seated femur,
+        gap), the landmarks and ``tf_app_raw``, for :func:`_builtin_pair`.
     """
-    pelvis, left, _, _ = _app_geometry(weights, SEATING_SUBDIVISIONS)
+    pelvis, left, landmarks, tf = _app_geometry(weights, SEATING_SUBDIVISIONS)
     # The raw left femur sits near its socket (10-20 mm off along the modes):
     # it picks the left socket among the pelvis's concave spheres; its mirror
     # image picks the right one.
@@ -276,16 +291,12 @@ def _seating(weights: tuple[float, ...]) -> dict:
         "left": seat_femur(pelvis, left, seed),
         "right": seat_femur(pelvis, femurs["right"], seed * [-1.0, 1.0, 1.0]),
     }
-    return _back_out(pelvis, femurs, seats)
+    seats, reamed, gaps = _back_out(pelvis, femurs, seats)
+    return seats, (reamed, gaps, landmarks, tf)
 
 
-@lru_cache(maxsize=4)
-def _builtin_pair(weights: tuple[float, ...], subdivisions: int):
-    """Pelvis (both sockets reamed), and per side (femur, head, socket, gap); APP frame."""
-    pelvis, left, landmarks, tf = _app_geometry(weights, subdivisions)
-    femurs = {"left": left, "right": atlas.mirror_x(left)}
-    seats = _seating(weights)
-    pelvis, gaps = _seated_gaps(pelvis, femurs, seats)
+def _sides(seats: dict, gaps: dict) -> dict:
+    """Per side (femur, head, socket, gap); refuses a femur that overlaps the pelvis."""
     sides = {}
     for side, (femur, gap) in gaps.items():
         if gap <= 0:  # pragma: no cover - guarded by tests over the shape modes
@@ -293,7 +304,20 @@ def _builtin_pair(weights: tuple[float, ...], subdivisions: int):
             raise InputError(msg)
         _, head, socket = seats[side]
         sides[side] = (femur, head, socket, gap)
-    return pelvis, sides, landmarks, tf
+    return sides
+
+
+@lru_cache(maxsize=4)
+def _builtin_pair(weights: tuple[float, ...], subdivisions: int):
+    """Pelvis (both sockets reamed), and per side (femur, head, socket, gap); APP frame."""
+    seats, built = _seating(weights)
+    if subdivisions == SEATING_SUBDIVISIONS:
+        pelvis, gaps, landmarks, tf = built
+    else:
+        pelvis, left, landmarks, tf = _app_geometry(weights, subdivisions)
+        femurs = {"left": left, "right": atlas.mirror_x(left)}
+        pelvis, gaps = _seated_gaps(pelvis, femurs, seats)
+    return pelvis, _sides(seats, gaps), landmarks, tf
 
 
 def builtin_hip(

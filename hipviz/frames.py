@@ -90,7 +90,7 @@ class PelvisFrame:
     method : str
         How the frame was found, a key of :data:`FRAME_METHODS`: ``tripod``
         (landmark regions) or ``hull`` (the fallback) for ``app``, ``axes``
-        for ``ras``/``lps``.
+        for ``ras``/``lps``, ``femur`` for a femur alone.
     fallback_reason : str
         Why the first APP method failed when ``method`` is ``hull``; else "".
     """
