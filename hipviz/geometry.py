@@ -157,10 +157,12 @@ def fit_sphere(points: Points, weights: ArrayLike | None = None) -> Sphere:
     w = w / w.sum()
     mean = w @ pts
     q = pts - mean
-    sw = np.sqrt(w)[:, None]
     a = np.hstack([2.0 * q, np.ones((len(q), 1))])
     b = np.sum(q * q, axis=1)
-    sol, *_ = np.linalg.lstsq(a * sw, b * sw[:, 0], rcond=None)
+    # The 4x4 normal equations: well conditioned on centred coordinates, and
+    # far cheaper than a least-squares solve over all n rows.
+    aw = a * w[:, None]
+    sol = np.linalg.solve(aw.T @ a, aw.T @ b)
     center = sol[:3]
     radius = float(np.sqrt(max(sol[3] + center @ center, 0.0)))
     resid = np.linalg.norm(q - center, axis=1) - radius

@@ -76,7 +76,15 @@ def expected(**plan) -> dict:
 
 
 def run(coro):
-    return asyncio.run(coro)
+    """Run a scenario on a fresh event loop in a thread of its own.
+
+    Another test (a browser test's driver) may leave an event loop set in
+    this thread, where ``asyncio.run`` refuses to start a second one.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def test_a_new_hip_is_built_in_a_worker_while_the_page_says_so():

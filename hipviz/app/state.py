@@ -334,7 +334,8 @@ def _expected(p: param.Parameter) -> str:
 
 #: Folders of the sessions alive in this process.
 _LIVE_FOLDERS: set[Path] = set()
-_LIVE_LOCK = threading.Lock()
+# Re-entrant: a second stop signal may arrive while the first clean-up holds it.
+_LIVE_LOCK = threading.RLock()
 
 
 def session_base_dir() -> Path:
@@ -404,9 +405,12 @@ def remove_live_folders() -> int:
     """
     with _LIVE_LOCK:
         folders = list(_LIVE_FOLDERS)
-        _LIVE_FOLDERS.clear()
     for folder in folders:
         shutil.rmtree(folder, ignore_errors=True)
+        # Forgotten only once gone: a second signal that interrupts this loop
+        # (and exits at once) still finds every folder not yet deleted.
+        with _LIVE_LOCK:
+            _LIVE_FOLDERS.discard(folder)
     return len(folders)
 
 
