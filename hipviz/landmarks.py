@@ -647,19 +647,6 @@ def _section_of_triangles(tri: np.ndarray, origin: Vector, normal: Vector) -> tu
     return o + cu * u + cv * v, float(total)
 
 
-def faces_near(mesh: trimesh.Trimesh, point: Vector, radius_mm: float) -> np.ndarray:
-    """(k,) int: faces that may reach within ``radius_mm`` of ``point``.
-
-    A face counts when its centre lies within ``radius_mm`` plus the
-    distance from its centre to its farthest corner, so long triangles
-    (CAD-like cylinders) are never lost.
-    """
-    tri = mesh.triangles
-    centre = tri.mean(axis=1)
-    spread = np.linalg.norm(tri - centre[:, None, :], axis=2).max(axis=1)
-    return np.flatnonzero(np.linalg.norm(centre - point, axis=1) - spread < radius_mm)
-
-
 def neck_axis(
     femur: trimesh.Trimesh, head: Sphere, *, iterations: int = 8, step_radii: float = 0.025
 ) -> Vector:
@@ -695,7 +682,7 @@ def neck_axis(
         raise LandmarkError(msg)
     axis = unit(pts[ring].mean(axis=0) - c)
     lo, hi = NECK_SEARCH_RADII
-    near = faces_near(femur, c, (hi + 1.0) * r)
+    near = _faces_near(femur, c, (hi + 1.0) * r)
     tri = femur.vertices[femur.faces[near]]  # (k, 3, 3)
 
     def waist(axis: Vector, levels: FloatArray) -> tuple[float, float, Vector]:
