@@ -23,6 +23,7 @@ import html
 import io
 import json
 import logging
+import os
 import sys
 import threading
 import time
@@ -1409,6 +1410,10 @@ def warm_up(subdivisions: int = 8) -> None:
         session.close()
 
 
+def _start_warm_up() -> None:
+    threading.Thread(target=warm_up, name="hipviz-warm-up", daemon=True).start()
+
+
 def send_frames_at_once() -> None:
     """Serve the page's websockets with TCP_NODELAY (each frame leaves at once).
 
@@ -1449,8 +1454,11 @@ def serve(
     ----------
     num_procs : int, default: 1
         Server processes sharing the port (0: one per core). Each has its
-        own sessions, event loop and worker threads; the default hip is
-        built before they start, so each begins with it.
+        own sessions, event loop and worker threads, and builds the default
+        hip once it has started (not before the fork: Embree's thread pool
+        does not survive one). A page's request and its websocket may reach
+        different processes; the page is then built in both, and the unused
+        copy dropped 15 s later (see docs/app.md).
     prefix : str, default: ""
         URL path the app is served under (``hipviz`` -> ``/hipviz/``),
         for a reverse proxy that forwards such a path.
@@ -1466,9 +1474,9 @@ def serve(
     sys.setswitchinterval(0.001)
     send_frames_at_once()
     if num_procs == 1:
-        threading.Thread(target=warm_up, name="hipviz-warm-up", daemon=True).start()
-    else:  # before the fork: no thread may run then, and every process inherits the hip
-        warm_up()
+        _start_warm_up()
+    else:  # in each process once forked: no thread may run during the fork
+        os.register_at_fork(after_in_child=_start_warm_up)
     origins = [f"{address}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"]
     pn.serve(
         {"/": create_app},
