@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import panel as pn
 import param
+from panel.io.state import set_curdoc
 
 from hipviz import cases, explain, render, report
 from hipviz import osteotomy as ost
@@ -156,6 +157,20 @@ class LiveSlider(pn.widgets.FloatSlider):
     """
 
     _debounce = 2
+
+
+def _when_loaded(doc: Any, callback: Callable[[], None]) -> None:
+    """Run ``callback`` now if the page has finished loading, else once it has.
+
+    Panel drops changes of a page's models made after the browser fetched
+    the page's document but before the browser says it is ready: the first
+    hip, built meanwhile by a worker, would never be drawn.
+    """
+    with set_curdoc(doc):
+        if pn.state.loaded:
+            callback()
+        else:
+            pn.state.onload(callback)
 
 
 class UploadInput(pn.widgets.FileInput):
@@ -534,7 +549,9 @@ class HipApp(pn.viewable.Viewer):
                 result = exc
             try:
                 doc.add_next_tick_callback(
-                    lambda: self._built(plan, asked, result, initial=initial)
+                    lambda: _when_loaded(
+                        doc, lambda: self._built(plan, asked, result, initial=initial)
+                    )
                 )
             except Exception:  # the page closed meanwhile
                 log.debug("a hip was built after its page closed")
