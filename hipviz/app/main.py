@@ -178,7 +178,7 @@ class UploadInput(pn.widgets.FileInput):
 
     The browser sends a chosen file as base64 text in one websocket message.
     Panel's own input decodes it as soon as it arrives, on the server's
-    event loop (about 0.2 s for 60 MB, during which no session is served);
+    event loop (about 0.3 s for 60 MB, during which no session is served);
     this one leaves ``value`` as the text, and the app decodes it
     (:func:`hipviz.app.state.upload_bytes`) in the worker thread that saves
     and reads it. An empty file is None, as with Panel's input.
