@@ -96,6 +96,9 @@ class Server:
         )
         self.ps = psutil.Process(self.proc.pid)
 
+    def page_url(self) -> str:
+        return self.url
+
     def wait_ready(self, timeout: float = 120) -> None:
         import urllib.request
 
@@ -135,6 +138,40 @@ class Server:
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+
+
+class Servers:
+    """``k`` independent single-process servers, as behind a proxy that keeps
+    each page on one of them (sticky sessions): page ``i`` goes to server
+    ``i % k``; memory and CPU are their sums."""
+
+    def __init__(self, k: int, source: Path, extra: list[str], launcher: Path | None = None):
+        self.servers = [Server(source, extra, launcher) for _ in range(k)]
+        self.url = self.servers[0].url
+        self.log = self.servers[0].log
+        self._next = 0
+
+    def page_url(self) -> str:
+        url = self.servers[self._next % len(self.servers)].url
+        self._next += 1
+        return url
+
+    def wait_ready(self) -> None:
+        for s in self.servers:
+            s.wait_ready()
+
+    def rss_mb(self) -> float:
+        return sum(s.rss_mb() for s in self.servers)
+
+    def pss_mb(self) -> float:
+        return sum(s.pss_mb() for s in self.servers)
+
+    def cpu_s(self) -> float:
+        return sum(s.cpu_s() for s in self.servers)
+
+    def stop(self) -> None:
+        for s in self.servers:
+            s.stop()
 
 
 def settle(server: Server, seconds: float = 3.0) -> None:
@@ -301,7 +338,7 @@ async def busy(args: argparse.Namespace) -> None:
 
 async def level(server: Server, n: int, args: argparse.Namespace) -> dict:
     """``n`` sessions open, move, close; what they cost the server."""
-    sessions = [ThinSession(server.url) for _ in range(n)]
+    sessions = [ThinSession(server.page_url()) for _ in range(n)]
     sem = asyncio.Semaphore(4)  # open a few at a time, like a class arriving
 
     async def opened(s: ThinSession) -> float:
@@ -346,14 +383,15 @@ async def level(server: Server, n: int, args: argparse.Namespace) -> dict:
 
 
 async def room(args: argparse.Namespace) -> None:
-    server = Server(args.source, args.serve_args, args.launcher)
+    server = Servers(args.instances, args.source, args.serve_args, args.launcher)
     rows = []
     try:
         server.wait_ready()
         # the first page builds the plan's hip (shared analysis): not part of the burst
-        first = ThinSession(server.url)
-        await first.open(QUERY)
-        await first.close()
+        for s in server.servers:
+            first = ThinSession(s.url)
+            await first.open(QUERY)
+            await first.close()
         await asyncio.sleep(SESSION_DROP_S)
         settle(server)
         start_rss, start_pss = server.rss_mb(), server.pss_mb()
@@ -369,7 +407,8 @@ async def room(args: argparse.Namespace) -> None:
                 flush=True,
             )
         print(
-            f"\nserver {' '.join(args.serve_args) or '(defaults)'}; each session moves every "
+            f"\n{args.instances} × server {' '.join(args.serve_args) or '(defaults)'}; "
+            "each session moves every "
             f"{args.period:g} s for {args.seconds:g} s; start RSS {start_rss:.0f} MB; load "
             f"average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores, "
             f"Python {platform.python_version()}"
@@ -401,6 +440,12 @@ def main() -> None:
     p.add_argument("--period", type=float, default=0.5, help="seconds between a session's moves")
     p.add_argument("--seconds", type=float, default=10.0, help="moving time per level")
     p.add_argument("--num-procs", type=int, default=None, help="pass --num-procs to the server")
+    p.add_argument(
+        "--instances",
+        type=int,
+        default=1,
+        help="room: this many separate servers, pages shared out in turn (a sticky proxy)",
+    )
     p.add_argument(
         "--launcher",
         type=Path,

@@ -377,6 +377,7 @@ def test_specimens_in_declared_frames_are_never_shown_plain(capsys, name, frame)
 
 # --- nothing impossible on good hips ----------------------------------------------
 
+
 @pytest.mark.parametrize("side", ["left", "right"])
 def test_builtin_hip_has_nothing_impossible(side):
     from hipviz.anatomy import builtin_hip

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import panel as pn
 import param
+from panel.io.state import set_curdoc
 
 from hipviz import cases, explain, render, report
 from hipviz import osteotomy as ost
@@ -228,12 +229,26 @@ class LiveSlider(pn.widgets.FloatSlider):
     _debounce = 2
 
 
+def _when_loaded(doc: Any, callback: Callable[[], None]) -> None:
+    """Run ``callback`` now if the page has finished loading, else once it has.
+
+    Panel drops changes of a page's models made after the browser fetched
+    the page's document but before the browser says it is ready: the first
+    hip, built meanwhile by a worker, would never be drawn.
+    """
+    with set_curdoc(doc):
+        if pn.state.loaded:
+            callback()
+        else:
+            pn.state.onload(callback)
+
+
 class UploadInput(pn.widgets.FileInput):
     """A file input that keeps the file as it arrived: base64 text, not bytes.
 
     The browser sends a chosen file as base64 text in one websocket message.
     Panel's own input decodes it as soon as it arrives, on the server's
-    event loop (about 0.2 s for 60 MB, during which no session is served);
+    event loop (about 0.3 s for 60 MB, during which no session is served);
     this one leaves ``value`` as the text, and the app decodes it
     (:func:`hipviz.app.state.upload_bytes`) in the worker thread that saves
     and reads it. An empty file is None, as with Panel's input.
@@ -618,7 +633,9 @@ class HipApp(pn.viewable.Viewer):
                 result = exc
             try:
                 doc.add_next_tick_callback(
-                    lambda: self._built(plan, asked, result, initial=initial)
+                    lambda: _when_loaded(
+                        doc, lambda: self._built(plan, asked, result, initial=initial)
+                    )
                 )
             except Exception:  # the page closed meanwhile
                 log.debug("a hip was built after its page closed")
@@ -1516,6 +1533,10 @@ STOP_SIGNALS = tuple(
 )
 
 
+def _start_warm_up() -> None:
+    threading.Thread(target=warm_up, name="hipviz-warm-up", daemon=True).start()
+
+
 def send_frames_at_once() -> None:
     """Serve the page's websockets with TCP_NODELAY (each frame leaves at once).
 
@@ -1574,8 +1595,11 @@ def serve(
         first process only).
     num_procs : int, default: 1
         Server processes sharing the port (0: one per core). Each has its
-        own sessions, event loop and worker threads; the default hip is
-        built before they start, so each begins with it.
+        own sessions, event loop and worker threads, and builds the default
+        hip once it has started (not before the fork: Embree's thread pool
+        does not survive one). A page's request and its websocket may reach
+        different processes; the page is then built in both, and the unused
+        copy dropped 15 s later (see docs/app.md).
     prefix : str, default: ""
         URL path the app is served under (``hipviz`` -> ``/hipviz/``),
         for a reverse proxy that forwards such a path.
@@ -1610,8 +1634,10 @@ def serve(
     # (Python's default) several times.
     sys.setswitchinterval(0.001)
     send_frames_at_once()
-    if num_procs != 1:  # before the fork: no thread may run then, and every process inherits it
-        warm_up()
+    if num_procs == 1:
+        _start_warm_up()
+    else:  # in each process once forked: no thread may run during the fork
+        os.register_at_fork(after_in_child=_start_warm_up)
     origins = [f"{address}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"]
     web.allow_long_links()  # a long link gets its one-line message, not a blank page
 
@@ -1641,9 +1667,6 @@ def serve(
     if on_ready is not None and tornado.process.task_id() in (None, 0):
         path = f"/{prefix.strip('/')}/" if prefix.strip("/") else "/"
         on_ready(f"http://{address}:{server.port}{path}")
-    if num_procs == 1:
-        threading.Thread(target=warm_up, name="hipviz-warm-up", daemon=True).start()
-
     loop = server.io_loop
     signals: list[int] = []
 

@@ -508,7 +508,7 @@ def websocket_max_message_bytes(max_upload_mb: float = MAX_UPLOAD_MB) -> int:
 
 def upload_bytes(data: bytes | str | None) -> bytes | None:
     """An uploaded file's content: ``data`` as received (bytes, or the base64 text
-    the browser sends), decoded. Slow for a big file (about 0.1 s per 50 MB):
+    the browser sends), decoded. Slow for a big file (about 0.3 s for 60 MB):
     call it in a worker thread, not on the server's event loop."""
     if data is None or isinstance(data, bytes):
         return data
