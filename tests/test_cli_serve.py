@@ -15,7 +15,16 @@ def served(monkeypatch):
     import hipviz.app.main
 
     calls = []
-    monkeypatch.setattr(hipviz.app.main, "serve", lambda **kwargs: calls.append(kwargs))
+
+    def fake_serve(**kwargs):
+        calls.append(kwargs)
+        # As the real one: the address is told once the port is bound.
+        prefix = kwargs["prefix"]
+        path = f"/{prefix}/" if prefix else "/"
+        kwargs["on_ready"](f"http://{kwargs['address']}:{kwargs['port']}{path}")
+        return 0
+
+    monkeypatch.setattr(hipviz.app.main, "serve", fake_serve)
     return calls
 
 
