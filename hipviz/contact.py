@@ -366,22 +366,57 @@ class ContactResult:
 
 
 def _law(spring: str, k_mpa: float, d: np.ndarray, h: np.ndarray):
-    """(pressure, d pressure / d d, energy per area) of compressed springs (d > 0)."""
+    """(pressure, d pressure / d d, energy per area) of springs at compression d >= 0."""
     if spring == "linear":
         kh = k_mpa / h
         return kh * d, kh, 0.5 * kh * d * d
-    s = d / h
-    log1 = np.log1p(-s)
+    log1 = np.log1p(-d / h)
     return -k_mpa * log1, k_mpa / (h - d), k_mpa * (d + (h - d) * log1)
 
 
-def _energy(spring, k_mpa, normals, areas, h, force, u) -> float:
-    d = -(normals @ u)
-    act = d > 0
-    if spring == "log" and np.any(d[act] >= h[act]):
-        return np.inf
-    _, _, w = _law(spring, k_mpa, d[act], h[act])
-    return float(areas[act] @ w - force @ u)
+class _Springs:
+    """The springs as contiguous columns, for a solve without BLAS matrix products.
+
+    Each product here is a few thousand multiply-adds; multithreaded BLAS calls
+    for them cost more in thread hand-offs than they save, and far more on a
+    busy machine, so they are written out per column.
+    """
+
+    def __init__(self, normals, areas, thickness, spring, k_mpa):
+        self.n = normals
+        self.nx, self.ny, self.nz = (np.ascontiguousarray(normals[:, i]) for i in range(3))
+        self.a, self.h, self.spring, self.k = areas, thickness, spring, k_mpa
+
+    def with_law(self, spring: str) -> _Springs:
+        out = object.__new__(_Springs)
+        out.__dict__.update(self.__dict__, spring=spring)
+        return out
+
+    def compression(self, u) -> FloatArray:
+        """d = -n . u, mm, clipped at 0 (springs do not pull)."""
+        d = -(self.nx * u[0] + self.ny * u[1] + self.nz * u[2])
+        return np.maximum(d, 0.0, out=d)
+
+    def pressure(self, d) -> FloatArray:
+        return _law(self.spring, self.k, d, self.h)[0]
+
+    def force(self, p) -> FloatArray:
+        """sum p A (-n): the force the springs take from the head, N."""
+        pa = p * self.a
+        return -np.array([self.nx @ pa, self.ny @ pa, self.nz @ pa])
+
+    def energy(self, u, f) -> float:
+        d = self.compression(u)
+        if self.spring == "log" and np.any(d >= self.h):
+            return np.inf
+        return float(self.a @ _law(self.spring, self.k, d, self.h)[2] - f @ u)
+
+    def hessian(self, d) -> FloatArray:
+        """sum over compressed springs of A p'(d) n n^T, (3, 3) N/mm."""
+        w = np.where(d > 0, self.a * _law(self.spring, self.k, d, self.h)[1], 0.0)
+        cols = (self.nx, self.ny, self.nz)
+        wc = [w * c for c in cols]
+        return np.array([[wc[i] @ cols[j] for j in range(3)] for i in range(3)])
 
 
 def _validate_force(force_n: ArrayLike) -> FloatArray:
@@ -446,17 +481,13 @@ def solve_contact(
     if len(surface) == 0:
         msg = "no articular surface: no socket faces carry springs"
         raise LandmarkError(msg, bone="pelvis")
-    n, a, h = surface.normals, surface.areas, surface.thickness
-    f_norm = float(np.linalg.norm(f))
+    springs = _Springs(surface.normals, surface.areas, surface.thickness, spring, k)
     u = np.zeros(3)
     it = 0
-    residual = f_norm
-    if f_norm > 0:
-        u, it, residual = _newton(spring, k, n, a, h, f, tolerance)
-    d = -(n @ u)
-    p = np.zeros(len(d))
-    act = d > 0
-    p[act] = _law(spring, k, d[act], h[act])[0]
+    residual = float(np.linalg.norm(f))
+    if residual > 0:
+        u, it, residual = _newton(springs, f, tolerance)
+    p = springs.pressure(springs.compression(u))
     return _summary(surface, c, p, u, f, axes, it, residual, spring, modulus_mpa, poisson, k)
 
 
@@ -468,46 +499,40 @@ def _no_equilibrium(f: np.ndarray) -> InputError:
     return InputError(msg)
 
 
-def _newton(spring, k, n, a, h, f, tolerance):
+def _newton(springs: _Springs, f: np.ndarray, tolerance: float):
     """Minimise the spring energy minus F.u: (u, iterations, residual N)."""
     f_norm = float(np.linalg.norm(f))
-    if not np.any(n @ f < 0):
+    facing = -(springs.nx * f[0] + springs.ny * f[1] + springs.nz * f[2])
+    if not np.any(facing > 0):
         raise _no_equilibrium(f)
-    # Start from the linear solution with every spring that faces the load bonded.
-    facing = (n @ f) < 0
-    nf = n[facing]
-    h0 = (nf * (a[facing] * k / h[facing])[:, None]).T @ nf
-    u = np.linalg.lstsq(h0, f, rcond=None)[0]
-    if spring == "log":
-        # A feasible start: scale the linear guess so that no spring reaches d = h / 2.
-        d0 = -(n @ u)
-        worst = np.max(d0 / h)
+    # Start from the linear solution with every spring that faces the load bonded
+    # (``facing`` > 0 marks them; the linear stiffness does not depend on d).
+    u = np.linalg.lstsq(springs.with_law("linear").hessian(facing), f, rcond=None)[0]
+    if springs.spring == "log":
+        # A feasible start: no spring past d = h / 2.
+        worst = float(np.max(springs.compression(u) / springs.h))
         if worst > 0.5:
             u *= 0.5 / worst
-    limit = RUNAWAY_THICKNESSES * float(h.max())
-    e_u = _energy(spring, k, n, a, h, f, u)
+    limit = RUNAWAY_THICKNESSES * float(springs.h.max())
+    e_u = springs.energy(u, f)
     for it in range(1, MAX_ITERATIONS + 1):
-        d = -(n @ u)
-        act = d > 0
-        na = n[act]
-        p, dp, _ = _law(spring, k, d[act], h[act])
-        g = -(na.T @ (a[act] * p)) - f  # gradient of the energy = force residual
+        d = springs.compression(u)
+        g = springs.force(springs.pressure(d)) - f  # gradient of the energy = force residual
         res = float(np.linalg.norm(g))
         if res <= tolerance * f_norm:
             return u, it - 1, res
-        hess = (na * (a[act] * dp)[:, None]).T @ na
-        step = _newton_step(hess, g)
-        dd = -(n @ step)
+        step = _newton_step(springs.hessian(d), g)
         t = 1.0
-        if spring == "log":
+        if springs.spring == "log":
             # Never step past d = h on any spring (the log law is infinite there).
+            dd = -(springs.nx * step[0] + springs.ny * step[1] + springs.nz * step[2])
             grow = dd > 0
             if grow.any():
-                room = ((1.0 - LOG_MARGIN) * h[grow] - d[grow]) / dd[grow]
+                room = ((1.0 - LOG_MARGIN) * springs.h[grow] - d[grow]) / dd[grow]
                 t = min(1.0, 0.99 * float(room.min()))
         slope = float(g @ step)
         for _ in range(40):
-            e_new = _energy(spring, k, n, a, h, f, u + t * step)
+            e_new = springs.energy(u + t * step, f)
             if e_new <= e_u + 1e-4 * t * slope:
                 break
             t *= 0.5
@@ -517,10 +542,7 @@ def _newton(spring, k, n, a, h, f, tolerance):
         e_u = e_new
         if not np.all(np.isfinite(u)) or np.linalg.norm(u) > limit:
             raise _no_equilibrium(f)
-    d = -(n @ u)
-    act = d > 0
-    p = _law(spring, k, d[act], h[act])[0]
-    res = float(np.linalg.norm(-(n[act].T @ (a[act] * p)) - f))
+    res = float(np.linalg.norm(springs.force(springs.pressure(springs.compression(u))) - f))
     if res <= 1e3 * tolerance * f_norm:
         return u, MAX_ITERATIONS, res
     msg = (
