@@ -106,7 +106,7 @@ def spring_modulus_mpa(modulus_mpa: float = MODULUS_MPA, poisson: float = POISSO
     return e * (1.0 - nu) / ((1.0 + nu) * (1.0 - 2.0 * nu))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ArticularSurface:
     """The springs on the socket's articular surface.
 
@@ -287,7 +287,7 @@ def articular_surface(
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ContactResult:
     """Pressure on the articular surface under one load.
 
@@ -383,7 +383,6 @@ class _Springs:
     """
 
     def __init__(self, normals, areas, thickness, spring, k_mpa):
-        self.n = normals
         self.nx, self.ny, self.nz = (np.ascontiguousarray(normals[:, i]) for i in range(3))
         self.a, self.h, self.spring, self.k = areas, thickness, spring, k_mpa
 

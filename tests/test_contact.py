@@ -346,3 +346,14 @@ def test_dysplastic_hip_carries_the_load_on_less_area(anatomy_contact):
     assert dys.area_mm2 < 0.6 * normal.area_mm2
     assert dys.peak_mpa > 1.5 * normal.peak_mpa
     assert dys.mean_mpa > 1.5 * normal.mean_mpa
+
+
+def test_contact_imports_no_renderer_or_web_stack():
+    import subprocess
+    import sys
+
+    code = "import sys, hipviz.contact; print(' '.join(sys.modules))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    ).stdout.split()
+    assert not {"pyvista", "panel", "param", "bokeh", "vtk"} & set(out)
