@@ -48,7 +48,7 @@ import trimesh
 
 from ._typing import ArrayLike, FloatArray, Transform, Vector
 from .errors import InputError, LandmarkError
-from .geometry import Sphere, apply
+from .geometry import Sphere, apply, unit
 from .measures import HipAxes
 
 #: Default Young's modulus of hip cartilage, MPa: the middle of the 8-15 MPa used by
@@ -604,6 +604,91 @@ def _summary(surface, c, p, u, f, axes, it, residual, spring, modulus, poisson, 
     )
 
 
+def pressure_on_vertices(
+    mesh: trimesh.Trimesh, surface: ArticularSurface, pressure_mpa: ArrayLike
+) -> FloatArray:
+    """Face pressures spread to the vertices of the mesh that carries the springs.
+
+    For colouring the socket with one value per vertex (a compact array to
+    send to a viewer instead of a new mesh).
+
+    Parameters
+    ----------
+    mesh : trimesh.Trimesh
+        The pelvis or fragment whose faces ``surface.faces`` index.
+    surface : ArticularSurface
+    pressure_mpa : (n,) float
+        One value per spring (:attr:`ContactResult.pressure_mpa`).
+
+    Returns
+    -------
+    (n_vertices,) float
+        Area-weighted mean pressure of the spring faces around each vertex,
+        MPa; 0 at vertices that touch no spring face.
+    """
+    p = np.asarray(pressure_mpa, dtype=float)
+    tri = np.asarray(mesh.faces)[surface.faces]
+    n_v = len(mesh.vertices)
+    w = np.repeat(surface.areas, 3)
+    num = np.bincount(tri.ravel(), weights=w * np.repeat(p, 3), minlength=n_v)
+    den = np.bincount(tri.ravel(), weights=w, minlength=n_v)
+    out = np.zeros(n_v)
+    np.divide(num, den, out=out, where=den > 0)
+    return out
+
+
+def pressure_toward(
+    points: ArrayLike,
+    head_center: Vector,
+    surface: ArticularSurface,
+    pressure_mpa: ArrayLike,
+    *,
+    max_angle_deg: float = 4.0,
+) -> FloatArray:
+    """The pressure each point of the femoral head faces, for colouring the head.
+
+    Each point takes the pressure of the spring nearest to it in direction
+    seen from the head centre (the spring the head presses on there), or 0
+    when no spring lies within ``max_angle_deg`` of that direction.
+
+    Parameters
+    ----------
+    points : (m, 3) float
+        Points on the femoral head (e.g. its vertices), mm, same frame as
+        ``surface``.
+    head_center : (3,) float
+        Head centre, mm.
+    surface : ArticularSurface
+    pressure_mpa : (n,) float
+        One value per spring.
+    max_angle_deg : float
+        Largest angle between a point and its spring, seen from the centre.
+
+    Returns
+    -------
+    (m,) float
+        MPa.
+    """
+    from scipy.spatial import cKDTree
+
+    c = np.asarray(head_center, dtype=float)
+    pts = np.atleast_2d(np.asarray(points, dtype=float))
+    p = np.asarray(pressure_mpa, dtype=float)
+    if len(surface) == 0:
+        return np.zeros(len(pts))
+    spring_dirs = unit(surface.points - c)
+    dirs = unit(pts - c)
+    ok = np.all(np.isfinite(dirs), axis=1)
+    out = np.zeros(len(pts))
+    chord = 2.0 * np.sin(np.radians(max_angle_deg) / 2.0)
+    dist, idx = cKDTree(spring_dirs).query(dirs[ok], distance_upper_bound=chord)
+    hit = np.isfinite(dist)
+    vals = np.zeros(int(ok.sum()))
+    vals[hit] = p[idx[hit]]
+    out[ok] = vals
+    return out
+
+
 def spherical_cap(
     radius_mm: float,
     alpha_deg: float,
@@ -671,6 +756,8 @@ __all__ = [
     "ContactResult",
     "articular_surface",
     "cap_pressure_exact",
+    "pressure_on_vertices",
+    "pressure_toward",
     "solve_contact",
     "spherical_cap",
     "spring_modulus_mpa",

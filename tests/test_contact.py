@@ -280,6 +280,33 @@ def test_bad_force_and_empty_surface():
     assert zero.peak_mpa == 0.0 and zero.area_mm2 == 0.0
 
 
+def test_pressure_for_display_on_socket_vertices_and_head():
+    r, h, alpha = 25.0, 3.0, 60.0
+    mesh = ct.spherical_cap(r, alpha)
+    c = np.zeros(3)
+    surface = ct.articular_surface(mesh, Sphere(c, r - h, 0.0, 0))
+    res = ct.solve_contact(surface, c, [0.0, 0.0, 1750.0])
+    p0 = ct.cap_pressure_exact(1750.0, r, alpha)["peak_mpa"]
+    # Socket vertices: p0 cos(theta) at each vertex, to the mesh's resolution.
+    pv = ct.pressure_on_vertices(mesh, surface, res.pressure_mpa)
+    cos_v = np.asarray(mesh.vertices)[:, 2] / r
+    rim = cos_v < np.cos(np.radians(alpha)) + 1e-9
+    np.testing.assert_allclose(pv[~rim], p0 * cos_v[~rim], rtol=0.01)
+    # The rim ring sees faces on one side only: their centroids, half a ring inside.
+    np.testing.assert_allclose(pv[rim], p0 * cos_v[rim], rtol=0.03)
+    # Head points: the pressure of the socket spring above them; none below the cap.
+    rng = np.random.default_rng(3)
+    dirs = rng.normal(size=(500, 3))
+    dirs /= np.linalg.norm(dirs, axis=1)[:, None]
+    head_pts = c + (r - h) * dirs
+    ph = ct.pressure_toward(head_pts, c, surface, res.pressure_mpa)
+    inside = dirs[:, 2] > np.cos(np.radians(alpha - 2.0))
+    outside = dirs[:, 2] < np.cos(np.radians(alpha + 5.0))
+    # Nearest spring: off by at most its angular spacing (1.5 degrees) times dp/dtheta.
+    np.testing.assert_allclose(ph[inside], p0 * dirs[inside, 2], atol=0.03 * p0)
+    assert np.all(ph[outside] == 0.0)
+
+
 def test_as_dict_keys_and_units():
     surface, c = cap_scene(25.0, 60.0, 3.0)
     res = ct.solve_contact(surface, c, [0.0, 0.0, 1750.0], axes=HipAxes.from_side("right"))
