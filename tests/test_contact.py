@@ -337,19 +337,19 @@ def anatomy_contact():
     from hipviz.hip import _moved, analyze
 
     out = {}
-    for name in ("builtin", "dysplastic"):
-        hip = builtin_hip(side="left") if name == "builtin" else case_hip(name, side="left")
+    for name, side in (("builtin", "left"), ("dysplastic", "left"), ("dysplastic", "right")):
+        hip = builtin_hip(side=side) if name == "builtin" else case_hip(name, side=side)
         an = analyze(hip.pelvis, hip.femur)
         pelvis = _moved(hip.pelvis, an.tf_ras_input)
         femur = _moved(hip.femur, an.tf_ras_input)
         surface = ct.articular_surface(pelvis, an.head, an.socket, femur=femur)
         res = ct.solve_contact(surface, an.head.center_mm, one_leg_stance(an.axes), axes=an.axes)
-        out[name] = (surface, res, an)
+        out[name if side == "left" else f"{name}_{side}"] = (surface, res, an, pelvis)
     return out
 
 
 def test_builtin_hip_one_leg_stance_is_plausible(anatomy_contact):
-    surface, res, an = anatomy_contact["builtin"]
+    surface, res, an, _ = anatomy_contact["builtin"]
     # The articular surface of an adult socket: some 2000-5000 mm^2 of bone.
     assert 2000 < surface.area_mm2 < 6000
     # Bone-only joint space taken as cartilage everywhere: contact spreads over most
@@ -367,12 +367,46 @@ def test_builtin_hip_one_leg_stance_is_plausible(anatomy_contact):
 
 
 def test_dysplastic_hip_carries_the_load_on_less_area(anatomy_contact):
-    _, normal, _ = anatomy_contact["builtin"]
-    _, dys, _ = anatomy_contact["dysplastic"]
+    _, normal, _, _ = anatomy_contact["builtin"]
+    _, dys, _, _ = anatomy_contact["dysplastic"]
     # Published (DEA, walking): dysplastic mean 5.5 MPa vs normal 2.4, area 395 vs 1120 mm^2.
     assert dys.area_mm2 < 0.6 * normal.area_mm2
     assert dys.peak_mpa > 1.5 * normal.peak_mpa
     assert dys.mean_mpa > 1.5 * normal.mean_mpa
+
+
+def test_real_anatomy_both_sides_agree(anatomy_contact):
+    """The right teaching case is the mirror of the left one: same pressures."""
+    _, left, _, _ = anatomy_contact["dysplastic"]
+    _, right, _, _ = anatomy_contact["dysplastic_right"]
+    for key in ("peak_mpa", "mean_mpa", "area_mm2", "lateral_roof_share"):
+        assert getattr(right, key) == pytest.approx(getattr(left, key), rel=0.02), key
+
+
+def test_real_anatomy_any_pose(anatomy_contact, rng):
+    """Springs found on the dysplastic hip after a random rigid motion: same pressures."""
+    surface, base, an, pelvis = anatomy_contact["dysplastic"]
+    rot = Rotation.random(random_state=rng).as_matrix()
+    tf = rigid(rot, rng.uniform(-300, 300, 3))
+    moved_pelvis = pelvis.copy()
+    moved_pelvis.apply_transform(tf)
+
+    def moved(s):
+        return Sphere(apply(tf, s.center_mm), s.radius_mm, s.rms_mm, s.n)
+
+    # The gap to the head sphere here (the femur's ray gap is checked by the fixture).
+    ref = ct.articular_surface(pelvis, an.head, an.socket)
+    res_ref = ct.solve_contact(ref, an.head.center_mm, one_leg_stance(an.axes), axes=an.axes)
+    s2 = ct.articular_surface(moved_pelvis, moved(an.head), moved(an.socket))
+    axes = HipAxes(rot @ an.axes.lateral, rot @ an.axes.anterior, rot @ an.axes.superior)
+    res = ct.solve_contact(
+        s2, apply(tf, an.head.center_mm), rot @ one_leg_stance(an.axes), axes=axes
+    )
+    np.testing.assert_array_equal(s2.faces, ref.faces)
+    np.testing.assert_allclose(res.pressure_mpa, res_ref.pressure_mpa, atol=1e-6)
+    np.testing.assert_allclose(res.displacement_mm, rot @ res_ref.displacement_mm, atol=1e-8)
+    assert res.lateral_roof_share == pytest.approx(res_ref.lateral_roof_share, abs=1e-9)
+    assert res_ref.peak_mpa == pytest.approx(base.peak_mpa, rel=0.3)
 
 
 def test_contact_imports_no_renderer_or_web_stack():
