@@ -79,12 +79,13 @@ MAX_FACING_DEG = 60.0
 
 #: Newton stops when the force residual |sum p A (-n) - F| is below this fraction of |F|.
 FORCE_TOLERANCE = 1e-6
-MAX_ITERATIONS = 60
+MAX_ITERATIONS = 40
 #: The log law keeps every spring at d <= (1 - this) h.
 LOG_MARGIN = 1e-6
 #: A head displaced by more than this many largest rest thicknesses has left the
-#: socket: the load has no equilibrium on these springs.
-RUNAWAY_THICKNESSES = 50.0
+#: joint space: the model (small displacements of a seated head) no longer holds,
+#: and a load near or past the edge of the socket's opening has no equilibrium in it.
+RUNAWAY_THICKNESSES = 2.0
 
 
 def spring_modulus_mpa(modulus_mpa: float = MODULUS_MPA, poisson: float = POISSON) -> float:
@@ -493,7 +494,8 @@ def solve_contact(
 def _no_equilibrium(f: np.ndarray) -> InputError:
     msg = (
         f"no equilibrium: the load {np.round(f, 1).tolist()} N pushes the femoral head out of "
-        "the socket (no articular surface lies in its way); check the load direction"
+        "the socket (toward or past the edge of its opening, farther than the joint space "
+        "allows); check the load direction"
     )
     return InputError(msg)
 
@@ -544,11 +546,27 @@ def _newton(springs: _Springs, f: np.ndarray, tolerance: float):
     res = float(np.linalg.norm(springs.force(springs.pressure(springs.compression(u))) - f))
     if res <= 1e3 * tolerance * f_norm:
         return u, MAX_ITERATIONS, res
+    if not _in_cone(springs, f):
+        raise _no_equilibrium(f)
     msg = (
         f"contact solve did not converge in {MAX_ITERATIONS} iterations (force residual "
         f"{res:.3g} N of {f_norm:.3g} N)"
     )
     raise InputError(msg)
+
+
+def _in_cone(springs: _Springs, f: np.ndarray, *, sample: int = 3000) -> bool:
+    """Whether the springs' push directions (-n) can add up to f at all (nnls, slow).
+
+    Only asked after a failed solve, to tell a load out of the socket's opening
+    from a solve that merely did not converge; on at most ``sample`` springs.
+    """
+    from scipy.optimize import nnls
+
+    step = max(1, len(springs.a) // sample)
+    v = -np.vstack([springs.nx[::step], springs.ny[::step], springs.nz[::step]])
+    _, rnorm = nnls(v, f / np.linalg.norm(f))
+    return bool(rnorm < 1e-3)
 
 
 def _newton_step(hess: np.ndarray, g: np.ndarray) -> FloatArray:

@@ -118,8 +118,12 @@ def test_load_toward_open_edge_leaves_part_unloaded():
 
 def test_load_out_of_the_opening_has_no_equilibrium():
     surface, c = cap_scene(25.0, 60.0, 3.0)
-    with pytest.raises(InputError, match="no equilibrium"):
-        ct.solve_contact(surface, c, tilted(1750.0, 75.0))
+    for spring in ct.SPRING_LAWS:
+        with pytest.raises(InputError, match="no equilibrium"):
+            ct.solve_contact(surface, c, tilted(1750.0, 75.0), spring=spring)
+        # Just inside the edge: the head would slide far past its joint space first.
+        with pytest.raises(InputError, match="no equilibrium"):
+            ct.solve_contact(surface, c, tilted(1750.0, 57.0), spring=spring)
     with pytest.raises(InputError, match="no equilibrium"):
         ct.solve_contact(surface, c, [0.0, 0.0, -1000.0])
 
