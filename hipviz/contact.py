@@ -48,7 +48,7 @@ import trimesh
 
 from ._typing import ArrayLike, FloatArray, Transform, Vector
 from .errors import InputError, LandmarkError
-from .geometry import Sphere, apply, unit
+from .geometry import Sphere, unit
 from .measures import HipAxes
 
 #: Default Young's modulus of hip cartilage, MPa: the middle of the 8-15 MPa used by
@@ -158,8 +158,8 @@ class ArticularSurface:
         rot = tf[:3, :3]
         return ArticularSurface(
             self.faces,
-            apply(tf, self.points),
-            self.normals @ rot.T,
+            _rotate(self.points, rot) + tf[:3, 3],
+            _rotate(self.normals, rot),
             self.areas,
             self.thickness,
             self.gap_source,
@@ -182,6 +182,31 @@ class ArticularSurface:
             _clamp_thickness(_sphere_gap(self.points, head)),
             "head sphere",
         )
+
+
+def _rotate(v: np.ndarray, rot: np.ndarray) -> FloatArray:
+    """``v @ rot.T`` for (n, 3) v, written out per column.
+
+    A BLAS product would do the same, but multithreaded BLAS spends longer
+    handing a 10k x 3 product to its threads than computing it, and on a busy
+    machine far longer (tens of milliseconds).
+    """
+    return v[:, :1] * rot[:, 0] + v[:, 1:2] * rot[:, 1] + v[:, 2:] * rot[:, 2]
+
+
+def _dot(a: np.ndarray, b: np.ndarray) -> float:
+    """``a @ b`` for 1-D arrays without BLAS (see :func:`_rotate`).
+
+    OpenBLAS splits a dot product of more than 10 000 elements over its
+    threads; ``einsum`` (unoptimised) never calls BLAS.
+    """
+    return float(np.einsum("i,i->", a, b))
+
+
+def _dot3(v: np.ndarray, w: ArrayLike) -> FloatArray:
+    """``v @ w`` for (n, 3) v and (3,) w, per column (see :func:`_rotate`)."""
+    w = np.asarray(w, dtype=float)
+    return v[:, 0] * w[0] + v[:, 1] * w[1] + v[:, 2] * w[2]
 
 
 def _sphere_gap(points: np.ndarray, head: Sphere) -> FloatArray:
@@ -405,20 +430,20 @@ class _Springs:
     def force(self, p) -> FloatArray:
         """sum p A (-n): the force the springs take from the head, N."""
         pa = p * self.a
-        return -np.array([self.nx @ pa, self.ny @ pa, self.nz @ pa])
+        return -np.array([_dot(self.nx, pa), _dot(self.ny, pa), _dot(self.nz, pa)])
 
     def energy(self, u, f) -> float:
         d = self.compression(u)
         if self.spring == "log" and np.any(d >= self.h):
             return np.inf
-        return float(self.a @ _law(self.spring, self.k, d, self.h)[2] - f @ u)
+        return _dot(self.a, _law(self.spring, self.k, d, self.h)[2]) - float(f @ u)
 
     def hessian(self, d) -> FloatArray:
         """sum over compressed springs of A p'(d) n n^T, (3, 3) N/mm."""
         w = np.where(d > 0, self.a * _law(self.spring, self.k, d, self.h)[1], 0.0)
         cols = (self.nx, self.ny, self.nz)
         wc = [w * c for c in cols]
-        return np.array([[wc[i] @ cols[j] for j in range(3)] for i in range(3)])
+        return np.array([[_dot(wc[i], cols[j]) for j in range(3)] for i in range(3)])
 
 
 def _validate_force(force_n: ArrayLike) -> FloatArray:
@@ -589,7 +614,7 @@ def _summary(surface, c, p, u, f, axes, it, residual, spring, modulus, poisson, 
     total = float(load.sum())
     area = float(a[act].sum())
     if total > 0:
-        center = (load @ surface.points) / total
+        center = np.array([_dot(load, surface.points[:, i]) for i in range(3)]) / total
         mean = total / area
     else:
         center = np.full(3, np.nan)
@@ -597,7 +622,7 @@ def _summary(surface, c, p, u, f, axes, it, residual, spring, modulus, poisson, 
     share = float("nan")
     if axes is not None and total > 0:
         rel = surface.points - c
-        roof = (rel @ np.asarray(axes.lateral) > 0) & (rel @ np.asarray(axes.superior) > 0)
+        roof = (_dot3(rel, axes.lateral) > 0) & (_dot3(rel, axes.superior) > 0)
         share = float(load[roof].sum() / total)
     law = "linear p = K d/h" if spring == "linear" else "logarithmic p = -K ln(1 - d/h)"
     method = (
