@@ -192,6 +192,9 @@ def bench_pao(reps: int, warmup: int) -> dict[str, Any]:
                 "mean_mpa": round(res.mean_mpa, 2),
                 "area_mm2": round(res.area_mm2),
                 "lateral_roof_share": round(res.lateral_roof_share, 2),
+                "center_lateral_mm": round(
+                    float(sim.axes.to_las(res.center_mm - out.head_center_after_mm)[0]), 1
+                ),
             }
         )
     return {
@@ -238,8 +241,11 @@ def main(argv: list[str] | None = None) -> int:
             f" area {d['contact_area_mm2']:.0f} mm2, lateral roof "
             f"{d['contact_lateral_roof_share']:.2f}"
         )
-    print("\n| lateral turn deg | LCEA deg | peak MPa | mean MPa | area mm2 | lateral roof share |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "\n| lateral turn deg | LCEA deg | peak MPa | mean MPa | area mm2 | lateral roof share "
+        "| contact centre lateral of head centre, mm |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for line in p["sweep"]:
         print("| " + " | ".join(str(v) for v in line.values()) + " |")
     if args.json_out:
