@@ -378,19 +378,24 @@ class ContactResult:
         return self.pressure_mpa > 0
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready summary (no per-face arrays); keys carry their units."""
+        """JSON-ready summary (no per-face arrays); keys carry their units; NaN -> None."""
         return {
-            "contact_peak_mpa": float(self.peak_mpa),
-            "contact_mean_mpa": float(self.mean_mpa),
-            "contact_area_mm2": float(self.area_mm2),
-            "contact_center_mm": [float(x) for x in self.center_mm],
-            "contact_lateral_roof_share": float(self.lateral_roof_share),
-            "contact_displacement_mm": [float(x) for x in self.displacement_mm],
+            "contact_peak_mpa": _finite(self.peak_mpa),
+            "contact_mean_mpa": _finite(self.mean_mpa),
+            "contact_area_mm2": _finite(self.area_mm2),
+            "contact_center_mm": [_finite(x) for x in self.center_mm],
+            "contact_lateral_roof_share": _finite(self.lateral_roof_share),
+            "contact_displacement_mm": [_finite(x) for x in self.displacement_mm],
             "contact_spring": self.spring,
             "contact_modulus_mpa": float(self.modulus_mpa),
             "contact_poisson": float(self.poisson),
             "contact_method": self.method,
         }
+
+
+def _finite(x: float) -> float | None:
+    x = float(x)
+    return x if np.isfinite(x) else None
 
 
 def _law(spring: str, k_mpa: float, d: np.ndarray, h: np.ndarray):

@@ -1,5 +1,7 @@
 """Contact pressure by discrete element analysis: exact answers, invariance, real anatomy."""
 
+import json
+
 import numpy as np
 import pytest
 from scipy.optimize import root
@@ -321,6 +323,10 @@ def test_as_dict_keys_and_units():
     assert len(out["contact_center_mm"]) == 3 and out["contact_spring"] == "linear"
     # Cap above its centre, load along its axis: the lateral (+x) half carries half.
     assert out["contact_lateral_roof_share"] == pytest.approx(0.5, abs=0.01)
+    # Without the hip's axes there is no roof: null in JSON, not NaN.
+    no_axes = ct.solve_contact(surface, c, [0.0, 0.0, 1750.0]).as_dict()
+    assert no_axes["contact_lateral_roof_share"] is None
+    json.dumps(no_axes, allow_nan=False)
 
 
 # ---------------------------------------------------------------- real anatomy
