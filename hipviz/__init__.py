@@ -11,6 +11,7 @@ Modules load lazily, so ``import hipviz`` stays cheap:
 * :mod:`hipviz.cases` - teaching cases made from the built-in hip;
 * :mod:`hipviz.osteotomy`, :mod:`hipviz.simulate` - cut, move and re-measure;
 * :mod:`hipviz.fixation` - screws and plates to show after a cut;
+* :mod:`hipviz.contact` - cartilage contact pressure (discrete element analysis);
 * :mod:`hipviz.reference` - meanings, normal bands and sources.
 """
 
@@ -22,6 +23,7 @@ __version__ = "0.1.0"
 _SUBMODULES = {
     "atlas",
     "cases",
+    "contact",
     "datasets",
     "errors",
     "explain",
