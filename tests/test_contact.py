@@ -271,6 +271,19 @@ def test_bad_parameters_raise_one_line(kwargs, match):
     assert "\n" not in str(exc.value)
 
 
+def test_bad_head_sphere_or_empty_pelvis():
+    import trimesh
+
+    mesh = ct.spherical_cap(25.0, 60.0)
+    with pytest.raises(InputError, match="not a usable sphere"):
+        ct.articular_surface(mesh, Sphere(np.zeros(3), float("nan"), 0.0, 0))
+    with pytest.raises(LandmarkError, match="no socket surface"):
+        ct.articular_surface(trimesh.Trimesh(), Sphere(np.zeros(3), 22.0, 0.0, 0))
+    # A head far from this socket: nothing faces it within the joint space.
+    with pytest.raises(LandmarkError, match="no socket surface"):
+        ct.articular_surface(mesh, Sphere(np.array([0.0, 0.0, -100.0]), 22.0, 0.0, 0))
+
+
 def test_bad_force_and_empty_surface():
     surface, c = cap_scene(25.0, 60.0, 3.0)
     with pytest.raises(InputError, match="not finite"):
