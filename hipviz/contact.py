@@ -155,6 +155,9 @@ class ArticularSurface:
         the move, follow with :meth:`with_head_gap`.
         """
         tf = np.asarray(tf, dtype=float)
+        if tf.shape != (4, 4) or not np.all(np.isfinite(tf)):
+            msg = f"a move must be a finite (4, 4) transform, got shape {tf.shape}"
+            raise InputError(msg)
         rot = tf[:3, :3]
         return ArticularSurface(
             self.faces,

@@ -234,6 +234,8 @@ def test_head_gap_after_a_move():
     # The head follows the socket centre (here the centre stays): same gaps.
     same = moved.with_head_gap(Sphere(c, 22.0, 0.0, 0))
     np.testing.assert_allclose(same.thickness, surface.thickness, atol=1e-9)
+    with pytest.raises(InputError, match="4, 4"):
+        surface.moved(np.eye(3))
     # A head left 1 mm lower: every gap grows, by 1 mm at the pole.
     lower = moved.with_head_gap(Sphere(c - [0.0, 0.0, 1.0], 22.0, 0.0, 0))
     assert np.all(lower.thickness > surface.thickness - 1e-9)
