@@ -49,7 +49,7 @@ def _revolve(profile: np.ndarray) -> trimesh.Trimesh:
 
 def cup_mesh(radius: float, rim_deg: float, thickness: float = 8.0) -> trimesh.Trimesh:
     """Spherical shell around the pole +z, polar angles 0..rim_deg, conical rim face."""
-    phi = np.radians(np.linspace(0.0, rim_deg, 181))
+    phi = np.radians(np.linspace(0.0, rim_deg, 61))
     inner = np.c_[radius * np.sin(phi), radius * np.cos(phi)]
     outer = np.c_[(radius + thickness) * np.sin(phi), (radius + thickness) * np.cos(phi)][::-1]
     profile = np.vstack([inner, outer, inner[:1]])
@@ -62,7 +62,7 @@ def cup_mesh(radius: float, rim_deg: float, thickness: float = 8.0) -> trimesh.T
 def femur_mesh(head_r: float, neck_r: float, neck_len: float = 60.0) -> trimesh.Trimesh:
     """Head sphere at the origin with a neck cylinder along +z."""
     z0 = np.sqrt(head_r**2 - neck_r**2)
-    theta = np.linspace(-np.pi / 2, np.arcsin(z0 / head_r), 181)
+    theta = np.linspace(-np.pi / 2, np.arcsin(z0 / head_r), 61)
     head = np.c_[head_r * np.cos(theta), head_r * np.sin(theta)]
     head[0, 0] = 0.0
     profile = np.vstack([head, [[neck_r, neck_len], [0.0, neck_len], [0.0, -head_r]]])
