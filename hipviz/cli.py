@@ -1,8 +1,8 @@
-"""The ``hipviz`` command line: ``measure``, ``simulate`` and ``export``.
+"""The ``hipviz`` command line: ``measure``, ``simulate``, ``rom``, ``export`` and ``serve``.
 
 Every failure the user can fix ends with one line on stderr and exit code 2;
-nothing prints a traceback. ``hipviz measure --json`` and
-``hipviz simulate --json`` print one JSON object whose keys are a contract
+nothing prints a traceback. ``hipviz measure --json``, ``hipviz simulate --json``
+and ``hipviz rom --json`` print one JSON object whose keys are a contract
 (see ``docs/cli.md``).
 """
 
