@@ -369,8 +369,9 @@ def _inputs(args: argparse.Namespace) -> _Inputs:
     """The meshes the input options name: files, a teaching case, or the built-in anatomy."""
     from . import anatomy
 
-    if args.margin < 0 or args.margin > 20:
-        raise InputError(f"--margin {args.margin} mm is outside 0-20 mm")
+    margin = getattr(args, "margin", 5.0)  # hipviz rom has no --margin
+    if margin < 0 or margin > 20:
+        raise InputError(f"--margin {margin} mm is outside 0-20 mm")
     sources: dict[str, str] = {}
     warnings: list[str] = []
     builtin = args.pelvis is None and args.femur is None
@@ -576,7 +577,6 @@ def _rom(args: argparse.Namespace) -> int:
     from . import hip, motion
     from .geometry import invert
 
-    args.margin, args.tilt = 5.0, 0.0  # the input checks of measure
     inp = _inputs(args)
     if inp.pelvis is None:
         raise InputError("hipviz rom needs the pelvis (--pelvis) as well as the femur")
@@ -592,7 +592,8 @@ def _rom(args: argparse.Namespace) -> int:
     out.update(motion.rom_dict(limits, model.landmarks, invert(an.tf_ras_input)))
     out["head_center_mm"] = an.values["head_center_mm"]
     out["warnings"] = inp.warnings + an.warnings
-    out["seconds"] = {"landmarks": t1 - t0, "limits": time.perf_counter() - t1}
+    out["seconds"] = time.perf_counter() - t0
+    out["rom_seconds"] = time.perf_counter() - t1
     out = hip._jsonable(out)
     if args.json:
         print(json.dumps(out, indent=2, ensure_ascii=False))

@@ -157,16 +157,22 @@ class MotionLandmarks:
         """Unit axis from the knee centre to the head centre (starting pose)."""
         return unit(np.asarray(self.center_mm) - np.asarray(self.knee_mm))
 
-    def moved(self, tf_socket: Transform, tf_femur: Transform) -> MotionLandmarks:
-        """Landmarks after the socket moves by ``tf_socket`` and the knee by ``tf_femur``.
+    def moved(
+        self, tf_socket: Transform, tf_knee: Transform, tf_head: Transform | None = None
+    ) -> MotionLandmarks:
+        """Landmarks after the socket moves by ``tf_socket``, the knee by ``tf_knee``.
 
-        The head centre follows the socket (as in :meth:`hipviz.simulate.Simulation.move`).
+        The head centre follows the socket (as in :meth:`hipviz.simulate.Simulation.move`);
+        the neck axis turns with ``tf_head``, the move of the piece that carries the head
+        (default: a translation, which leaves it as it is).
         """
+        neck = self.toward_neck if tf_head is None else tf_head[:3, :3] @ self.toward_neck
         return replace(
             self,
             center_mm=apply(tf_socket, self.center_mm),
-            knee_mm=apply(tf_femur, self.knee_mm),
+            knee_mm=apply(tf_knee, self.knee_mm),
             socket_center_mm=apply(tf_socket, self.socket_center_mm),
+            toward_neck=np.asarray(neck, dtype=float),
         )
 
 

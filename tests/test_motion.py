@@ -503,3 +503,21 @@ def test_cli_rom_needs_a_pelvis(capsys, tmp_path):
     assert main(["rom", "--femur", str(tmp_path / "femur.stl")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "needs the pelvis" in err[0]
+
+
+def test_femoral_derotation_shifts_rotation_limits():
+    from hipviz import osteotomy as ost
+    from hipviz.anatomy import builtin_hip
+    from hipviz.simulate import Simulation
+
+    hip = builtin_hip(side="left", subdivisions=4)
+    sim = Simulation(hip.pelvis, hip.femur)
+    before = sim.motion().limits()
+    sim.cut_femur()
+    delta = -15.0  # less femoral version: the neck turns back, internal rotation is lost
+    after = sim.motion(sim.move(femoral=ost.FemoralMove(rotation_deg=delta))).limits()
+    for key, sign in (("internal_rotation", 1.0), ("external_rotation", -1.0)):
+        change = after[key].angle_deg - before[key].angle_deg
+        # the cut turns about the shaft axis, the leg about the mechanical axis: a few degrees apart
+        assert change == pytest.approx(sign * delta, abs=3.0), key
+    assert after["internal_rotation_90"].angle_deg < before["internal_rotation_90"].angle_deg - 10
