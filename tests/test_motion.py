@@ -521,3 +521,27 @@ def test_femoral_derotation_shifts_rotation_limits():
         # the cut turns about the shaft axis, the leg about the mechanical axis: a few degrees apart
         assert change == pytest.approx(sign * delta, abs=3.0), key
     assert after["internal_rotation_90"].angle_deg < before["internal_rotation_90"].angle_deg - 10
+
+
+# ---------------------------------------------------------------- real bone
+
+#: Plausible bone-only limits of adult hips, degrees (wide: they catch a broken pipeline).
+PLAUSIBLE_ROM = {
+    "flexion": (95.0, 150.0),
+    "abduction": (35.0, 110.0),
+    "internal_rotation_90": (15.0, 70.0),
+    "external_rotation_90": (50.0, 140.0),
+    "fadir": (10.0, 60.0),
+}
+
+
+@pytest.mark.parametrize("name", ["lhdl_ct_staple", "icl_mri_staple"])
+def test_specimens_have_plausible_bony_limits(specimen, name):
+    pelvis, femur = specimen(name)
+    an = analyze(pelvis, femur)
+    limits = MotionModel.from_analysis(pelvis, femur, an).limits()
+    for key, (lo, hi) in PLAUSIBLE_ROM.items():
+        assert lo <= limits[key].angle_deg <= hi, (key, limits[key].angle_deg)
+    # flexion with internal rotation catches the anterosuperior rim
+    assert limits["internal_rotation_90"].pelvis_part == "rim"
+    assert limits["internal_rotation_90"].clock < 3.0 or limits["internal_rotation_90"].clock > 11.0
