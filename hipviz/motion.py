@@ -285,7 +285,13 @@ class PoseContact:
 
 @dataclass(frozen=True)
 class Limit:
-    """The end of one motion: angle (degrees, None if free), where and what meets."""
+    """The end of one motion: angle (degrees, None if free), where and what meets.
+
+    ``angle_deg`` is the middle of the last bisection bracket (free below,
+    touching above); ``point_mm`` the deepest contact point just past it,
+    measurement frame; ``clock``, ``femur_part``, ``pelvis_part`` as
+    :func:`clock_face`, :func:`femoral_region`, :func:`pelvic_region`.
+    """
 
     key: str
     angle_deg: float | None
@@ -327,7 +333,11 @@ class MotionModel:
     >>> model.query(30.0, 0.0, 10.0).touching  # doctest: +SKIP
     False
     >>> model.limits()["internal_rotation_90"].angle_deg  # doctest: +SKIP
-    31.2
+    30.3
+
+    A model places its collision objects for every query, so it is not
+    safe to share between threads: give each session its own (they can
+    share ``bvh_cache``).
     """
 
     def __init__(
