@@ -545,3 +545,48 @@ def test_specimens_have_plausible_bony_limits(specimen, name):
     # flexion with internal rotation catches the anterosuperior rim
     assert limits["internal_rotation_90"].pelvis_part == "rim"
     assert limits["internal_rotation_90"].clock < 3.0 or limits["internal_rotation_90"].clock > 11.0
+
+
+# ---------------------------------------------------------------- regions and clock
+
+
+def _lm(side: str = "right") -> MotionLandmarks:
+    s = 1.0 if side == "right" else -1.0
+    neck = np.array([s * 0.7, -0.2, -0.68])
+    return MotionLandmarks(
+        np.zeros(3), 20.0, neck / np.linalg.norm(neck), np.array([s * 30.0, 0.0, -420.0]),
+        np.zeros(3), 25.0, HipAxes.from_side(side), side,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_femoral_regions_follow_their_definitions(side):
+    from hipviz.motion import femoral_region
+
+    lm = _lm(side)
+    n = lm.toward_neck
+    off = np.cross(n, lm.axes.anterior)
+    off /= np.linalg.norm(off)
+    assert femoral_region(-20.0 * n, lm) == "head"
+    assert femoral_region(0.4 * 20 * n + 20.0 * off, lm) == "head"
+    assert femoral_region(0.8 * 20 * n + 15.0 * off, lm) == "head-neck junction"
+    assert femoral_region(1.5 * 20 * n + 15.0 * off, lm) == "neck"
+    assert femoral_region(1.5 * 20 * n + 30.0 * off, lm) == "trochanter"  # far off the axis
+    assert femoral_region(2.5 * 20 * n, lm) == "trochanter"  # past the neck
+    assert femoral_region(-100.0 * lm.mechanical_axis, lm) == "shaft"
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_pelvic_regions_and_clock_face(side):
+    from hipviz.motion import clock_face, pelvic_region
+
+    lm = _lm(side)
+    a = lm.axes
+    assert pelvic_region(30.0 * a.lateral, lm) == "rim"  # within R + 6 mm
+    assert pelvic_region(40.0 * a.superior, lm) == "ilium"
+    assert pelvic_region(-40.0 * a.superior + 5.0 * a.anterior, lm) == "pubis"
+    assert pelvic_region(-40.0 * a.superior - 5.0 * a.anterior, lm) == "ischium"
+    # 12 superior, 3 anterior, 6 inferior, 9 posterior, on both sides; lateral offsets ignored
+    for v, hours in ((a.superior, 12.0), (a.anterior, 3.0), (-a.superior, 6.0),
+                     (-a.anterior, 9.0), (a.superior + a.anterior, 1.5)):  # fmt: skip
+        assert clock_face(30.0 * v + 20.0 * a.lateral, lm) == pytest.approx(hours, abs=1e-9)
