@@ -1,8 +1,8 @@
-"""The ``hipviz`` command line: ``measure``, ``simulate`` and ``export``.
+"""The ``hipviz`` command line: ``measure``, ``simulate``, ``rom``, ``export`` and ``serve``.
 
 Every failure the user can fix ends with one line on stderr and exit code 2;
-nothing prints a traceback. ``hipviz measure --json`` and
-``hipviz simulate --json`` print one JSON object whose keys are a contract
+nothing prints a traceback. ``hipviz measure --json``, ``hipviz simulate --json``
+and ``hipviz rom --json`` print one JSON object whose keys are a contract
 (see ``docs/cli.md``).
 """
 
@@ -253,7 +253,19 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument(
         "--no-fixation", action="store_true", help="leave the screws and plate out of the export"
     )
+    sim.add_argument(
+        "--rom",
+        action="store_true",
+        help="add the range of motion and impingement (as hipviz rom) before and after",
+    )
     _add_output_options(sim)
+
+    rom = sub.add_parser(
+        "rom",
+        help="range of motion and impingement: how far the femur turns before bone meets bone",
+    )
+    _add_input_options(rom)
+    rom.add_argument("--json", action="store_true", help="print one JSON object")
 
     e = sub.add_parser("export", help="write the built-in anatomy as STL files")
     e.add_argument("--out", default="meshes", metavar="DIR", help="output folder (default meshes)")
@@ -357,8 +369,9 @@ def _inputs(args: argparse.Namespace) -> _Inputs:
     """The meshes the input options name: files, a teaching case, or the built-in anatomy."""
     from . import anatomy
 
-    if args.margin < 0 or args.margin > 20:
-        raise InputError(f"--margin {args.margin} mm is outside 0-20 mm")
+    margin = getattr(args, "margin", 5.0)  # hipviz rom has no --margin
+    if margin < 0 or margin > 20:
+        raise InputError(f"--margin {margin} mm is outside 0-20 mm")
     sources: dict[str, str] = {}
     warnings: list[str] = []
     builtin = args.pelvis is None and args.femur is None
@@ -530,6 +543,16 @@ def _simulate(args: argparse.Namespace) -> int:
 
     extra = {} if args.no_fixation else sim.fixation(outcome)
     out = outcome.as_dict()
+    if args.rom:
+        from . import motion
+        from .geometry import invert
+        from .hip import _jsonable
+
+        before_model = sim.motion()
+        after_model = sim.motion(outcome)
+        back = invert(sim.tf_ras_input)
+        for key, model in (("before", before_model), ("after", after_model)):
+            out[key].update(_jsonable(motion.rom_dict(model.limits(), model.landmarks, back)))
     out["units"] = inp.units
     out["sources"] = inp.sources
     out["fixation"] = sorted(extra)
@@ -548,6 +571,74 @@ def _simulate(args: argparse.Namespace) -> int:
     else:
         print(format_simulation(out))
     return 0
+
+
+def _rom(args: argparse.Namespace) -> int:
+    from . import hip, motion
+    from .geometry import invert
+
+    inp = _inputs(args)
+    if inp.pelvis is None:
+        raise InputError("hipviz rom needs the pelvis (--pelvis) as well as the femur")
+    t0 = time.perf_counter()
+    try:
+        an = hip.analyze(inp.pelvis, inp.femur, side=inp.side, frame=args.frame)
+    except LandmarkError as exc:
+        raise _located(exc, inp.sources) from None
+    model = motion.MotionModel.from_analysis(inp.pelvis, inp.femur, an)
+    t1 = time.perf_counter()
+    limits = model.limits()
+    out = {"side": an.side, "frame": an.frame, "units": inp.units, "sources": inp.sources}
+    out.update(motion.rom_dict(limits, model.landmarks, invert(an.tf_ras_input)))
+    out["head_center_mm"] = an.values["head_center_mm"]
+    out["warnings"] = inp.warnings + an.warnings
+    out["seconds"] = time.perf_counter() - t0
+    out["rom_seconds"] = time.perf_counter() - t1
+    out = hip._jsonable(out)
+    if args.json:
+        print(json.dumps(out, indent=2, ensure_ascii=False))
+    else:
+        print(format_rom(out))
+    return 0
+
+
+def format_rom(out: dict, before: dict | None = None) -> str:
+    """Readable range-of-motion table of a ``rom`` result (or ``before`` -> ``out``)."""
+    from .motion import LIMITS
+
+    lines = []
+    if before is None:
+        lines.append(f"hipviz rom: {out['side']} hip, frame {out['frame']}, units {out['units']}")
+        for role, src in out.get("sources", {}).items():
+            lines.append(f"  {role}: {src}")
+        lines.append("")
+    head = f"  {'motion':<54}"
+    if before is not None:
+        head += f"{'before':>8}"
+    lines.append(f"{head}{'limit':>8}  clock  parts (femur / pelvis)")
+
+    def cell(res: dict, key: str) -> str:
+        v = res["rom_deg"].get(key)
+        return f"{'-':>8}" if v is None else f"{v:6.1f} °"
+
+    for key, (title, _) in LIMITS.items():
+        row = f"  {title:<54}"
+        if before is not None:
+            row += cell(before, key)
+        row += cell(out, key)
+        imp = out["impingement"].get(key)
+        if imp:
+            parts = imp["parts"]
+            row += f"  {imp['clock']:4.1f}   {parts['femur']} / {parts['pelvis']}"
+        elif key in out.get("rom_notes", {}):
+            row += f"  {out['rom_notes'][key]}"
+        lines.append(row)
+    lines.append(f"  {out['rom_bone_only']}")
+    lines.append("  clock: 12 superior, 3 anterior (either side), seen from the side")
+    if before is None:
+        for w in out.get("warnings", []):
+            lines.append(f"  warning: {w}")
+    return "\n".join(lines)
 
 
 def format_simulation(out: dict) -> str:
@@ -613,6 +704,10 @@ def format_simulation(out: dict) -> str:
     )
     if out.get("fixation"):
         lines.append(f"  fixation: {', '.join(out['fixation'])}")
+    if "rom_deg" in after:
+        lines.append("")
+        lines.append("  range of motion, before -> after:")
+        lines.append(format_rom(after, before))
     for path in out.get("exported", []):
         lines.append(f"  wrote {path}")
     for w in out.get("warnings", []):
@@ -742,7 +837,13 @@ EXIT_PIPE = 141
 
 def _run(args: argparse.Namespace) -> int:
     """Run the chosen command; its output is flushed before returning."""
-    commands = {"measure": _measure, "simulate": _simulate, "export": _export, "serve": _serve}
+    commands = {
+        "measure": _measure,
+        "simulate": _simulate,
+        "rom": _rom,
+        "export": _export,
+        "serve": _serve,
+    }
     if args.command not in commands:
         return EXIT_USAGE
     code = commands[args.command](args)

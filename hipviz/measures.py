@@ -506,6 +506,20 @@ def femoral_version_deg(neck_to_head: ArrayLike, medial: ArrayLike, anterior: Ar
     return float(np.degrees(np.arctan2(n @ unit(anterior), n @ unit(medial))))
 
 
+def clock_from_deg(angle_deg: float) -> float:
+    """Clock hours in (0, 12] of an angle from 12 o'clock toward 3 o'clock, degrees."""
+    return float(angle_deg / 30.0) % 12.0 or 12.0
+
+
+def clock_hours(up: float, front: float) -> float:
+    """Clock hours in (0, 12] of a direction with components ``up`` (12) and ``front`` (3).
+
+    The hipviz clock face for either side: 12 o'clock superior, 3 o'clock
+    anterior, 6 inferior, 9 posterior.
+    """
+    return clock_from_deg(np.degrees(np.arctan2(front, up)) % 360.0)
+
+
 @dataclass(frozen=True)
 class AlphaAngle:
     """Alpha angle around the head-neck junction.
@@ -618,7 +632,7 @@ def alpha_angle(
     if np.all(np.isnan(wedge)):
         return AlphaAngle(float("nan"), float("nan"), phis / 30.0, reported, threshold_mm)
     i_max = int(np.nanargmax(wedge))
-    clock = (fine[i_max] / 30.0) % 12.0 or 12.0
+    clock = clock_from_deg(fine[i_max])
     return AlphaAngle(float(wedge[i_max]), float(clock), phis / 30.0, reported, threshold_mm)
 
 

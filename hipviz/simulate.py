@@ -27,7 +27,7 @@ from . import measures as ms
 from . import osteotomy as ost
 from ._typing import Transform, Vector
 from .errors import InputError
-from .geometry import apply, fibonacci_directions, invert, translation
+from .geometry import apply, fibonacci_directions, invert, rigid, translation
 from .hip import (
     SOCKET_TOLERANCE_MM,
     HipAnalysis,
@@ -210,6 +210,8 @@ class Simulation:
 
         self.before = dict(an.values)
         self.notes_before = dict(an.notes)
+        self._motion_lm = None
+        self._bvh_cache: dict = {}
 
     # ------------------------------------------------------------------ cuts
 
@@ -531,6 +533,51 @@ class Simulation:
             edges_after=acet.edges,
             coverage_after=acet.coverage,
         )
+
+    # ------------------------------------------------------------------ motion
+
+    def motion(self, outcome: Outcome | None = None):
+        """The range-of-motion model of the hip as it is, or after ``outcome``'s move.
+
+        Collision structures are built once per piece and kept: a new move
+        only places them (:class:`hipviz.motion.MotionModel`). The head
+        centre follows the socket. After a femoral osteotomy the leg is
+        taken back to its neutral, as the patient stands with the knee
+        forward again: the whole cut femur is turned about the head centre
+        by the inverse of the distal piece's turn, so the distal femur keeps
+        its old orientation and the proximal femur (head and neck) carries
+        the change - a derotation shifts internal and external rotation.
+        """
+        from . import motion
+
+        if self._motion_lm is None:
+            self._motion_lm = motion.landmarks_of(self.analysis, self.knee_mm)
+        eye = np.eye(4)
+        tf = outcome.transforms if outcome is not None else {}
+        t_frag = tf.get("fragment", eye)
+        t_prox = tf.get("femur_proximal", eye)
+        t_dist = tf.get("femur_distal", eye)
+        if self.pelvis_cut is None or outcome is None:
+            pelvis = {"pelvis": (self.pelvis, eye)}
+        else:
+            pelvis = {
+                "pelvis_rest": (self.pelvis_cut.rest, eye),
+                "acetabular_fragment": (self.pelvis_cut.fragment, t_frag),
+            }
+        if self.femur_cut is None or outcome is None:
+            femur = {"femur": (self.femur, t_prox)}
+        else:
+            femur = {
+                "femur_proximal": (self.femur_cut.proximal, t_prox),
+                "femur_distal": (self.femur_cut.distal, t_dist),
+            }
+        # Back to neutral: undo the distal piece's turn about the head centre.
+        c_after = apply(t_frag, self.center_mm)
+        rel = invert(t_prox) @ t_dist
+        t_neutral = rigid(rel[:3, :3].T, c_after - rel[:3, :3].T @ c_after)
+        femur = {name: (mesh, t_neutral @ tf) for name, (mesh, tf) in femur.items()}
+        lm = self._motion_lm.moved(t_frag, t_neutral @ t_dist, t_neutral @ t_prox)
+        return motion.MotionModel(pelvis, femur, lm, bvh_cache=self._bvh_cache)
 
     # ------------------------------------------------------------------ meshes
 

@@ -96,16 +96,18 @@ INPUT_CASES = {
 }
 
 
-@pytest.mark.parametrize("command", ["measure", "simulate"])
+@pytest.mark.parametrize("command", ["measure", "simulate", "rom"])
 @pytest.mark.parametrize("case", list(INPUT_CASES))
 def test_input_failures(capsys, files, command, case):
     argv, fragments = INPUT_CASES[case]
     argv = [a.format(d=files) for a in argv]
     if command == "simulate":
         argv += ["--pao", "lateral=10"]
+    if command == "rom" and case in ("margin not a number", "tilt out of range"):
+        fragments = ["unrecognized arguments"]  # rom has no --margin or --tilt
     if case == "femur with no head":  # a plate: a mesh, but no femoral head on it
         trimesh.creation.box(extents=(80, 60, 5)).export(files / "afile.stl")
-        if command == "simulate":  # which needs a pelvis first
+        if command in ("simulate", "rom"):  # which need a pelvis first
             fragments = ["needs the pelvis (--pelvis)"]
     fails_cleanly(capsys, [command, *argv], *fragments)
 
