@@ -485,13 +485,18 @@ def _located(exc: LandmarkError, sources: dict[str, str]) -> LandmarkError:
     return LandmarkError(f"{where}: {exc}" if where else str(exc))
 
 
-def _load_keys(values: dict, geometry, options, pelvis, socket, head, axes) -> None:
-    """Add the load keys (and the contact keys, where the model is present) to ``values``."""
+def _load_keys(values: dict, geometry, options, pelvis, socket, head, axes, tf_ras_input) -> None:
+    """Add the load keys (and the contact keys, where the model is present) to ``values``.
+
+    Forces stay in the measurement frame; points go to the input
+    coordinates (as ``head_center_mm``).
+    """
+    from .geometry import invert
     from .hip import _jsonable
     from .loads import contact_keys, joint_load
 
     load = joint_load(options.load, geometry, options.body_weight_kg)
-    values.update(_jsonable(load.as_dict()))
+    values.update(_jsonable(load.as_dict(invert(tf_ras_input))))
     if pelvis is None:
         values.setdefault("notes", {})["contact_pressure"] = "no pelvis given"
         return
@@ -529,7 +534,16 @@ def _measure(args: argparse.Namespace) -> int:
             )
         except LandmarkError as exc:
             raise _located(exc, inp.sources) from None
-        _load_keys(out, geometry, options, pelvis_r, result.socket, result.head, result.axes)
+        _load_keys(
+            out,
+            geometry,
+            options,
+            pelvis_r,
+            result.socket,
+            result.head,
+            result.axes,
+            result.tf_ras_input,
+        )
     out["units"] = inp.units
     out["sources"] = inp.sources
     out["warnings"] = inp.warnings + out["warnings"]
@@ -662,7 +676,8 @@ def _simulated_loads(out: dict, sim, outcome, options, sources: dict[str, str]) 
         )
     except LandmarkError as exc:
         raise _located(exc, sources) from None
-    _load_keys(out["before"], geometry, options, sim.pelvis, an.socket, an.head, an.axes)
+    tf_in = sim.tf_ras_input
+    _load_keys(out["before"], geometry, options, sim.pelvis, an.socket, an.head, an.axes, tf_in)
     tf = outcome.transforms
     moved = geometry.moved(tf["femur_proximal"], tf["femur_distal"])
     pieces = sim.meshes(outcome)
@@ -674,7 +689,7 @@ def _simulated_loads(out: dict, sim, outcome, options, sources: dict[str, str]) 
         an.socket.rms_mm,
         an.socket.n,
     )
-    _load_keys(out["after"], moved, options, pelvis_after, socket, head, an.axes)
+    _load_keys(out["after"], moved, options, pelvis_after, socket, head, an.axes, tf_in)
 
 
 def format_simulation(out: dict) -> str:

@@ -436,8 +436,21 @@ class JointLoad:
     body_weight_kg: float
     details: dict[str, Any] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, Any]:
-        """The JSON keys a load adds to ``hipviz measure --json``."""
+    def as_dict(self, tf_input_ras: Transform | None = None) -> dict[str, Any]:
+        """The JSON keys a load adds to ``hipviz measure --json``.
+
+        Parameters
+        ----------
+        tf_input_ras : (4, 4) float, optional
+            Measurement frame -> input coordinates: the points of
+            ``details`` (``*_mm``) are reported in the input coordinates, as
+            ``head_center_mm`` is. The forces stay in the measurement frame.
+        """
+        details = dict(self.details)
+        if tf_input_ras is not None:
+            for key in ("gt_tip_mm", "abductor_origin_mm"):
+                if details.get(key) is not None:
+                    details[key] = apply(tf_input_ras, details[key])
         out: dict[str, Any] = {
             "joint_force_n": [float(x) for x in self.force_n],
             "joint_force_bw": float(self.force_bw),
@@ -445,9 +458,9 @@ class JointLoad:
             "body_weight_kg": float(self.body_weight_kg),
         }
         if self.model == "pauwels":
-            out["pauwels"] = dict(self.details)
-        elif self.details:
-            out["load_frame"] = dict(self.details)
+            out["pauwels"] = details
+        elif details:
+            out["load_frame"] = details
         return out
 
 
