@@ -497,6 +497,8 @@ def _load_keys(values: dict, geometry, options, pelvis, socket, head, axes, tf_r
 
     load = joint_load(options.load, geometry, options.body_weight_kg)
     values.update(_jsonable(load.as_dict(invert(tf_ras_input))))
+    if load.fallbacks:
+        values.setdefault("notes", {})["load_model"] = "; ".join(load.fallbacks)
     if pelvis is None:
         values.setdefault("notes", {})["contact_pressure"] = "no pelvis given"
         return

@@ -31,6 +31,7 @@ import trimesh
 
 from . import landmarks as lmk
 from ._typing import ArrayLike, Transform, Vector
+from .bodies import select_femur
 from .errors import InputError, LandmarkError
 from .geometry import Sphere, apply, project_onto_plane, unit
 from .hip import HipAnalysis
@@ -427,6 +428,9 @@ class JointLoad:
     body_weight_kg : float
     details : dict
         Model specifics (Pauwels' lever arms and forces, the femoral frame).
+    fallbacks : list of str
+        Each landmark the model had to do without, and what it took instead
+        (no condyles, no midline, no ilium); empty when none.
     """
 
     force_n: Vector
@@ -435,6 +439,7 @@ class JointLoad:
     source: str
     body_weight_kg: float
     details: dict[str, Any] = field(default_factory=dict)
+    fallbacks: list[str] = field(default_factory=list)
 
     def as_dict(self, tf_input_ras: Transform | None = None) -> dict[str, Any]:
         """The JSON keys a load adds to ``hipviz measure --json``.
@@ -672,6 +677,7 @@ class LoadGeometry:
     abductor: AbductorOrigin
     midline_mm: Vector
     midline_method: str
+    midline_found: bool = True
 
     def femoral_frame(self) -> FemoralFrame:
         """The OrthoLoad frame of the femur in this pose."""
@@ -795,6 +801,7 @@ def load_geometry(
         abductor=origin,
         midline_mm=midline,
         midline_method=midline_method,
+        midline_found=frame == "app",
     )
 
 
@@ -805,8 +812,14 @@ def hip_load_geometry(
     *,
     need_trochanter: bool = True,
 ) -> LoadGeometry:
-    """:func:`load_geometry` of an analysed hip; meshes in the measurement frame, mm."""
+    """:func:`load_geometry` of an analysed hip; meshes in the measurement frame, mm.
+
+    The femur mesh may hold other bodies (a patella, a tibia): the femur is
+    picked as :func:`hipviz.hip.analyze` picks it
+    (:func:`hipviz.bodies.select_femur`), so the knee end is the femur's.
+    """
     fl, axes = analysis.femur, analysis.axes
+    femur, _ = select_femur(femur, pelvis)
     return load_geometry(
         femur,
         pelvis,
@@ -860,7 +873,7 @@ def joint_load(
             if geometry.gt_tip_mm is None:
                 msg = "Pauwels' load needs the greater trochanter, which was not looked for"
                 raise InputError(msg)
-            return pauwels(
+            load = pauwels(
                 geometry.head_center_mm,
                 geometry.gt_tip_mm,
                 geometry.abductor,
@@ -870,7 +883,14 @@ def joint_load(
                 body_weight_kg,
                 midline_method=geometry.midline_method,
             )
-        return orthoload(spec, geometry.femoral_frame(), body_weight_kg)
+            fallbacks = [] if geometry.midline_found else [geometry.midline_method]
+            if geometry.abductor.point_mm is None:
+                fallbacks.append(geometry.abductor.method)
+            return replace(load, fallbacks=fallbacks)
+        frame = geometry.femoral_frame()
+        return replace(
+            orthoload(spec, frame, body_weight_kg), fallbacks=[frame.note] if frame.note else []
+        )
     return custom_load(spec, body_weight_kg)
 
 

@@ -306,6 +306,12 @@ def test_orthoload_without_condyles_uses_the_shaft_and_says_so():
         fallback_anterior=np.array([0.0, 1.0, 0.0]),
     )
     assert fl_frame.method == "shaft" and "condyles" in fl_frame.note
+    geo = loads.LoadGeometry(**{**_geometry().__dict__, "gt_tip_mm": None})
+    load = loads.joint_load("walking", geo)
+    assert load.fallbacks == [fl_frame.note]
+    np.testing.assert_allclose(
+        fl_frame.to_femoral(load.force_n), -np.array([67.7, -23.6, -235.8]) * 0.7 * G, rtol=1e-12
+    )
     np.testing.assert_allclose(
         np.vstack([fl_frame.lateral, fl_frame.anterior]), [[1, 0, 0], [0, 1, 0]], atol=1e-12
     )
@@ -518,3 +524,22 @@ def test_simulate_medial_shift_and_varus_move_pauwels(capsys):
     assert g1[2] > g0[2] + 5.0
     assert a["abductor_lever_arm_mm"] > b["abductor_lever_arm_mm"]
     assert a["abductor_force_n"] < b["abductor_force_n"]
+
+
+def test_a_tibia_in_the_femur_file_does_not_move_the_notch(builtin_left):
+    import trimesh
+
+    a = hip.analyze(builtin_left.pelvis, builtin_left.femur)
+    pelvis = hip._moved(builtin_left.pelvis, a.tf_ras_input)
+    femur = hip._moved(builtin_left.femur, a.tf_ras_input)
+    alone = loads.hip_load_geometry(a, pelvis, femur, need_trochanter=False)
+    tibia = trimesh.creation.cylinder(radius=25.0, height=300.0)
+    tibia.apply_translation(alone.notch_mm - [0.0, 0.0, 180.0])
+    both = loads.hip_load_geometry(
+        a, pelvis, trimesh.util.concatenate([femur, tibia]), need_trochanter=False
+    )
+    np.testing.assert_allclose(both.notch_mm, alone.notch_mm, atol=1e-9)
+    # ... while the same bodies taken whole would drag the knee end down the tibia.
+    assert lmk.knee_center(trimesh.util.concatenate([femur, tibia]), a.femur.shaft)[2] < (
+        alone.notch_mm[2] - 100.0
+    )
