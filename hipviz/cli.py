@@ -33,6 +33,9 @@ class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors (no usage dump) and exit code 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        if message.startswith("argument --load: expected one argument"):
+            # argparse takes "-100,0,1500" for an option, not a value.
+            message += "; write a force whose first number is negative as --load=-100,0,1500"
         sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
         sys.exit(EXIT_USAGE)
 
@@ -532,7 +535,7 @@ def _measure(args: argparse.Namespace) -> int:
         femur_r = hip._moved(inp.femur, result.tf_ras_input)
         try:
             geometry = hip_load_geometry(
-                result, pelvis_r, femur_r, need_trochanter=options.load == "pauwels"
+                result, pelvis_r, femur_r, need_trochanter=options.needs_trochanter
             )
         except LandmarkError as exc:
             raise _located(exc, inp.sources) from None
@@ -674,7 +677,7 @@ def _simulated_loads(out: dict, sim, outcome, options, sources: dict[str, str]) 
     an = sim.analysis
     try:
         geometry = hip_load_geometry(
-            an, sim.pelvis, sim.femur, need_trochanter=options.load == "pauwels"
+            an, sim.pelvis, sim.femur, need_trochanter=options.needs_trochanter
         )
     except LandmarkError as exc:
         raise _located(exc, sources) from None

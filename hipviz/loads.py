@@ -936,6 +936,11 @@ class LoadOptions:
             custom_load(self.load, self.body_weight_kg)  # checks the force
         return self
 
+    @property
+    def needs_trochanter(self) -> bool:
+        """True for Pauwels' load, the one that needs the greater trochanter."""
+        return isinstance(self.load, str) and self.load == "pauwels"
+
     def contact_kwargs(self) -> dict[str, Any]:
         """The contact model's keyword arguments that were given."""
         given = {"modulus_mpa": self.modulus_mpa, "poisson": self.poisson, "spring": self.spring}

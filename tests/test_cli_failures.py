@@ -97,6 +97,7 @@ INPUT_CASES = {
     "load of two numbers": (["--load", "100,200"], ["--load '100,200'", "FX,FY,FZ"]),
     "load of no force": (["--load", "0,0,0"], ["--load: joint force |F| = 0 N is outside"]),
     "load too large": (["--load", "1e6,0,0"], ["--load: joint force", "0-15000 N"]),
+    "load starting with a minus": (["--load", "-100,0,1500"], ["--load=-100,0,1500"]),
     "body weight out of range": (
         ["--load", "walking", "--body-weight", "5"],
         ["--body-weight: body weight 5 kg is outside 20-300 kg"],

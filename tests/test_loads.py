@@ -543,3 +543,11 @@ def test_a_tibia_in_the_femur_file_does_not_move_the_notch(builtin_left):
     assert lmk.knee_center(trimesh.util.concatenate([femur, tibia]), a.femur.shaft)[2] < (
         alone.notch_mm[2] - 100.0
     )
+
+
+@pytest.mark.slow
+def test_measure_takes_a_custom_force_as_given(capsys):
+    out = _json(capsys, "measure", "--case", "normal", "--json", "--load=-300,20,1700")
+    assert out["joint_force_n"] == [-300.0, 20.0, 1700.0]
+    assert out["joint_force_bw"] == pytest.approx(math.hypot(300, 20, 1700) / (70 * G), abs=1e-3)
+    assert out["load_model"].startswith("custom:") and "pauwels" not in out
