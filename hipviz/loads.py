@@ -335,8 +335,7 @@ def _hip_bone(pelvis: trimesh.Trimesh, near_mm: Vector) -> np.ndarray:
     labels = trimesh.graph.connected_component_labels(
         pelvis.face_adjacency, node_count=len(pelvis.faces)
     )
-    nearest = int(np.argmin(np.linalg.norm(verts - near_mm, axis=1)))
-    face = int(np.flatnonzero((np.asarray(pelvis.faces) == nearest).any(axis=1))[0])
+    face = int(np.argmin(np.linalg.norm(pelvis.triangles_center - near_mm, axis=1)))
     used = np.unique(np.asarray(pelvis.faces)[labels == labels[face]])
     return verts[used]
 
