@@ -11,11 +11,12 @@ import math
 
 import numpy as np
 import pytest
+import trimesh
 
 from hipviz import datasets, hip, loads
 from hipviz import landmarks as lmk
 from hipviz.cli import main
-from hipviz.geometry import rotation_about, translation
+from hipviz.geometry import Sphere, rotation_about, translation
 from hipviz.measures import HipAxes
 
 G = 9.81
@@ -527,8 +528,6 @@ def test_simulate_medial_shift_and_varus_move_pauwels(capsys):
 
 
 def test_a_tibia_in_the_femur_file_does_not_move_the_notch(builtin_left):
-    import trimesh
-
     a = hip.analyze(builtin_left.pelvis, builtin_left.femur)
     pelvis = hip._moved(builtin_left.pelvis, a.tf_ras_input)
     femur = hip._moved(builtin_left.femur, a.tf_ras_input)
@@ -551,3 +550,39 @@ def test_measure_takes_a_custom_force_as_given(capsys):
     assert out["joint_force_n"] == [-300.0, 20.0, 1700.0]
     assert out["joint_force_bw"] == pytest.approx(math.hypot(300, 20, 1700) / (70 * G), abs=1e-3)
     assert out["load_model"].startswith("custom:") and "pauwels" not in out
+
+
+def test_debrunner_origin_on_a_box_ilium():
+    """A block of ilium 100 mm wide and 150 mm high above the roof, a sacrum beside it."""
+    socket = Sphere(np.array([90.0, 0.0, -80.0]), 25.0, 0.1, 100)
+    roof = socket.center_mm[2] + socket.radius_mm
+    ilium = trimesh.creation.box(extents=(100.0, 20.0, 150.0 + 60.0))
+    # x from 40 to 140 mm; z from 60 mm below the roof to 150 mm above it.
+    ilium.apply_translation([90.0, 0.0, roof + 45.0])
+    sacrum = trimesh.creation.box(extents=(60.0, 40.0, 120.0))
+    sacrum.apply_translation([0.0, -40.0, roof + 60.0])  # a separate body across the midline
+    pelvis = trimesh.util.concatenate([ilium, sacrum])
+    origin = loads.abductor_origin(pelvis, socket, RIGHT, UP)
+    assert origin.iliac_height_mm == pytest.approx(150.0)
+    assert origin.iliac_width_mm == pytest.approx(100.0)
+    # 2/5 of the width in from the lateral edge (x 140), 2/3 of the height above the roof.
+    np.testing.assert_allclose(origin.point_mm, [140.0 - 40.0, 0.0, roof + 100.0], atol=1e-9)
+    # Mirrored: the left hip's ilium gives the mirrored origin.
+    mirror = np.diag([-1.0, 1.0, 1.0, 1.0])
+    left = pelvis.copy()
+    left.apply_transform(mirror)
+    left.invert()  # a mirror turns the faces inside out
+    socket_left = Sphere(socket.center_mm * [-1, 1, 1], 25.0, 0.1, 100)
+    origin_left = loads.abductor_origin(left, socket_left, -RIGHT, UP)
+    np.testing.assert_allclose(origin_left.point_mm, origin.point_mm * [-1, 1, 1], atol=1e-9)
+
+
+def test_no_ilium_means_debrunners_21_degrees():
+    socket = Sphere(np.array([90.0, 0.0, -80.0]), 25.0, 0.1, 100)
+    assert loads.abductor_origin(None, socket, RIGHT, UP).point_mm is None
+    low = trimesh.creation.box(extents=(100.0, 20.0, 60.0))  # only 20 mm above the roof
+    low.apply_translation([90.0, 0.0, -65.0])
+    origin = loads.abductor_origin(low, socket, RIGHT, UP)
+    assert origin.point_mm is None and "21°" in origin.method
+    load = loads.pauwels(C, GT, origin, np.zeros(3), RIGHT, UP)
+    assert load.details["abductor_angle_deg"] == pytest.approx(21.0)
