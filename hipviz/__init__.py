@@ -11,6 +11,7 @@ Modules load lazily, so ``import hipviz`` stays cheap:
 * :mod:`hipviz.cases` - teaching cases made from the built-in hip;
 * :mod:`hipviz.osteotomy`, :mod:`hipviz.simulate` - cut, move and re-measure;
 * :mod:`hipviz.fixation` - screws and plates to show after a cut;
+* :mod:`hipviz.loads` - the joint load: OrthoLoad cases and Pauwels' stance;
 * :mod:`hipviz.reference` - meanings, normal bands and sources.
 """
 
@@ -31,6 +32,7 @@ _SUBMODULES = {
     "hip",
     "io",
     "landmarks",
+    "loads",
     "measures",
     "osteotomy",
     "raycast",
