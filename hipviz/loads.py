@@ -77,7 +77,7 @@ class LoadCase:
     source: str = ORTHOLOAD_SOURCE
 
 
-#: The named OrthoLoad cases (DESIGN.md section 8.1; Bergmann et al. 2016).
+#: The named OrthoLoad cases (Bergmann et al. 2016; docs/mechanics.md).
 ORTHOLOAD_CASES: dict[str, LoadCase] = {
     "walking": LoadCase("walking", "level walking, peak", (67.7, -23.6, -235.8), 247.0, 20.0),
     "one-leg-stance": LoadCase(
