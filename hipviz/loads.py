@@ -248,12 +248,14 @@ def greater_trochanter_tip(
     """Tip of the greater trochanter, found on the femur's own axes.
 
     Definition: heights are taken along the proximal shaft axis (toward the
-    hip), lateral distances away from the head, normal to the shaft axis, in
-    the plane of the shaft axis and the head centre. Going laterally from the
-    head centre, the femur's upper outline (the highest surface point in each
-    ``bin_mm`` strip) falls over the head and the neck to a saddle and rises
-    again to the trochanter. The tip is the area centroid of the surface
-    within ``cap_mm`` of the highest point lateral of that saddle.
+    hip), lateral distances from the head centre along the normal to the
+    shaft axis that points from the head toward the axis (away from the
+    head). Seen from the front or back along the third direction, going
+    laterally from the head centre, the femur's upper outline (the highest
+    surface point in each ``bin_mm`` strip) falls over the head and the neck
+    to a saddle and rises again to the trochanter. The tip is the area
+    centroid of the surface within ``cap_mm`` of the highest point lateral
+    of that saddle.
 
     Only the femur's own landmarks enter (head, shaft axis), never the frame
     or the side, and the surface is sampled evenly
@@ -570,7 +572,7 @@ def pauwels(
     head_center_mm, gt_tip_mm : (3,) float
         Measurement frame, mm; only their frontal-plane coordinates count.
     origin : AbductorOrigin
-        Where the abductors pull from (or None: a line at
+        Where the abductors pull from (its ``point_mm`` None: a line at
         :data:`DEFAULT_ABDUCTOR_DEG` from vertical, leaning medially upward).
     midline_mm : (3,) float
         A point of the mid-sagittal plane (normal ``lateral``).
@@ -589,8 +591,10 @@ def pauwels(
     Raises
     ------
     InputError
-        The head centre is not lateral of the midline, or the abductor line
-        passes medial of the head centre (no abductor moment).
+        The head centre is not lateral of the midline, the abductor origin
+        is not above the trochanter tip, or the abductor line passes less
+        than 1 mm lateral of the head centre or medial of it (no abductor
+        lever arm).
     """
     lat, sup = unit(lateral), unit(superior)
     c = np.asarray(head_center_mm, float)
@@ -608,6 +612,9 @@ def pauwels(
     g = frontal(gt_tip_mm)
     if origin.point_mm is not None:
         d = unit(frontal(origin.point_mm) - g)
+        if d[1] <= 0:
+            msg = "the abductor origin lies no higher than the greater-trochanter tip"
+            raise InputError(msg)
     else:
         t = math.radians(DEFAULT_ABDUCTOR_DEG)
         d = np.array([-math.sin(t), math.cos(t)])

@@ -107,6 +107,8 @@ def test_pauwels_refuses_a_hip_without_balance():
     medial_gt = C + [0.0, 0.0, 60.0]  # line through the head centre: no lever arm
     with pytest.raises(loads.InputError, match="no abductor lever arm"):
         loads.pauwels(C, medial_gt, _origin(C + [0.0, 0.0, 120.0]), np.zeros(3), RIGHT, UP)
+    with pytest.raises(loads.InputError, match="no higher than the greater-trochanter tip"):
+        loads.pauwels(C, GT, _origin(GT + [-20.0, 0.0, -5.0]), np.zeros(3), RIGHT, UP)
     with pytest.raises(loads.InputError, match="medial of the body midline"):
         loads.pauwels(C, GT, _origin(ORIGIN), C + 10 * RIGHT, RIGHT, UP)
 
