@@ -12,6 +12,7 @@ Modules load lazily, so ``import hipviz`` stays cheap:
 * :mod:`hipviz.osteotomy`, :mod:`hipviz.simulate` - cut, move and re-measure;
 * :mod:`hipviz.fixation` - screws and plates to show after a cut;
 * :mod:`hipviz.contact` - cartilage contact pressure (discrete element analysis);
+* :mod:`hipviz.loads` - the joint load: OrthoLoad cases and Pauwels' stance;
 * :mod:`hipviz.reference` - meanings, normal bands and sources.
 """
 
@@ -33,6 +34,7 @@ _SUBMODULES = {
     "hip",
     "io",
     "landmarks",
+    "loads",
     "measures",
     "osteotomy",
     "raycast",

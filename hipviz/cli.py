@@ -33,6 +33,9 @@ class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors (no usage dump) and exit code 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        if message.startswith("argument --load: expected one argument"):
+            # argparse takes "-100,0,1500" for an option, not a value.
+            message += "; write a force whose first number is negative as --load=-100,0,1500"
         sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
         sys.exit(EXIT_USAGE)
 
@@ -203,6 +206,72 @@ def _add_output_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_load_options(p: argparse.ArgumentParser) -> None:
+    """``--load`` and its companions: the joint load and the cartilage under it."""
+    p.add_argument(
+        "--load",
+        metavar="NAME|FX,FY,FZ",
+        help="compute the joint load: walking, one-leg-stance, standing-up (OrthoLoad "
+        "averages), pauwels (one-legged stance from this hip's geometry), or the force "
+        "of the head on the socket FX,FY,FZ in newtons, measurement frame (default: none)",
+    )
+    p.add_argument(
+        "--body-weight",
+        type=float,
+        metavar="KG",
+        help="body weight the load is scaled by, kg (default 70; needs --load)",
+    )
+    p.add_argument(
+        "--cartilage-modulus",
+        type=float,
+        metavar="MPA",
+        help="cartilage Young's modulus for the contact pressure, MPa (default 12; needs --load)",
+    )
+    p.add_argument(
+        "--poisson",
+        type=float,
+        metavar="NU",
+        help="cartilage Poisson's ratio for the contact pressure (default 0.45; needs --load)",
+    )
+    p.add_argument(
+        "--spring",
+        choices=("linear", "log"),
+        help="contact spring law: linear or log (default linear; needs --load)",
+    )
+
+
+def _load_options(args: argparse.Namespace):
+    """The checked :class:`hipviz.loads.LoadOptions` of the command line."""
+    from .loads import DEFAULT_BODY_WEIGHT_KG, LoadOptions, custom_load, parse_load
+
+    given = {
+        "--body-weight": ("body_weight_kg", args.body_weight),
+        "--cartilage-modulus": ("modulus_mpa", args.cartilage_modulus),
+        "--poisson": ("poisson", args.poisson),
+        "--spring": ("spring", args.spring),
+    }
+    if args.load is None:
+        named = [flag for flag, (_, value) in given.items() if value is not None]
+        if named:
+            raise InputError(f"{', '.join(named)} needs --load (a load case or a force)")
+        return LoadOptions()
+    load = parse_load(args.load)
+    values = {field: value for field, value in given.values() if value is not None}
+    for flag, (field, value) in given.items():
+        if value is not None:
+            try:
+                LoadOptions(**{field: value}).validate()
+            except InputError as exc:
+                raise InputError(f"{flag}: {exc}") from None
+    weight = values.pop("body_weight_kg", DEFAULT_BODY_WEIGHT_KG)
+    if not isinstance(load, str):
+        try:
+            custom_load(load, weight)
+        except InputError as exc:
+            raise InputError(f"--load: {exc}") from None
+    return LoadOptions(load=load, body_weight_kg=weight, **values)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``hipviz`` argument parser."""
     from . import __version__
@@ -218,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("measure", help="measure one hip and print the results")
     _add_input_options(m)
     _add_output_options(m)
+    _add_load_options(m)
 
     sim = sub.add_parser(
         "simulate",
@@ -259,6 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="add the range of motion and impingement (as hipviz rom) before and after",
     )
     _add_output_options(sim)
+    _add_load_options(sim)
 
     rom = sub.add_parser(
         "rom",
@@ -430,9 +501,33 @@ def _located(exc: LandmarkError, sources: dict[str, str]) -> LandmarkError:
     return LandmarkError(f"{where}: {exc}" if where else str(exc))
 
 
+def _load_keys(values: dict, geometry, options, pelvis, socket, head, axes, tf_ras_input) -> None:
+    """Add the load keys (and the contact keys, where the model is present) to ``values``.
+
+    Forces stay in the measurement frame; points go to the input
+    coordinates (as ``head_center_mm``).
+    """
+    from .geometry import invert
+    from .hip import _jsonable
+    from .loads import contact_keys, joint_load
+
+    load = joint_load(options.load, geometry, options.body_weight_kg)
+    values.update(_jsonable(load.as_dict(invert(tf_ras_input))))
+    if load.fallbacks:
+        values.setdefault("notes", {})["load_model"] = "; ".join(load.fallbacks)
+    if pelvis is None:
+        values.setdefault("notes", {})["contact_pressure"] = "no pelvis given"
+        return
+    keys, note = contact_keys(pelvis, head, socket, load.force_n, options, axes)
+    values.update(_jsonable(keys))
+    if note:
+        values.setdefault("notes", {})["contact_pressure"] = note
+
+
 def _measure(args: argparse.Namespace) -> int:
     from . import hip
 
+    options = _load_options(args)
     inp = _inputs(args)
     try:
         result = hip.analyze(
@@ -446,6 +541,27 @@ def _measure(args: argparse.Namespace) -> int:
     except LandmarkError as exc:
         raise _located(exc, inp.sources) from None
     out = result.as_dict()
+    if options.load is not None:
+        from .loads import hip_load_geometry
+
+        pelvis_r = None if inp.pelvis is None else hip._moved(inp.pelvis, result.tf_ras_input)
+        femur_r = hip._moved(inp.femur, result.tf_ras_input)
+        try:
+            geometry = hip_load_geometry(
+                result, pelvis_r, femur_r, need_trochanter=options.needs_trochanter
+            )
+        except LandmarkError as exc:
+            raise _located(exc, inp.sources) from None
+        _load_keys(
+            out,
+            geometry,
+            options,
+            pelvis_r,
+            result.socket,
+            result.head,
+            result.axes,
+            result.tf_ras_input,
+        )
     out["units"] = inp.units
     out["sources"] = inp.sources
     out["warnings"] = inp.warnings + out["warnings"]
@@ -520,6 +636,7 @@ def _simulate(args: argparse.Namespace) -> int:
         rotation_deg=fem.get("rotation", 0.0),
     ).validate()
 
+    options = _load_options(args)
     inp = _inputs(args)
     if inp.pelvis is None:
         raise InputError("hipviz simulate needs the pelvis (--pelvis) as well as the femur")
@@ -553,6 +670,9 @@ def _simulate(args: argparse.Namespace) -> int:
         back = invert(sim.tf_ras_input)
         for key, model in (("before", before_model), ("after", after_model)):
             out[key].update(_jsonable(motion.rom_dict(model.limits(), model.landmarks, back)))
+
+    if options.load is not None:
+        _simulated_loads(out, sim, outcome, options, inp.sources)
     out["units"] = inp.units
     out["sources"] = inp.sources
     out["fixation"] = sorted(extra)
@@ -641,6 +761,34 @@ def format_rom(out: dict, before: dict | None = None) -> str:
     return "\n".join(lines)
 
 
+def _simulated_loads(out: dict, sim, outcome, options, sources: dict[str, str]) -> None:
+    """The load (and contact) keys of ``before`` and ``after`` a simulated move."""
+    from .geometry import Sphere, apply
+    from .loads import hip_load_geometry
+
+    an = sim.analysis
+    try:
+        geometry = hip_load_geometry(
+            an, sim.pelvis, sim.femur, need_trochanter=options.needs_trochanter
+        )
+    except LandmarkError as exc:
+        raise _located(exc, sources) from None
+    tf_in = sim.tf_ras_input
+    _load_keys(out["before"], geometry, options, sim.pelvis, an.socket, an.head, an.axes, tf_in)
+    tf = outcome.transforms
+    moved = geometry.moved(tf["femur_proximal"], tf["femur_distal"])
+    pieces = sim.meshes(outcome)
+    pelvis_after = pieces.get("acetabular_fragment", pieces.get("pelvis"))
+    head = Sphere(outcome.head_center_after_mm, an.head.radius_mm, an.head.rms_mm, an.head.n)
+    socket = Sphere(
+        apply(tf["fragment"], an.socket.center_mm),
+        an.socket.radius_mm,
+        an.socket.rms_mm,
+        an.socket.n,
+    )
+    _load_keys(out["after"], moved, options, pelvis_after, socket, head, an.axes, tf_in)
+
+
 def format_simulation(out: dict) -> str:
     """Readable before/after report of a ``simulate`` result.
 
@@ -702,6 +850,7 @@ def format_simulation(out: dict) -> str:
         f"  hip centre moved: lateral {s['lateral']:+.1f}, anterior {s['anterior']:+.1f}, "
         f"superior {s['superior']:+.1f} mm"
     )
+    lines += [f"  {line}" for line in load_change_lines(before, after)]
     if out.get("fixation"):
         lines.append(f"  fixation: {', '.join(out['fixation'])}")
     if "rom_deg" in after:
@@ -713,6 +862,64 @@ def format_simulation(out: dict) -> str:
     for w in out.get("warnings", []):
         lines.append(f"  warning: {w}")
     return "\n".join(lines)
+
+
+def load_lines(values: dict) -> list[str]:
+    """Readable lines of the load keys of a ``measure`` result (none without a load)."""
+    if "joint_force_n" not in values:
+        return []
+    f = values["joint_force_n"]
+    model = values["load_model"].split(":")[0]
+    size = math.sqrt(sum(x * x for x in f))
+    lines = [
+        f"joint load ({model}, {values['body_weight_kg']:g} kg): {size:.0f} N = "
+        f"{values['joint_force_bw']:.2f} x body weight on the socket, "
+        f"({f[0]:.0f}, {f[1]:.0f}, {f[2]:.0f}) N in the measurement frame"
+    ]
+    p = values.get("pauwels")
+    if p:
+        lines.append(
+            f"Pauwels: lever arms {p['body_weight_lever_arm_mm']:.1f} mm (body weight) and "
+            f"{p['abductor_lever_arm_mm']:.1f} mm (abductors), abductor force "
+            f"{p['abductor_force_n']:.0f} N ({p['abductor_force_bw']:.2f} BW), joint force "
+            f"{p['joint_force_angle_deg']:.1f} deg from vertical"
+        )
+    if "contact_peak_mpa" in values:
+        lines.append(
+            f"contact pressure: peak {values['contact_peak_mpa']:.2f} MPa, mean "
+            f"{values['contact_mean_mpa']:.2f} MPa over {values['contact_area_mm2']:.0f} mm2"
+        )
+    elif values.get("notes", {}).get("contact_pressure"):
+        lines.append(values["notes"]["contact_pressure"])
+    return lines
+
+
+def load_change_lines(before: dict, after: dict) -> list[str]:
+    """Readable before -> after lines of the load keys of a ``simulate`` result."""
+    if "joint_force_n" not in before or "joint_force_n" not in after:
+        return []
+    model = before["load_model"].split(":")[0]
+    lines = [
+        f"joint load ({model}, {before['body_weight_kg']:g} kg): "
+        f"{before['joint_force_bw']:.2f} -> {after['joint_force_bw']:.2f} x body weight"
+    ]
+    b, a = before.get("pauwels"), after.get("pauwels")
+    if b and a:
+        lines.append(
+            f"Pauwels lever arms: body weight {b['body_weight_lever_arm_mm']:.1f} -> "
+            f"{a['body_weight_lever_arm_mm']:.1f} mm, abductors "
+            f"{b['abductor_lever_arm_mm']:.1f} -> {a['abductor_lever_arm_mm']:.1f} mm; "
+            f"abductor force {b['abductor_force_bw']:.2f} -> {a['abductor_force_bw']:.2f} BW"
+        )
+    if "contact_peak_mpa" in before and "contact_peak_mpa" in after:
+        lines.append(
+            f"contact pressure: peak {before['contact_peak_mpa']:.2f} -> "
+            f"{after['contact_peak_mpa']:.2f} MPa, area {before['contact_area_mm2']:.0f} -> "
+            f"{after['contact_area_mm2']:.0f} mm2"
+        )
+    elif before.get("notes", {}).get("contact_pressure"):
+        lines.append(before["notes"]["contact_pressure"])
+    return lines
 
 
 def _cell(value: float | None, impossible: bool) -> str:
@@ -771,6 +978,7 @@ def format_table(out: dict) -> str:
         )
     if out.get("femoral_version_method"):
         lines.append(f"  femoral version method: {out['femoral_version_method']}")
+    lines += [f"  {line}" for line in load_lines(out)]
     for w in out.get("warnings", []):
         lines.append(f"  warning: {w}")
     return "\n".join(lines)

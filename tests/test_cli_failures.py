@@ -93,6 +93,32 @@ INPUT_CASES = {
     "bad modes": (["--modes", "99=1"], ["--modes"]),
     "unknown frame": (["--frame", "xyz"], ["--frame"]),
     "femur with no head": (["--femur", "{d}/afile.stl"], ["afile.stl"]),
+    "unknown load": (["--load", "running"], ["--load 'running'", "one-leg-stance, standing-up"]),
+    "load of two numbers": (["--load", "100,200"], ["--load '100,200'", "FX,FY,FZ"]),
+    "load of no force": (["--load", "0,0,0"], ["--load: joint force |F| = 0 N is outside"]),
+    "load too large": (["--load", "1e6,0,0"], ["--load: joint force", "0-15000 N"]),
+    "load starting with a minus": (["--load", "-100,0,1500"], ["--load=-100,0,1500"]),
+    "body weight out of range": (
+        ["--load", "walking", "--body-weight", "5"],
+        ["--body-weight: body weight 5 kg is outside 20-300 kg"],
+    ),
+    "body weight not a number": (
+        ["--load", "pauwels", "--body-weight", "nan"],
+        ["--body-weight: body weight nan kg"],
+    ),
+    "poisson incompressible": (
+        ["--load", "walking", "--poisson", "0.5"],
+        ["--poisson: Poisson's ratio 0.5 is outside [0, 0.5)"],
+    ),
+    "modulus negative": (
+        ["--load", "walking", "--cartilage-modulus", "-1"],
+        ["--cartilage-modulus: cartilage modulus -1 MPa is outside 0.1-1000 MPa"],
+    ),
+    "unknown spring law": (["--load", "walking", "--spring", "cubic"], ["--spring"]),
+    "load options without a load": (
+        ["--body-weight", "80", "--spring", "log"],
+        ["--body-weight, --spring needs --load"],
+    ),
 }
 
 
