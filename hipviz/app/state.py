@@ -785,6 +785,34 @@ class HipSession:
         self._anatomy_key = self._cut_key = self._femur_key = None
 
 
+@dataclass(eq=False)
+class PageState:
+    """What the parts of one page share: its plan, its session, and where they stand.
+
+    Each component of the page (controls, scene driver, modes, exports) is
+    given this one object, so none holds a copy that could fall behind.
+
+    Attributes
+    ----------
+    plan : Plan
+        What the user set; the widgets write it, the page follows it.
+    session : HipSession
+        The hip the plan is computed on.
+    doc : bokeh.document.Document or None
+        The served page's document: builds and measures run in worker
+        threads and come back through it. None outside a server (a notebook,
+        tests): everything runs in the caller's thread.
+    loading : bool
+        New bones or pieces are being built: what the session holds is about
+        to be replaced, so nothing is drawn from it meanwhile.
+    """
+
+    plan: Plan
+    session: HipSession
+    doc: Any = None
+    loading: bool = False
+
+
 __all__ = [
     "BUILTIN",
     "CASE_CHOICES",
@@ -792,6 +820,7 @@ __all__ = [
     "MARKER",
     "MODES",
     "PROCEDURE_CHOICES",
+    "PageState",
     "Plan",
     "UPLOAD",
     "URL_PARAMS",
