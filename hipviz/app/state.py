@@ -6,7 +6,7 @@ URL query names (``?case=dysplastic&pao_lateral=20``), so a link reopens the
 same plan. :class:`HipSession` turns a plan into a :class:`hipviz.simulate.Simulation`
 and an :class:`hipviz.simulate.Outcome`, redoing only what a change needs:
 a new anatomy (about 1 s), a new cut (about 60 ms), or only a move (about
-15 ms). Neither imports Panel; the view (:mod:`hipviz.app.main`) watches them.
+15 ms). Neither imports Panel; the page (:mod:`hipviz.app.main`) watches them.
 
 Uploaded files are patients' data: each session keeps them in its own
 folder (``hipviz-session-*`` in :func:`session_base_dir`), marked as
