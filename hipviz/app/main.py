@@ -107,6 +107,10 @@ class HipApp(pn.viewable.Viewer):
 
     Attributes
     ----------
+    plan, session : Plan, HipSession
+        The page's plan and hip.
+    page : PageState
+        Plan, session, document and loading flag, shared by the components.
     controls : Controls
         Hip, osteotomy and upload controls (left column).
     scene : SceneDriver

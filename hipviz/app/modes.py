@@ -72,10 +72,6 @@ class Modes(pn.viewable.Viewer):
             visible=False,
         )
 
-    @property
-    def explaining(self) -> bool:
-        return self.page.plan.mode == "explain"
-
     def _explain_kind(self) -> str:
         plan = self.page.plan
         if plan.procedure != "none":
@@ -100,6 +96,7 @@ class Modes(pn.viewable.Viewer):
         self.show_step(replay=True)
 
     def go(self, delta: int) -> None:
+        """Step ``delta`` steps on (back when negative), within the steps."""
         self.step = int(np.clip(self.step + delta, 0, len(explain.STEP_KEYS) - 1))
 
     def _on_step(self, *events: param.parameterized.Event) -> None:

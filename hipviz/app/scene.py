@@ -476,6 +476,7 @@ class SceneDriver(pn.viewable.Viewer):
                 view.remove_mesh(name)
 
     def remove_fixation(self) -> None:
+        """Take the screws and plate out of the view."""
         for name in self.view3d.mesh_names:
             if name.startswith("fix:"):
                 self.view3d.remove_mesh(name)
@@ -514,6 +515,7 @@ class SceneDriver(pn.viewable.Viewer):
         )
 
     def stop_animation(self) -> None:
+        """Stop the explain-mode animation, where the pieces are."""
         if self._animation is not None:
             self._animation.stop()
             self._animation = None
