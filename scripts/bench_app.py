@@ -201,12 +201,12 @@ def timed(obj, name: str, times: list) -> None:
     setattr(obj, name, wrapper)
 
 
-#: Server steps timed in every app session: (label, object path, method).
+#: Server steps timed in every app session: (label, attribute of the app, method).
 APP_STEPS = (
     ("session.update", "session", "update"),
-    ("_send_meshes", "", "_send_meshes"),
-    ("_pose", "", "_pose"),
-    ("_update_table", "", "_update_table"),
+    ("scene.send_meshes", "scene", "send_meshes"),
+    ("scene.pose", "scene", "pose"),
+    ("measures.update", "measures", "update"),
     ("_refresh (all)", "", "_refresh"),
 )
 
@@ -222,7 +222,7 @@ def app_factory(sessions: list):
         app = create_app(subdivisions=SUBDIVISIONS)
         entry = {"app": app, "create_s": time.perf_counter() - t, "times": defaultdict(list)}
         for label, path, method in APP_STEPS:
-            timed(app.session if path else app, method, entry["times"][label])
+            timed(getattr(app, path) if path else app, method, entry["times"][label])
         close = app.close
 
         def closed():
@@ -245,8 +245,8 @@ def pane_factory(sessions: list, size: dict):
     import pyvista as pv
 
     from hipviz import render
-    from hipviz.app.main import _slider
     from hipviz.app.state import HipSession, Plan
+    from hipviz.app.widgets import live_slider
 
     def make():
         t = time.perf_counter()
@@ -287,7 +287,7 @@ def pane_factory(sessions: list, size: dict):
         if pn.state.curdoc is not None:
             pn.state.on_session_destroyed(lambda ctx: pl.close())
         sessions.append(entry)
-        return pn.Row(pn.Column(_slider(plan, "pao_lateral"), width=330), pane)
+        return pn.Row(pn.Column(live_slider(plan, "pao_lateral"), width=330), pane)
 
     return make
 
@@ -496,7 +496,7 @@ def bench_app(browser, url: str, args, sessions: list, res: dict) -> None:
     note(f"b. {args.repeats + 1} cut changes ...")
     page.page.get_by_text(CUT_CARD).click()
     page.settle(0.5)
-    n_meshes = len(entry["app"].view3d.mesh_names)
+    n_meshes = len(entry["app"].scene.view3d.mesh_names)
     res["n_meshes"] = n_meshes
     res["cut"], res["cut_warmup"] = collect(
         lambda i: app_change(page, CUT, CUT_WALK[i % len(CUT_WALK)], True, times),
@@ -506,14 +506,15 @@ def bench_app(browser, url: str, args, sessions: list, res: dict) -> None:
     plan = entry["app"].plan
     res["final_plan"] = {"pao_lateral": plan.pao_lateral, "cut_iliac": plan.cut_iliac}
     res["triangles"] = {
-        name: len(mesh["triangles"]) // 3 for name, mesh in entry["app"].view3d._meshes.items()
+        name: len(mesh["triangles"]) // 3
+        for name, mesh in entry["app"].scene.view3d._meshes.items()
     }
     page.close()
 
 
 def slider_debounce(app, title: str):
     """Panel's wait (ms) before the server acts on the slider ``title``; None if not found."""
-    for layout in (getattr(app, "pao_sliders", None), getattr(app, "cut_card", None)):
+    for layout in (app.controls.pao_sliders, app.controls.cut_card):
         for w in getattr(layout, "objects", []):
             if title in (getattr(w, "label", None), getattr(w, "name", None)):
                 return getattr(w, "_debounce", None)

@@ -97,12 +97,12 @@ def test_a_new_hip_is_built_in_a_worker_while_the_page_says_so():
             title = cases.CASES["borderline"].title.lower()
             assert app.statuses[-1] == f"building the {title} hip…"
             assert app._status.visible
-            assert app.w_case.disabled and app.w_load.disabled
-            assert all(w.disabled for w in app.w_export)
+            assert app.controls.w_case.disabled and app.controls.w_load.disabled
+            assert all(w.disabled for w in app.exports.buttons)
             assert "borderline" not in app.session.source.lower()
             await settled(app)
-            assert not app._status.visible and not app.w_case.disabled
-            assert not any(w.disabled for w in app.w_export)
+            assert not app._status.visible and not app.controls.w_case.disabled
+            assert not any(w.disabled for w in app.exports.buttons)
             assert "borderline" in app.session.source.lower()
             return dict(app.session.outcome.after)
         finally:
@@ -147,8 +147,8 @@ def test_moves_of_two_pages_are_measured_and_drawn_each_at_its_latest():
             return (
                 a.session.outcome.after["lcea_deg"],
                 b.session.outcome.after["lcea_deg"],
-                a._table.object,
-                b._table.object,
+                a.measures.table.object,
+                b.measures.table.object,
             )
         finally:
             a.close()
@@ -165,7 +165,10 @@ def test_moves_of_two_pages_are_measured_and_drawn_each_at_its_latest():
 
 def _choose(app: main.HipApp, pelvis: tuple[str, bytes], femur: tuple[str, bytes]) -> None:
     """Files as a browser sends them: base64 text, decoded later (UploadInput)."""
-    for widget, (name, data) in ((app.w_pelvis_file, pelvis), (app.w_femur_file, femur)):
+    for widget, (name, data) in (
+        (app.controls.w_pelvis_file, pelvis),
+        (app.controls.w_femur_file, femur),
+    ):
         widget.param.update(filename=name, value=base64.b64encode(data).decode())
 
 
@@ -180,15 +183,25 @@ def test_an_upload_is_read_in_a_worker_and_the_page_says_which_file():
         try:
             _choose(app, ("my_pelvis.stl", files["pelvis"]), ("my_femur.stl", files["femur"]))
             app._on_upload()
-            assert app._loading and app.w_load.disabled and app.w_pelvis_file.disabled
-            assert app.w_pelvis_file.value is None  # taken from the inputs at once
+            assert (
+                app._loading
+                and app.controls.w_load.disabled
+                and app.controls.w_pelvis_file.disabled
+            )
+            assert app.controls.w_pelvis_file.value is None  # taken from the inputs at once
             await settled(app)
             stored = {
                 p.name: p.read_bytes()
                 for p in app.session.folder.iterdir()
                 if p.name != MARKER  # hipviz's own mark on the folder
             }
-            return app.plan.case, app.session.source, app.statuses, stored, app.w_load.disabled
+            return (
+                app.plan.case,
+                app.session.source,
+                app.statuses,
+                stored,
+                app.controls.w_load.disabled,
+            )
         finally:
             app.close()
 
@@ -213,7 +226,7 @@ def test_a_bad_upload_gives_one_line_and_keeps_the_hip():
                 html.unescape(app._error.object),  # the pane holds it as inert text
                 app.plan.case,
                 before == dict(app.session.outcome.after),
-                app.w_case.disabled,
+                app.controls.w_case.disabled,
                 app._status.visible,
             )
         finally:

@@ -415,12 +415,12 @@ def test_app_table_and_warnings_show_the_flag():
     try:
         out = app.session.outcome
         before = {**out.before, FV: 163.6, "implausible": {}}
-        app._update_table(dataclasses.replace(out, before=before, after=dict(before)))
-        tr = row_html(app._table.object, FV)
+        app.measures.update(dataclasses.replace(out, before=before, after=dict(before)))
+        tr = row_html(app.measures.table.object, FV)
         assert 'data-level="impossible"' in tr and ">impossible</span>" in tr
         assert "antetorsion</span>" not in tr
-        assert app._warn.visible
-        shown = html.unescape(app._warn.object)
+        assert app.measures.warnings.visible
+        shown = html.unescape(app.measures.warnings.object)
         assert "Femoral version (antetorsion): outside the possible -60…80°" in shown
     finally:
         app.close()

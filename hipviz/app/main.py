@@ -10,6 +10,16 @@ a new cut sends the new pieces once, as binary. Anything slower than a move
 (new bones, a new cut, an upload) is built in a worker thread too, so the
 server's event loop, which every session shares, only ever does the quick
 parts.
+
+The page is made of components, each in its own module, sharing one
+:class:`~hipviz.app.state.PageState` (plan, session, document, loading):
+:class:`~hipviz.app.controls.Controls` (left column),
+:class:`~hipviz.app.scene.SceneDriver` (the 3D view and what is sent to it),
+:class:`~hipviz.app.measures_table.MeasuresTable`,
+:class:`~hipviz.app.modes.Modes` (Plan / Learn / Explain) and
+:class:`~hipviz.app.exports.Exports`. :class:`HipApp` lays them out and
+runs the work between them: it watches the plan, builds and measures in
+worker threads, and hands each result to the components that show it.
 """
 
 from __future__ import annotations
@@ -17,216 +27,56 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
-import dataclasses
 import gc
-import io
-import json
 import logging
 import os
 import signal
 import sys
 import threading
 import time
-import zipfile
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import numpy as np
 import panel as pn
 import param
 from panel.io.state import set_curdoc
 
-from hipviz import cases, explain, render, report
-from hipviz import osteotomy as ost
+from hipviz import cases
 from hipviz.errors import HipvizError, InputError
 from hipviz.io import Limits
 
 from . import web
+
+# CASE_LABELS and PROCEDURE_LABELS are imported from here by tests and scripts
+from .controls import CASE_LABELS, PROCEDURE_LABELS, Controls  # noqa: F401
+from .exports import Exports
+from .measures_table import MeasuresTable
+from .modes import Modes
+from .scene import SceneDriver
 from .state import (
-    ANATOMY_PARAMS,
     BUILTIN,
-    CUT_PARAMS,
     MAX_UPLOAD_MB,
-    STANDING_TILT_DEG,
     UPLOAD,
-    UPLOAD_SUFFIXES,
     URL_PARAMS,
     HipSession,
+    PageState,
     Plan,
     Upload,
     new_session_folder,
-    parse_labels,
     remove_live_folders,
     remove_session_folder,
     remove_stale_folders,
     upload_bytes,
     websocket_max_message_bytes,
 )
-from .text import NAME_CHARS, clamp, inert, inert_join
-from .viewer import SceneView
+from .text import inert
+from .widgets import CSS, AddressBar, LiveSlider, UploadGuard, UploadInput
+from .workers import BUILD_POOL as _BUILD_POOL
+from .workers import MEASURE_POOL as _MEASURE_POOL
 
 log = logging.getLogger("hipviz.app")
-#: Measures run here, off the server's event loop, one at a time per session
-#: and in all: a measure is mostly Python holding the interpreter's lock, so a
-#: second thread would measure no faster and take that lock from the event
-#: loop more often (the loop, not the measures, sends every session its
-#: picture). Pages queue for it in turn; each is measured at its latest plan.
-_MEASURE_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hipviz-measure")
-#: New bones, cuts, uploads and exports are built here: seconds each, so
-#: apart from the measures, which must not queue behind them.
-_BUILD_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="hipviz-build")
-#: One export renders at a time.
-_EXPORT_LOCK = threading.Lock()
-
-CASE_LABELS = {
-    **{name: f"{info.title} (teaching case)" for name, info in cases.CASES.items()},
-    BUILTIN: "Built-in mean shape (shape modes)",
-    UPLOAD: "Your own meshes (upload)",
-}
-PROCEDURE_LABELS = {"none": "No pelvic osteotomy"} | {k: p.title for k, p in ost.PROCEDURES.items()}
-VIEW_LABELS = {
-    "anterior": "Front",
-    "lateral": "Side",
-    "superior": "Top",
-    "false_profile": "False profile",
-}
-MODE_LABELS = {"surgeon": "Plan", "student": "Learn", "explain": "Explain"}
-#: Frames of the explain-mode turn animation, and ms between them.
-ANIMATION_FRAMES = 24
-ANIMATION_PERIOD_MS = 60
-#: Half-size of the region the standard views frame about the head centre, mm.
-VIEW_RADIUS_MM = 110.0
-#: The pelvis beyond this distance from the head centre is drawn as its own
-#: piece (FAR_PIECE), which no cut changes: a cut re-sends only the near part.
-FAR_MM = 100.0
-FAR_PIECE = "pelvis_far"
 #: Quiet time after the last slider move before fixation is placed again, ms.
 SETTLE_MS = 250
-#: Longest explain-mode step text shown, characters (the longest is about 400).
-STEP_TEXT_CHARS = 2000
-
-#: Styles of the page's HTML panes (each pane has its own shadow root).
-CSS = (
-    """
-.hv-header { display: flex; align-items: baseline; gap: 14px; padding: 4px 4px; }
-.hv-title { font-size: 24px; font-weight: 700; color: #2f4f6f; letter-spacing: 0.5px; }
-.hv-sub { color: #667; font-size: 13px; }
-.hv-status { font-size: 13px; color: #333; }
-.hv-step-title { font-size: 28px; font-weight: 700; margin: 4px 0 10px; color: #2f4f6f; }
-.hv-step-text { font-size: 22px; line-height: 1.55; }
-.hv-step-count { color: #778; font-size: 15px; }
-ol.hv-steps { color: #889; font-size: 15px; margin-top: 18px; line-height: 1.6; }
-ol.hv-steps li.hv-now { color: #2f4f6f; font-weight: 700; }
-"""
-    + report.TABLE_CSS
-)
-
-
-class AddressBar(pn.custom.JSComponent):
-    """Keeps the address bar's query equal to ``query`` (no reload, no new history entry).
-
-    Panel's own ``Location`` pushes a history entry per change and holds
-    changes until the whole page is idle, which a busy 3D page may not be;
-    a change it held can land later and put back the address the page opened
-    with. So the bar is set when the view starts, on each change, and checked
-    each second (a change that arrives while Bokeh rebuilds the view has no
-    listener).
-    """
-
-    query = param.String(default="", doc="The text after '?' in the page's address.")
-
-    _esm = """
-    export function render({model}) {
-      const write = () => {
-        if (window.location.search.replace(/^[?]/, "") === model.query) {
-          return
-        }
-        const url = new URL(window.location.href)
-        url.search = model.query
-        window.history.replaceState(window.history.state, "", url)
-      }
-      write()
-      model.on("query", write)
-      const timer = setInterval(write, 1000)
-      model.on("remove", () => clearInterval(timer))
-      return document.createElement("span")
-    }
-    """
-
-
-class UploadGuard(pn.custom.JSComponent):
-    """Refuses, in the browser, a chosen file larger than ``max_bytes`` before it is sent.
-
-    A file input sends the whole file as one websocket message, and a
-    message over the server's limit closes the page's connection with no
-    word to the user. This listens, ahead of the inputs' own handlers, for
-    the files chosen in every file input of the page; a file too large is
-    cleared there and named in ``refused`` (name and size), which the app
-    shows as its one-line error. Inputs that appear later are found by a
-    check each second.
-    """
-
-    max_bytes = param.Integer(default=0, doc="Largest file the page may send, bytes.")
-    refused = param.String(default="", doc="The last refused file: 'name<TAB>bytes<TAB>n'.")
-
-    _esm = """
-    export function render({model}) {
-      const seen = new WeakSet()
-      let count = 0
-      const guard = (event) => {
-        const input = event.target
-        if (!(input instanceof HTMLInputElement) || input.type !== "file" || !input.files) {
-          return
-        }
-        for (const file of input.files) {
-          if (model.max_bytes > 0 && file.size > model.max_bytes) {
-            event.stopImmediatePropagation()
-            input.value = ""
-            count += 1
-            model.refused = file.name + "\t" + file.size + "\t" + count
-            return
-          }
-        }
-      }
-      const roots = (node, out) => {
-        out.push(node)
-        for (const el of node.querySelectorAll("*")) {
-          if (el.shadowRoot) roots(el.shadowRoot, out)
-        }
-        return out
-      }
-      const attach = () => {
-        for (const root of roots(document, [])) {
-          for (const input of root.querySelectorAll("input[type=file]")) {
-            const home = input.getRootNode()
-            if (!seen.has(home)) {
-              seen.add(home)
-              // Capture on the input's own root runs before the input's listeners.
-              home.addEventListener("change", guard, true)
-            }
-          }
-        }
-      }
-      attach()
-      const timer = setInterval(attach, 1000)
-      model.on("remove", () => clearInterval(timer))
-      return document.createElement("span")
-    }
-    """
-
-
-class LiveSlider(pn.widgets.FloatSlider):
-    """A float slider whose changes reach the server at once.
-
-    Panel holds widget events for 50 ms to merge bursts; a move costs the
-    server about 3 ms, so the wait would be most of the slider-to-picture
-    time. 2 ms remain: the server first finishes acknowledging the event,
-    else the socket is still busy when the new matrices are ready and Panel
-    retries their sending 10 ms later.
-    """
-
-    _debounce = 2
 
 
 def _when_loaded(doc: Any, callback: Callable[[], None]) -> None:
@@ -243,96 +93,35 @@ def _when_loaded(doc: Any, callback: Callable[[], None]) -> None:
             pn.state.onload(callback)
 
 
-class UploadInput(pn.widgets.FileInput):
-    """A file input that keeps the file as it arrived: base64 text, not bytes.
-
-    The browser sends a chosen file as base64 text in one websocket message.
-    Panel's own input decodes it as soon as it arrives, on the server's
-    event loop (about 0.3 s for 60 MB, during which no session is served);
-    this one leaves ``value`` as the text, and the app decodes it
-    (:func:`hipviz.app.state.upload_bytes`) in the worker thread that saves
-    and reads it. An empty file is None, as with Panel's input.
-    """
-
-    def _process_property_change(self, props: dict[str, Any]) -> dict[str, Any]:
-        text = props.pop("value", None) if isinstance(props.get("value"), str) else None
-        params = super()._process_property_change(props)
-        if text is not None:
-            params["value"] = text or None
-        return params
-
-
-def _slider(plan: Plan, name: str, **kwargs: Any) -> pn.widgets.FloatSlider:
-    p = plan.param[name]
-    lo, hi = p.bounds
-    return LiveSlider.from_param(
-        p, start=lo, end=hi, step=p.step, sizing_mode="stretch_width", **kwargs
-    )
-
-
-def _signed(x: float) -> str:
-    """'+1.2' / '-0.4' / '0.0' (no '-0.0' for a rounding crumb)."""
-    x = round(float(x), 1) + 0.0
-    return f"{x:+.1f}" if x else "0.0"
-
-
-def _throttled(plan: Plan, name: str) -> pn.widgets.FloatSlider:
-    """A slider that sets ``plan.<name>`` only when released: for slow changes (new bones)."""
-    p = plan.param[name]
-    lo, hi = p.bounds
-    w = pn.widgets.FloatSlider(
-        label=p.label,
-        start=lo,
-        end=hi,
-        step=p.step,
-        value=getattr(plan, name),
-        sizing_mode="stretch_width",
-    )
-    w.param.watch(lambda e: setattr(plan, name, e.new), "value_throttled")
-    plan.param.watch(lambda e: setattr(w, "value", e.new), name)
-    return w
-
-
-def _lines_spec(lines: dict[str, render.Line]) -> dict[str, dict]:
-    return {
-        k: {
-            "points": np.asarray(ln.points, dtype=float).round(3).tolist(),
-            "color": ln.color,
-            "width": float(ln.width),
-            "actor": None,
-            "on_top": bool(ln.on_top),
-        }
-        for k, ln in lines.items()
-    }
-
-
-def _labels_spec(lines: dict[str, render.Line], labels: dict[str, render.Label]) -> dict:
-    out = {}
-    for k, ln in lines.items():
-        if ln.label:
-            out[f"line:{k}"] = {
-                "position": np.asarray(ln.points[-1], dtype=float).round(3).tolist(),
-                "text": ln.label,
-                "color": ln.color,
-                "actor": None,
-            }
-    for k, lab in labels.items():
-        out[f"landmark:{k}"] = {
-            "position": np.asarray(lab.position, dtype=float).round(3).tolist(),
-            "text": lab.text,
-            "color": lab.color,
-            "actor": None,
-        }
-    return out
-
-
 class HipApp(pn.viewable.Viewer):
-    """The whole page for one browser session."""
+    """The whole page for one browser session: its components, laid out and kept in step.
 
-    angles = param.Boolean(default=True, doc="Draw each angle where it is measured.")
-    fixation = param.Boolean(default=False, doc="Show screws and plates.")
-    ghost = param.Boolean(default=True, doc="Show the moved pieces' starting place, faint.")
-    step = param.Integer(default=0, bounds=(0, len(explain.STEP_KEYS) - 1))
+    Parameters
+    ----------
+    plan : Plan, optional
+        The page's plan (a link's, read by :func:`create_app`); a new one by default.
+    subdivisions : int, default: 8
+        Mesh resolution of the built-in hips.
+    limits : hipviz.io.Limits, optional
+        Limits on uploads.
+
+    Attributes
+    ----------
+    plan, session : Plan, HipSession
+        The page's plan and hip.
+    page : PageState
+        Plan, session, document and loading flag, shared by the components.
+    controls : Controls
+        Hip, osteotomy and upload controls (left column).
+    scene : SceneDriver
+        The 3D view, its toolbar, and everything sent to it.
+    measures : MeasuresTable
+        The measures table, and the facts and warnings under the view.
+    modes : Modes
+        The Plan / Learn / Explain picker and the Explain walk-through.
+    exports : Exports
+        The downloads.
+    """
 
     def __init__(
         self,
@@ -346,20 +135,11 @@ class HipApp(pn.viewable.Viewer):
         self.plan = plan or Plan()
         self._address = AddressBar(query=self.plan.url_query(), width=0, height=0, margin=0)
         self.session = HipSession(subdivisions=subdivisions, limits=limits)
-        self._guard = UploadGuard(
-            max_bytes=int(self.session.limits.max_file_mb * 1e6), width=0, height=0, margin=0
-        )
-        self._guard.param.watch(self._on_refused, "refused")
-        self.view3d = SceneView(
-            sizing_mode="stretch_both", min_height=480, side=self.plan.side, view=self.plan.view
-        )
+        self.page = PageState(self.plan, self.session)
         self._settle = 0
         self._ticket = 0
         self._measuring = False
         self._measure_result: tuple[int, Any] | None = None
-        self._far_key: tuple | None = None
-        self._animation = None
-        self._explain_pose: str | None = None
         # Messages quote links and file names: shown through text.inert, no maths
         self._error = pn.pane.Alert(
             "", alert_type="danger", visible=False, margin=(4, 8), disable_math=True
@@ -367,148 +147,40 @@ class HipApp(pn.viewable.Viewer):
         self._status = pn.pane.Alert(
             "", alert_type="info", visible=False, margin=(4, 8), disable_math=True
         )
-        self._warn = pn.pane.Alert(
-            "", alert_type="warning", visible=False, margin=(4, 8), disable_math=True
+        self.measures = MeasuresTable()
+        self.scene = SceneDriver(self.page, on_warning=self.measures.warn)
+        self.controls = Controls(
+            self.plan,
+            max_file_mb=self.session.limits.max_file_mb,
+            on_upload=lambda: self._on_upload(),
+            on_error=lambda message: self._show_error(message),
         )
-        self._table = pn.pane.HTML(
-            "", stylesheets=[CSS], sizing_mode="stretch_width", css_classes=["hv-table"]
-        )
-        self._facts = pn.pane.HTML(
-            "", stylesheets=[CSS], sizing_mode="stretch_width", css_classes=["hv-status"]
-        )
-        self._source = pn.pane.HTML(
-            "", stylesheets=[CSS], sizing_mode="stretch_width", css_classes=["hv-sub"]
-        )
-        self._proc_text = pn.pane.HTML(
-            "", stylesheets=[CSS], sizing_mode="stretch_width", css_classes=["hv-sub"]
-        )
-        self._step_pane = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width")
-        self._build_widgets()
+        self.modes = Modes(self.page, self.scene)
+        self.exports = Exports(self.page, self.scene)
         self.plan.param.watch(self._on_plan, list(URL_PARAMS))
-        self.param.watch(self._on_display, ["angles", "fixation", "ghost"])
-        self.param.watch(self._on_step, ["step"])
-        self._loading = False
-        #: The served page's document: builds and measures run in worker
-        #: threads and come back through it. None outside a server (a
-        #: notebook, tests): everything runs in the caller's thread.
-        self._doc = pn.state.curdoc
-        if self._doc is not None and self._doc.session_context is None:
-            self._doc = None
+        self.scene.param.watch(self._on_display, ["angles", "fixation", "ghost"])
+        self.page.doc = pn.state.curdoc
+        if self.page.doc is not None and self.page.doc.session_context is None:
+            self.page.doc = None
         # a served page builds its hip while the browser loads the page
         self._refresh(initial=True)
 
-    # ------------------------------------------------------------------ widgets
+    # The page's document and loading flag live in the shared PageState.
+    @property
+    def _doc(self) -> Any:
+        return self.page.doc
 
-    def _build_widgets(self) -> None:
-        plan = self.plan
-        self.w_case = pn.widgets.Select.from_param(
-            plan.param.case,
-            options={v: k for k, v in CASE_LABELS.items()},
-            label="Hip",
-            sizing_mode="stretch_width",
-        )
-        self.w_side = pn.widgets.RadioButtonGroup.from_param(
-            plan.param.side, options={"Left hip": "left", "Right hip": "right"}, label=""
-        )
-        self.w_posture = pn.widgets.RadioButtonGroup(
-            label="Posture", options=["Lying (supine)", "Standing"], value="Lying (supine)"
-        )
-        self.w_posture.param.watch(self._on_posture, "value")
-        self.w_tilt = _throttled(plan, "tilt")
-        self.w_tilt.param.watch(self._sync_posture, "value")
-        self.w_modes = pn.Column(
-            *[_throttled(plan, f"mode{i + 1}") for i in range(5)],
-            visible=plan.case == BUILTIN,
-        )
-        self.w_procedure = pn.widgets.Select.from_param(
-            plan.param.procedure,
-            options={v: k for k, v in PROCEDURE_LABELS.items()},
-            label="Pelvic osteotomy",
-            sizing_mode="stretch_width",
-        )
-        self.pao_sliders = pn.Column(
-            *[_slider(plan, k) for k in ("pao_lateral", "pao_anterior", "pao_version")],
-            _slider(plan, "pao_medial"),
-        )
-        self.fem_sliders = pn.Column(
-            *[_slider(plan, k) for k in ("fem_varus", "fem_flexion", "fem_rotation")],
-            _throttled(plan, "fem_level"),
-        )
-        cut_widgets = [_slider(plan, k) for k in CUT_PARAMS]
-        self.cut_card = pn.Card(
-            *cut_widgets, title="Cut adjustments", collapsed=True, sizing_mode="stretch_width"
-        )
-        self.w_reset = pn.widgets.Button(label="Reset moves and cuts", color="default")
-        self.w_reset.on_click(lambda _: self.plan.reset_moves())
+    @_doc.setter
+    def _doc(self, doc: Any) -> None:
+        self.page.doc = doc
 
-        # uploads
-        accept = ",".join(UPLOAD_SUFFIXES)
-        self.w_pelvis_file = UploadInput(accept=accept, label="Pelvis")
-        self.w_femur_file = UploadInput(accept=accept, label="Femur")
-        self.w_pelvis_labels = pn.widgets.TextInput(
-            label="Pelvis labels (label maps only)", placeholder="e.g. 1,2"
-        )
-        self.w_femur_labels = pn.widgets.TextInput(
-            label="Femur labels (label maps only)", placeholder="e.g. 3"
-        )
-        self.w_load = pn.widgets.Button(label="Load my meshes", color="primary")
-        self.w_load.on_click(self._on_upload)
-        self.upload_card = pn.Card(
-            pn.pane.Markdown(
-                f"STL, PLY, OBJ, OFF, VTP, VTK, GLB or a NIfTI label map, up to "
-                f"{self.session.limits.max_file_mb:g} MB each, in mm or m. Files stay in a "
-                "private temporary folder for this browser tab and are deleted when it "
-                "closes or the server stops.",
-                css_classes=["hv-sub"],
-            ),
-            pn.Row(pn.pane.Markdown("**Pelvis**", width=60), self.w_pelvis_file),
-            self.w_pelvis_labels,
-            pn.Row(pn.pane.Markdown("**Femur**", width=60), self.w_femur_file),
-            self.w_femur_labels,
-            self.w_load,
-            title="Your own meshes",
-            collapsed=True,
-            sizing_mode="stretch_width",
-        )
+    @property
+    def _loading(self) -> bool:
+        return self.page.loading
 
-        # display
-        self.w_mode = pn.widgets.RadioButtonGroup.from_param(
-            plan.param.mode,
-            options={v: k for k, v in MODE_LABELS.items()},
-            color="primary",
-            variant="outline",
-            label="",
-        )
-        self.w_view = pn.widgets.RadioButtonGroup.from_param(
-            plan.param.view, options={v: k for k, v in VIEW_LABELS.items()}, label=""
-        )
-        self.w_angles = pn.widgets.Checkbox.from_param(self.param.angles, label="Angles")
-        self.w_fixation = pn.widgets.Checkbox.from_param(self.param.fixation, label="Screws/plate")
-        self.w_ghost = pn.widgets.Checkbox.from_param(self.param.ghost, label="Before (faint)")
-        self.w_fit = pn.widgets.Button(label="Fit", width=60)
-        self.w_fit.on_click(lambda _: self.view3d.reset_camera())
-
-        # explain mode
-        self.w_prev = pn.widgets.Button(label="◀ Back", width=110)
-        self.w_next = pn.widgets.Button(label="Next ▶", width=110, color="primary")
-        self.w_replay = pn.widgets.Button(label="↻ Play again", width=130)
-        self.w_prev.on_click(lambda _: self._go(-1))
-        self.w_next.on_click(lambda _: self._go(+1))
-        self.w_replay.on_click(lambda _: self._show_step(replay=True))
-
-        # export
-        self.w_export = [
-            pn.widgets.FileDownload(
-                callback=self._in_worker(fn), filename=filename, label=label, color="light"
-            )
-            for fn, filename, label in (
-                (self._png, "hipviz.png", "Picture (PNG)"),
-                (self._csv, "hipviz-measures.csv", "Measures (CSV)"),
-                (self._json, "hipviz-plan.json", "Plan + measures (JSON)"),
-                (self._stl, "hipviz-meshes.zip", "Moved bones (STL, zip)"),
-                (self._report, "hipviz-report.html", "Report (HTML)"),
-            )
-        ]
+    @_loading.setter
+    def _loading(self, loading: bool) -> None:
+        self.page.loading = loading
 
     # ------------------------------------------------------------------ layout
 
@@ -521,64 +193,30 @@ class HipApp(pn.viewable.Viewer):
                 stylesheets=[CSS],
                 sizing_mode="stretch_width",
             ),
-            self.w_mode,
+            self.modes.w_mode,
             self._address,
-            self._guard,
+            self.controls.guard,
             sizing_mode="stretch_width",
             styles={"border-bottom": "1px solid #dde", "background": "#f7f9fb"},
         )
-        controls = pn.Column(
-            pn.pane.Markdown("### Hip", margin=(0, 8)),
-            self.w_case,
-            self.w_side,
-            self._source,
-            pn.pane.Markdown("Posture", margin=(0, 8)),
-            self.w_posture,
-            self.w_tilt,
-            self.w_modes,
-            self.upload_card,
-            pn.pane.Markdown("### Osteotomy", margin=(0, 8)),
-            self.w_procedure,
-            self._proc_text,
-            pn.pane.Markdown("**Acetabular fragment**", margin=(0, 8)),
-            self.pao_sliders,
-            pn.pane.Markdown("**Femur (intertrochanteric)**", margin=(0, 8)),
-            self.fem_sliders,
-            self.cut_card,
-            self.w_reset,
-            width=330,
-            scroll=True,
-            sizing_mode="stretch_height",
-            styles={"border-right": "1px solid #eee"},
-        )
-        toolbar = pn.Row(
-            self.w_view,
-            self.w_fit,
-            self.w_angles,
-            self.w_fixation,
-            self.w_ghost,
-            sizing_mode="stretch_width",
-        )
+        controls = self.controls.__panel__()
         centre = pn.Column(
-            toolbar, self.view3d, self._facts, self._warn, sizing_mode="stretch_both"
+            self.scene.toolbar(),
+            self.scene.view3d,
+            self.measures.facts,
+            self.measures.warnings,
+            sizing_mode="stretch_both",
         )
         measures = pn.Column(
             pn.pane.Markdown("### Measures", margin=(0, 8)),
-            self._table,
+            self.measures.table,
             pn.pane.Markdown("### Export", margin=(0, 8)),
-            pn.FlexBox(*self.w_export),
+            self.exports.__panel__(),
             sizing_mode="stretch_height",
             width=470,
             scroll=True,
         )
-        explain_panel = pn.Column(
-            self._step_pane,
-            pn.Row(self.w_prev, self.w_next, self.w_replay),
-            sizing_mode="stretch_height",
-            width=470,
-            scroll=True,
-            visible=False,
-        )
+        explain_panel = self.modes.__panel__()
         self._measures_panel, self._explain_panel = measures, explain_panel
         self._controls = controls
         self._apply_mode()
@@ -586,6 +224,24 @@ class HipApp(pn.viewable.Viewer):
         return pn.Column(
             header, self._error, self._status, body, sizing_mode="stretch_both", stylesheets=[CSS]
         )
+
+    def _apply_mode(self) -> None:
+        """Show the panels of the plan's mode: Explain hides the controls and measures."""
+        if not hasattr(self, "_measures_panel"):
+            return
+        explaining = self.plan.mode == "explain"
+        self._measures_panel.visible = not explaining
+        self._explain_panel.visible = explaining
+        self._controls.visible = not explaining
+        self.measures.facts.visible = not explaining
+        if explaining:
+            self.measures.warnings.visible = False
+        if explaining:
+            self.modes.enter()
+        elif self.session.outcome is not None and not self._loading:
+            self.scene.stop_animation()
+            self.scene.pose(self.session.outcome)
+            self.measures.update(self.session.outcome)
 
     # ------------------------------------------------------------------ updates
 
@@ -672,8 +328,8 @@ class HipApp(pn.viewable.Viewer):
                 self._refresh()  # the plan changed while the hip was built
         else:
             if result:
-                self._send_meshes(result)
-                self._describe_procedure()
+                self.scene.send_meshes(result)
+                self.controls.describe_procedure()
             self._refresh()  # the move, on the new pieces
 
     def _build_status(self, plan: Plan) -> str:
@@ -696,30 +352,14 @@ class HipApp(pn.viewable.Viewer):
         """
         busy = bool(message)
         self._show_status(message)
-        self.view3d.loading = busy
-        for widget in self._build_controls():
+        self.scene.view3d.loading = busy
+        for widget in [*self.controls.build_widgets(), *self.exports.buttons]:
             widget.disabled = busy
-
-    def _build_controls(self) -> list:
-        return [
-            self.w_case,
-            self.w_side,
-            self.w_posture,
-            self.w_tilt,
-            *self.w_modes,
-            self.w_pelvis_file,
-            self.w_femur_file,
-            self.w_pelvis_labels,
-            self.w_femur_labels,
-            self.w_load,
-            *self.w_export,
-        ]
 
     def _on_plan(self, *events: param.parameterized.Event) -> None:
         names = {e.name for e in events}
         self._schedule_settle()
-        if "view" in names:
-            self.view3d.view = self.plan.view
+        if "view" in names:  # the scene driver turns the view
             names.discard("view")
             if not names:
                 return
@@ -728,9 +368,6 @@ class HipApp(pn.viewable.Viewer):
             names.discard("mode")
             if not names:
                 return
-        if names & set(ANATOMY_PARAMS):
-            self.w_modes.visible = self.plan.case == BUILTIN
-            self._sync_posture()
         if self._loading:
             return  # _built catches up
         self._refresh()
@@ -765,10 +402,10 @@ class HipApp(pn.viewable.Viewer):
             return
         self._show_error("")
         if changed:
-            self._send_meshes(changed)
-            self._describe_procedure()
+            self.scene.send_meshes(changed)
+            self.controls.describe_procedure()
         if self.plan.mode != "explain":
-            self.view3d.matrices = self._matrices(render.poses(self.session.sim, tfs))
+            self.scene.move(tfs)
         self._ticket += 1
         self._request_measure()
 
@@ -831,26 +468,30 @@ class HipApp(pn.viewable.Viewer):
             # a stale result still updates colours and table, not the pose just sent
             self._draw(set(), pose=not stale)
 
-    def _matrices(self, tfs: dict) -> dict[str, list[float]]:
-        """The view's matrices with ``tfs`` (name -> (4, 4)) placed."""
-        matrices = dict(self.view3d.matrices)
-        for k, tf in tfs.items():
-            matrices[k] = [float(v) for v in np.asarray(tf).ravel()]
-        return matrices
-
-    def _describe_procedure(self) -> None:
-        proc = self.plan.procedure
-        self._proc_text.object = "" if proc == "none" else inert(ost.PROCEDURES[proc].description)
-
-    def _on_refused(self, event: param.parameterized.Event) -> None:
-        name, size, _ = (event.new.split("\t") + ["", "", ""])[:3]
-        if not name:
+    def _draw(self, changed: set[str], *, initial: bool = False, pose: bool = True) -> None:
+        """Show the session's hip and outcome: new pieces, then the mode's picture and text."""
+        sim, out = self.session.sim, self.session.outcome
+        if sim is None or out is None:
             return
-        cap = self._guard.max_bytes / 1e6  # the limit the page checked against
-        self._show_error(
-            f"{clamp(name, NAME_CHARS)}: {int(size) / 1e6:.3g} MB is over the {cap:g} MB upload "
-            "limit (raise it with hipviz serve --max-file-mb); it was not sent"
-        )
+        if changed & {"anatomy", "cut", "femur"}:
+            self.scene.send_meshes(changed)
+        if changed & {"anatomy"}:
+            self.scene.frame_hip(reset_camera=not initial)
+            self.controls.show_source(self.session.source)
+        self.controls.describe_procedure()
+        if self.plan.mode == "explain":
+            self.modes.show_step()
+            return
+        self.scene.pose(out, matrices=pose)
+        self.measures.update(out)
+        self._schedule_settle()
+
+    def _on_display(self, *events: param.parameterized.Event) -> None:
+        if self.session.outcome is not None and not self._loading:  # else _built draws
+            if self.plan.mode == "explain":
+                self.modes.show_step()
+            else:
+                self.scene.pose(self.session.outcome)
 
     def _show_error(self, message: str) -> None:
         """One line above the view (or none for ""): as text, never as markup."""
@@ -862,158 +503,7 @@ class HipApp(pn.viewable.Viewer):
         self._status.object = inert(message)
         self._status.visible = bool(message)
 
-    def _draw(self, changed: set[str], *, initial: bool = False, pose: bool = True) -> None:
-        sim, out = self.session.sim, self.session.outcome
-        if sim is None or out is None:
-            return
-        view = self.view3d
-        explain_pose = self.plan.mode == "explain"
-        if changed & {"anatomy", "cut", "femur"}:
-            self._send_meshes(changed)
-        if changed & {"anatomy"}:
-            view.param.update(
-                side=sim.analysis.side,
-                focal_point=tuple(float(v) for v in sim.center_mm),
-                view_radius_mm=VIEW_RADIUS_MM,
-            )
-            if not initial:
-                view.reset_camera()
-            self._source.object = inert(self.session.source)
-        self._describe_procedure()
-        if explain_pose:
-            self._show_step()
-            return
-        self._pose(out, matrices=pose)
-        self._update_table(out)
-        self._schedule_settle()
-
-    def _send_meshes(self, changed: set[str]) -> None:
-        """Send the pieces that changed (and their faint 'before' copies) to the browser.
-
-        The pelvis is drawn as its part within FAR_MM of the head, which cuts
-        change, and the rest ("pelvis_far"), sent again only when it differs.
-        """
-        with self.view3d.hold():  # one frame shows all the new pieces
-            self._send_pieces(changed)
-
-    def _send_pieces(self, changed: set[str]) -> None:
-        sim, view = self.session.sim, self.view3d
-        pieces = render.bone_meshes(sim)
-        pelvic = {"pelvis", "pelvis_rest", "acetabular_fragment"}
-        resend = set(pieces)
-        if "anatomy" not in changed:
-            if "cut" not in changed:
-                resend -= pelvic
-            if "femur" not in changed:
-                resend &= pelvic
-        wanted = set(pieces) | {FAR_PIECE}
-        for name in sorted(resend, key=lambda n: n != "acetabular_fragment"):
-            pts, tri = render.triangles(pieces[name].mesh)
-            piece = pieces[name]
-            if name in ("pelvis", "pelvis_rest"):
-                (pts, tri), far = render.split_far(pts, tri, sim.center_mm, FAR_MM)
-                self._send_far(*far, piece.color)
-            view.set_mesh(name, pts, tri, color=piece.color, opacity=piece.opacity)
-        for name in ("acetabular_fragment", "femur_distal"):
-            if name in pieces:
-                wanted.add(f"ghost:{name}")
-                if name in resend:
-                    view.copy_mesh(
-                        f"ghost:{name}", name, color=render.GHOST, opacity=0.3, visible=False
-                    )
-        for name in set(view.mesh_names) - wanted:
-            if not name.startswith("fix:"):
-                view.remove_mesh(name)
-        femur_key = "femur" if "femur" in pieces else "femur_proximal"
-        if femur_key in resend:
-            self._femur_key = femur_key
-            self._coloring = render.HeadColoring(
-                pieces[femur_key].mesh.points,
-                sim.center_mm,
-                sim.radius_mm,
-                sim.axes.from_las(sim.analysis.coverage.directions_las),
-            )
-
-    def _send_far(self, points: np.ndarray, triangles: np.ndarray, color: str) -> None:
-        """The pelvis beyond FAR_MM from the head, unless the browser has it already."""
-        corners = points[triangles]  # a key that ignores vertex and triangle order
-        key = (
-            len(triangles),
-            corners.sum(axis=(0, 1)).round(3).tobytes(),
-            float(np.square(corners, dtype=np.float64).sum().round(1)),
-        )
-        if key != self._far_key or FAR_PIECE not in self.view3d.mesh_names:
-            self.view3d.set_mesh(FAR_PIECE, points, triangles, color=color)
-            self._far_key = key
-
-    def _pose(self, out, *, fixation: bool | None = None, matrices: bool = True) -> None:
-        """Matrices, head colours, angles and labels of one outcome, in one message.
-
-        ``matrices=False`` keeps the pieces where they are (the outcome is older
-        than the pose on screen).
-        """
-        sim, view = self.session.sim, self.view3d
-        tfs = render.poses(sim, out)
-        moved = {k for k, tf in tfs.items() if not np.allclose(tf, np.eye(4), atol=1e-9)}
-        styles = {}
-        for name in ("acetabular_fragment", "femur_distal"):
-            ghost = f"ghost:{name}"
-            if ghost in view.mesh_names:
-                styles[ghost] = {
-                    **view.actors.get(ghost, {}),
-                    "visible": bool(self.ghost and name in moved),
-                }
-        student = self.plan.mode == "student"
-        if not self.angles:
-            lines = {}
-        elif self.plan.mode == "explain":  # one angle, in plain words
-            lines = {
-                k: dataclasses.replace(ln, label=ln.label.replace("LCEA", "roof cover"))
-                for k, ln in render.measure_lines(sim, out, only=("lcea",)).items()
-            }
-        else:
-            lines = render.measure_lines(sim, out)
-        labels = render.landmark_labels(sim, out) if student else {}
-        if out.coverage_after is not None:
-            view.set_colors(self._femur_key, self._coloring(out.coverage_after.covered))
-        # param sends only the values that differ (an unchanged ghost style costs nothing)
-        update = {
-            "actors": {**view.actors, **styles},
-            "lines": _lines_spec(lines),
-            "labels": _labels_spec(lines, labels),
-        }
-        if matrices:
-            update["matrices"] = self._matrices(tfs)
-        view.param.update(**update)
-        if self.fixation if fixation is None else fixation:
-            self._place_fixation(out)
-        else:
-            self._remove_fixation()
-
-    def _update_table(self, out) -> None:
-        moved = out.plan["procedure"] is not None or out.plan["femoral"]["level_mm"] is not None
-        rows = report.measure_rows(out.before, out.after if moved else None)
-        self._table.object = report.table_html(rows)
-        shift = out.hip_center_shift_mm
-        gap = out.min_gap_mm
-        gap_text = "—" if not np.isfinite(gap) else f"{gap:.1f} mm"
-        facts = []
-        if moved:
-            facts.append(f"leg length {_signed(out.leg_length_change_mm)} mm")
-            facts.append(
-                f"hip centre {_signed(shift[0])} lateral, {_signed(shift[1])} anterior, "
-                f"{_signed(shift[2])} superior (mm)"
-            )
-            for where, con in out.contact.items():
-                facts.append(f"{where} cut contact {100 * con.fraction:.0f}%")
-        gap_html = f"Joint gap <b>{inert(gap_text)}</b>" + (" (overlap!)" if out.overlap else "")
-        self._facts.object = " · ".join([gap_html, *(inert(f) for f in facts)])
-        # Impossible values first: the table flags them, these lines say why.
-        warnings = [*report.impossible_warnings(rows), *out.warnings]
-        self._warn.object = inert_join(warnings)
-        self._warn.visible = bool(warnings)
-
-    # ------------------------------------------------------------------ fixation
+    # ------------------------------------------------------------------ settling
 
     def _schedule_settle(self) -> None:
         """After the sliders rest for SETTLE_MS: place the fixation, write the link."""
@@ -1027,8 +517,8 @@ class HipApp(pn.viewable.Viewer):
                 return
             with pn.io.hold(self._doc):
                 self._write_link()
-                if self.fixation and self.session.outcome is not None:
-                    self._place_fixation(self.session.outcome)
+                if self.scene.fixation and self.session.outcome is not None:
+                    self.scene.place_fixation(self.session.outcome)
 
         pn.state.curdoc.add_timeout_callback(settled, SETTLE_MS)
 
@@ -1037,185 +527,9 @@ class HipApp(pn.viewable.Viewer):
         update of it costs the browser and the server a message each."""
         self._address.query = self.plan.url_query()
 
-    def _place_fixation(self, out) -> None:
-        sim, view = self.session.sim, self.view3d
-        try:
-            meshes = sim.fixation(out)
-        except HipvizError as exc:
-            self._warn.object = inert(f"fixation not shown: {exc}")
-            self._warn.visible = True
-            meshes = {}
-        with view.hold():  # screws and plate appear in one frame
-            self._set_fixation(meshes)
-
-    def _set_fixation(self, meshes: dict) -> None:
-        view = self.view3d
-        names = {f"fix:{name}" for name in meshes}
-        for name, mesh in meshes.items():
-            view.set_mesh(
-                f"fix:{name}",
-                np.asarray(mesh.vertices, dtype=np.float32),
-                np.asarray(mesh.faces, dtype=np.int32),
-                color=render.METAL,
-                smooth=False,
-            )
-        for name in view.mesh_names:
-            if name.startswith("fix:") and name not in names:
-                view.remove_mesh(name)
-
-    def _remove_fixation(self) -> None:
-        for name in self.view3d.mesh_names:
-            if name.startswith("fix:"):
-                self.view3d.remove_mesh(name)
-
-    def _on_display(self, *events) -> None:
-        if self.session.outcome is not None and not self._loading:  # else _built draws
-            if self.plan.mode == "explain":
-                self._show_step()
-            else:
-                self._pose(self.session.outcome)
-
-    # ------------------------------------------------------------------ modes
-
-    def _apply_mode(self) -> None:
-        if not hasattr(self, "_measures_panel"):
-            return
-        explaining = self.plan.mode == "explain"
-        self._measures_panel.visible = not explaining
-        self._explain_panel.visible = explaining
-        self._controls.visible = not explaining
-        self._facts.visible = not explaining
-        if explaining:
-            self._warn.visible = False
-        if explaining:
-            self._enter_explain()
-        elif self.session.outcome is not None and not self._loading:
-            self._stop_animation()
-            self._pose(self.session.outcome)
-            self._update_table(self.session.outcome)
-
-    def _explain_kind(self) -> str:
-        if self.plan.procedure != "none":
-            return self.plan.procedure
-        if not self.plan.femoral_move().is_identity:
-            return "femoral"
-        return "pao"
-
-    def _enter_explain(self) -> None:
-        """Explain the plan; with nothing planned, a typical PAO on this hip."""
-        plan = self.plan
-        if plan.procedure == "none" and plan.femoral_move().is_identity:
-            move = ost.PROCEDURES["pao"].default_move
-            plan.param.update(
-                procedure="pao",
-                pao_lateral=move.lateral_deg,
-                pao_anterior=move.anterior_deg,
-                pao_version=move.version_deg,
-                pao_medial=move.medial_mm,
-            )
-        self.step = 0
-        self._show_step(replay=True)
-
-    def _go(self, delta: int) -> None:
-        self.step = int(np.clip(self.step + delta, 0, len(explain.STEP_KEYS) - 1))
-
-    def _on_step(self, *events) -> None:
-        self._show_step(replay=True)
-
-    def _show_step(self, replay: bool = False) -> None:
-        sim, out = self.session.sim, self.session.outcome
-        if sim is None or out is None or self._loading:  # _built shows it
-            return
-        kind = self._explain_kind()
-        steps = explain.steps(kind, out.before)
-        step = steps[self.step]
-        long = STEP_TEXT_CHARS
-        self._step_pane.object = (
-            f'<div class="hv-step-count">Step {self.step + 1} of {len(steps)} · '
-            f"{inert(explain.KIND_TITLES[kind])}</div>"
-            f'<div class="hv-step-title">{inert(step.title)}</div>'
-            f'<div class="hv-step-text">{inert(step.text, long)}</div>'
-            '<ol class="hv-steps">'
-            + "".join(
-                f'<li class="{"hv-now" if i == self.step else ""}">{inert(s.title)}</li>'
-                for i, s in enumerate(steps)
-            )
-            + "</ol>"
-        )
-        self.w_prev.disabled = self.step == 0
-        self.w_next.disabled = self.step == len(steps) - 1
-        self._stop_animation()
-        identity = self.session.sim.move()  # the unmoved hip (cut pieces in place)
-        if step.scene in ("before", "cuts"):
-            self._pose(identity, fixation=False)
-            highlight = render.FRAGMENT if step.scene == "cuts" else render.BONE
-            self._style_pieces(highlight)
-        elif step.scene == "turn" and replay and pn.state.curdoc is not None:
-            self._style_pieces(render.FRAGMENT)
-            self._animate(out)
-        else:
-            self._style_pieces(render.FRAGMENT)
-            self._pose(out, fixation=step.scene in ("fixation", "after"))
-
-    def _style_pieces(self, fragment_color: str) -> None:
-        view = self.view3d
-        actors = dict(view.actors)
-        for name in ("acetabular_fragment", "femur_proximal"):
-            if name in actors:
-                actors[name] = {**actors[name], "color": fragment_color}
-        view.actors = actors
-
-    def _animate(self, out) -> None:
-        """Turn the pieces from where they were to the plan, over about 1.5 s."""
-        plan, sim = self.plan, self.session.sim
-        acet, fem = plan.acetabular_move(), plan.femoral_move()
-        if plan.procedure == "none":
-            acet = ost.AcetabularMove()
-        frame = {"i": 0}
-
-        def tick():
-            frame["i"] += 1
-            t = min(1.0, frame["i"] / ANIMATION_FRAMES)
-            s = t * t * (3 - 2 * t)  # ease in and out
-            a = ost.AcetabularMove(
-                acet.lateral_deg * s,
-                acet.anterior_deg * s,
-                acet.version_deg * s,
-                acet.medial_mm * s,
-            )
-            f = ost.FemoralMove(fem.varus_deg * s, fem.flexion_deg * s, fem.rotation_deg * s)
-            if self._loading:  # the pieces are being rebuilt
-                self._stop_animation()
-                return
-            try:
-                self._pose(sim.move(a, f), fixation=False)
-            except HipvizError:
-                self._stop_animation()
-
-        self._animation = pn.state.add_periodic_callback(
-            tick, period=ANIMATION_PERIOD_MS, count=ANIMATION_FRAMES
-        )
-
-    def _stop_animation(self) -> None:
-        if self._animation is not None:
-            self._animation.stop()
-            self._animation = None
-
-    # ------------------------------------------------------------------ posture
-
-    def _on_posture(self, event) -> None:
-        standing = event.new == "Standing"
-        if standing and self.plan.tilt == 0:
-            self.plan.tilt = STANDING_TILT_DEG
-        elif not standing:
-            self.plan.tilt = 0.0
-
-    def _sync_posture(self, *events) -> None:
-        self.w_posture.value = "Lying (supine)" if self.plan.tilt == 0 else "Standing"
-
     # ------------------------------------------------------------------ upload
 
-    def _on_upload(self, event=None) -> None:
+    def _on_upload(self, event: Any = None) -> None:
         """Read the chosen files in a worker thread and show them; errors in one line.
 
         The files are taken from the inputs (which are cleared) on the event
@@ -1225,31 +539,10 @@ class HipApp(pn.viewable.Viewer):
         if self._loading:
             return  # the button is disabled meanwhile; a click may have crossed that
         try:
-            chosen = {}
-            pelvis_name = self.w_pelvis_file.filename or ""
-            for role, widget in (("pelvis", self.w_pelvis_file), ("femur", self.w_femur_file)):
-                name, data = widget.filename or role, widget.value
-                if widget.filename and not data:  # Panel passes an empty file as None
-                    data = b""
-                if not widget.filename and role == "femur" and ".nii" in pelvis_name.lower():
-                    # one label map holding both bones
-                    name, data = pelvis_name, self.w_pelvis_file.value
-                if data is None:
-                    msg = f"choose a {role} file first"
-                    raise InputError(msg)
-                chosen[role] = (name, data)
-            labels = (
-                parse_labels(self.w_pelvis_labels.value, "pelvis"),
-                parse_labels(self.w_femur_labels.value, "femur"),
-            )
+            chosen, labels = self.controls.take_upload()
         except HipvizError as exc:
             self._show_error(str(exc))
             return
-        finally:
-            for widget in (self.w_pelvis_file, self.w_femur_file):
-                widget.clear()  # in the browser
-                # and here, now: a 60 MB file is 80 MB of text, held by the job alone
-                widget.param.update(value=None, filename=None, mime_type=None)
 
         def job(report: Callable[[str], None]) -> None:
             files = {}
@@ -1280,119 +573,10 @@ class HipApp(pn.viewable.Viewer):
         else:
             self.plan.case = UPLOAD
 
-    # ------------------------------------------------------------------ export
-
-    def _in_worker(self, export: Callable[[], io.BytesIO]) -> Callable:
-        """``export`` as a download callback that runs in a worker thread.
-
-        A picture or a report takes seconds of rendering: off the event loop.
-        The session's lock keeps a cut from changing the pieces meanwhile,
-        and one rendering runs at a time (VTK's off-screen windows).
-        """
-
-        def run() -> io.BytesIO:
-            with _EXPORT_LOCK, self.session.lock:
-                return export()
-
-        async def callback() -> io.BytesIO:
-            if self._doc is None:
-                return run()
-            return await asyncio.wrap_future(_BUILD_POOL.submit(run))
-
-        return callback
-
-    def _rows(self):
-        out = self.session.outcome
-        return report.measure_rows(out.before, out.after)
-
-    def _csv(self) -> io.BytesIO:
-        return io.BytesIO(report.measures_csv(self._rows()).encode())
-
-    def _json(self) -> io.BytesIO:
-        out = self.session.outcome
-        data = {"plan": self.plan.query(), "source": self.session.source, **out.as_dict()}
-        return io.BytesIO(json.dumps(data, indent=2).encode())
-
-    def _scene(self, after: bool, **kwargs: Any) -> render.Scene:
-        sim, out = self.session.sim, self.session.outcome
-        return render.scene(sim, out if after else None, **kwargs)
-
-    def _png(self) -> io.BytesIO:
-        img = render.picture(
-            self._scene(True, fixation=self.fixation, labels=self.plan.mode == "student"),
-            view=self.plan.view,
-            window_size=(1200, 900),
-            zoom=2.0,
-        )
-        return io.BytesIO(render.png_bytes(img))
-
-    def _stl(self) -> io.BytesIO:
-        sim, out = self.session.sim, self.session.outcome
-        folder = self.session.folder / "export"
-        for old in folder.glob("*.stl"):
-            old.unlink()
-        paths = sim.export(folder, out, sim.fixation(out) if self.fixation else None)
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-            for p in paths:
-                zf.write(p, p.name)
-        buf.seek(0)
-        return buf
-
-    def _report(self) -> io.BytesIO:
-        out = self.session.outcome
-        before = self._scene(False, angles=True)
-        after = self._scene(True, angles=True, fixation=True)
-        size, zoom = (700, 560), 2.2
-        pictures = {
-            "Before (front)": render.picture(before, view="anterior", window_size=size, zoom=zoom),
-            "After (front), before faint": render.picture(
-                after, view="anterior", window_size=size, zoom=zoom, ghost=before
-            ),
-            "After (false profile)": render.picture(
-                after, view="false_profile", window_size=size, zoom=zoom
-            ),
-        }
-        plan = out.plan
-        facts = [("Hip", f"{self.session.source}, {self.session.sim.analysis.side} side")]
-        if plan["procedure"]:
-            p = plan["pao"]
-            facts.append(
-                (
-                    PROCEDURE_LABELS[plan["procedure"]],
-                    f"lateral {p['lateral']:+g}°, anterior {p['anterior']:+g}°, "
-                    f"version {p['version']:+g}°, medial {p['medial']:+g} mm",
-                )
-            )
-        f = plan["femoral"]
-        if f["level_mm"] is not None:
-            facts.append(
-                (
-                    "Femoral osteotomy",
-                    f"varus {f['varus']:+g}°, flexion {f['flexion']:+g}°, "
-                    f"rotation {f['rotation']:+g}°, cut {f['level_mm']:.0f} mm below the head",
-                )
-            )
-        facts.append(("Joint gap", f"{out.min_gap_mm:.1f} mm"))
-        facts.append(("Leg length change", f"{out.leg_length_change_mm:+.1f} mm"))
-        html_text = report.report_html(
-            title="hipviz plan",
-            subtitle="Pelvic tilt "
-            f"{self.plan.tilt:g}° · link parameters: "
-            + "&".join(f"{k}={v}" for k, v in self.plan.query().items()),
-            rows=self._rows(),
-            pictures={k: render.png_bytes(v) for k, v in pictures.items()},
-            facts=facts,
-            warnings=out.warnings,
-        )
-        return io.BytesIO(html_text.encode())
-
     def close(self) -> None:
         """The page closed: delete its files, let go of its hip, give memory back soon."""
-        self._stop_animation()
+        self.scene.close()
         self.session.close()
-        self.view3d._meshes.clear()
-        self._coloring = None
         if self._doc is not None:
             schedule_release_memory()
 

@@ -6,7 +6,7 @@ URL query names (``?case=dysplastic&pao_lateral=20``), so a link reopens the
 same plan. :class:`HipSession` turns a plan into a :class:`hipviz.simulate.Simulation`
 and an :class:`hipviz.simulate.Outcome`, redoing only what a change needs:
 a new anatomy (about 1 s), a new cut (about 60 ms), or only a move (about
-15 ms). Neither imports Panel; the view (:mod:`hipviz.app.main`) watches them.
+15 ms). Neither imports Panel; the page (:mod:`hipviz.app.main`) watches them.
 
 Uploaded files are patients' data: each session keeps them in its own
 folder (``hipviz-session-*`` in :func:`session_base_dir`), marked as
@@ -785,6 +785,34 @@ class HipSession:
         self._anatomy_key = self._cut_key = self._femur_key = None
 
 
+@dataclass(eq=False)
+class PageState:
+    """What the parts of one page share: its plan, its session, and where they stand.
+
+    Each component of the page (controls, scene driver, modes, exports) is
+    given this one object, so none holds a copy that could fall behind.
+
+    Attributes
+    ----------
+    plan : Plan
+        What the user set; the widgets write it, the page follows it.
+    session : HipSession
+        The hip the plan is computed on.
+    doc : bokeh.document.Document or None
+        The served page's document: builds and measures run in worker
+        threads and come back through it. None outside a server (a notebook,
+        tests): everything runs in the caller's thread.
+    loading : bool
+        New bones or pieces are being built: what the session holds is about
+        to be replaced, so nothing is drawn from it meanwhile.
+    """
+
+    plan: Plan
+    session: HipSession
+    doc: Any = None
+    loading: bool = False
+
+
 __all__ = [
     "BUILTIN",
     "CASE_CHOICES",
@@ -792,6 +820,7 @@ __all__ = [
     "MARKER",
     "MODES",
     "PROCEDURE_CHOICES",
+    "PageState",
     "Plan",
     "UPLOAD",
     "URL_PARAMS",

@@ -222,7 +222,10 @@ def upload_files(
         )
     wait_for(
         lambda: (
-            on_server(session, lambda: (app.w_pelvis_file.filename, app.w_femur_file.filename))
+            on_server(
+                session,
+                lambda: (app.controls.w_pelvis_file.filename, app.controls.w_femur_file.filename),
+            )
             == (pelvis[0], femur[0])
         ),
         10,
@@ -383,7 +386,9 @@ def test_empty_upload_shows_one_line_error(page, served, expected):
     app = session["app"]
     # Both files reached the server by name, with no content (Panel makes b"" None).
     # pytest.fail, not assert: a surprise here must not count as the expected failure.
-    sent = on_server(session, lambda: (app.w_pelvis_file.value, app.w_femur_file.value))
+    sent = on_server(
+        session, lambda: (app.controls.w_pelvis_file.value, app.controls.w_femur_file.value)
+    )
     if sent not in ((None, None), (b"", b"")):
         pytest.fail(f"the server got {sent!r}, not two empty files")
     load_button(page).click()
@@ -466,7 +471,7 @@ def test_a_file_over_the_limit_is_refused_in_the_browser(page, served, expected)
     session = open_app(page, served, "case=dysplastic")
     wait_value(page, "lcea_deg", deg(expected(case="dysplastic")["before"]["lcea_deg"]))
     app = session["app"]
-    on_server(session, lambda: setattr(app._guard, "max_bytes", 2000))
+    on_server(session, lambda: setattr(app.controls.guard, "max_bytes", 2000))
     wait_for(lambda: page.evaluate("1") == 1, 1, "the page")
     card = page.get_by_text("Your own meshes", exact=True)
     if not load_button(page).is_visible():
@@ -477,7 +482,9 @@ def test_a_file_over_the_limit_is_refused_in_the_browser(page, served, expected)
     )
     text = _assert_one_line_error(page, session, "big<b>.stl")
     assert "over the 0.002 MB upload limit" in text and "not sent" in text, text
-    assert on_server(session, lambda: (app.w_pelvis_file.filename, app.w_pelvis_file.value)) in (
+    assert on_server(
+        session, lambda: (app.controls.w_pelvis_file.filename, app.controls.w_pelvis_file.value)
+    ) in (
         (None, None),
         ("", None),
     )

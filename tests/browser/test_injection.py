@@ -169,7 +169,7 @@ def choose_files(page, session, files: dict[str, tuple[str, bytes]]) -> None:
         inputs.nth(0 if role == "pelvis" else 1).set_input_files(
             files=[{"name": name, "mimeType": "application/octet-stream", "buffer": data}]
         )
-    widgets = {"pelvis": app.w_pelvis_file, "femur": app.w_femur_file}
+    widgets = {"pelvis": app.controls.w_pelvis_file, "femur": app.controls.w_femur_file}
     want = {role: name for role, (name, _) in files.items()}
     wait_for(
         lambda: on_server(session, lambda: {r: widgets[r].filename for r in want}) == want,
@@ -288,8 +288,8 @@ def test_labels_field_shows_as_text(watched, served, field):
     session = open_app(page, served, "case=dysplastic")
     app = session["app"]
     boxes = {
-        "pelvis": (page.get_by_placeholder("e.g. 1,2"), app.w_pelvis_labels),
-        "femur": (page.get_by_placeholder("e.g. 3"), app.w_femur_labels),
+        "pelvis": (page.get_by_placeholder("e.g. 1,2"), app.controls.w_pelvis_labels),
+        "femur": (page.get_by_placeholder("e.g. 3"), app.controls.w_femur_labels),
     }
     if not load_button(page).is_visible():
         page.get_by_text("Your own meshes", exact=True).click()

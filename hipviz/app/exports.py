@@ -1,0 +1,164 @@
+"""The page's downloads: picture, measures, plan, moved bones and report.
+
+:class:`Exports` offers the current plan and its measures as files: a PNG
+rendered on the server from the current view preset, the measures as CSV,
+the plan with every measure before and after as JSON (the keys of
+``hipviz simulate --json`` plus ``plan`` and ``source``), the moved bones as
+STL (zipped) and a one-page HTML report. Each file is made in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import zipfile
+from collections.abc import Callable
+from typing import Any
+
+import panel as pn
+
+from hipviz import render, report
+
+from .controls import PROCEDURE_LABELS
+from .scene import SceneDriver
+from .state import PageState
+from .workers import BUILD_POOL, EXPORT_LOCK
+
+
+class Exports(pn.viewable.Viewer):
+    """The download buttons of one page.
+
+    Parameters
+    ----------
+    page : PageState
+        The page's plan and session (what is exported).
+    scene : SceneDriver
+        Whether screws and plate are shown (exported with the picture and bones).
+    """
+
+    def __init__(self, page: PageState, scene: SceneDriver, **params: Any):
+        super().__init__(**params)
+        self.page = page
+        self.scene = scene
+        self.buttons = [
+            pn.widgets.FileDownload(
+                callback=self._in_worker(fn), filename=filename, label=label, color="light"
+            )
+            for fn, filename, label in (
+                (self._png, "hipviz.png", "Picture (PNG)"),
+                (self._csv, "hipviz-measures.csv", "Measures (CSV)"),
+                (self._json, "hipviz-plan.json", "Plan + measures (JSON)"),
+                (self._stl, "hipviz-meshes.zip", "Moved bones (STL, zip)"),
+                (self._report, "hipviz-report.html", "Report (HTML)"),
+            )
+        ]
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return pn.FlexBox(*self.buttons)
+
+    def _in_worker(self, export: Callable[[], io.BytesIO]) -> Callable:
+        """``export`` as a download callback that runs in a worker thread.
+
+        A picture or a report takes seconds of rendering: off the event loop.
+        The session's lock keeps a cut from changing the pieces meanwhile,
+        and one rendering runs at a time (VTK's off-screen windows).
+        """
+
+        def run() -> io.BytesIO:
+            with EXPORT_LOCK, self.page.session.lock:
+                return export()
+
+        async def callback() -> io.BytesIO:
+            if self.page.doc is None:
+                return run()
+            return await asyncio.wrap_future(BUILD_POOL.submit(run))
+
+        return callback
+
+    def _rows(self):
+        out = self.page.session.outcome
+        return report.measure_rows(out.before, out.after)
+
+    def _csv(self) -> io.BytesIO:
+        return io.BytesIO(report.measures_csv(self._rows()).encode())
+
+    def _json(self) -> io.BytesIO:
+        out = self.page.session.outcome
+        data = {"plan": self.page.plan.query(), "source": self.page.session.source, **out.as_dict()}
+        return io.BytesIO(json.dumps(data, indent=2).encode())
+
+    def _scene(self, after: bool, **kwargs: Any) -> render.Scene:
+        sim, out = self.page.session.sim, self.page.session.outcome
+        return render.scene(sim, out if after else None, **kwargs)
+
+    def _png(self) -> io.BytesIO:
+        plan = self.page.plan
+        img = render.picture(
+            self._scene(True, fixation=self.scene.fixation, labels=plan.mode == "student"),
+            view=plan.view,
+            window_size=(1200, 900),
+            zoom=2.0,
+        )
+        return io.BytesIO(render.png_bytes(img))
+
+    def _stl(self) -> io.BytesIO:
+        sim, out = self.page.session.sim, self.page.session.outcome
+        folder = self.page.session.folder / "export"
+        for old in folder.glob("*.stl"):
+            old.unlink()
+        paths = sim.export(folder, out, sim.fixation(out) if self.scene.fixation else None)
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+            for p in paths:
+                zf.write(p, p.name)
+        buf.seek(0)
+        return buf
+
+    def _report(self) -> io.BytesIO:
+        out = self.page.session.outcome
+        before = self._scene(False, angles=True)
+        after = self._scene(True, angles=True, fixation=True)
+        size, zoom = (700, 560), 2.2
+        pictures = {
+            "Before (front)": render.picture(before, view="anterior", window_size=size, zoom=zoom),
+            "After (front), before faint": render.picture(
+                after, view="anterior", window_size=size, zoom=zoom, ghost=before
+            ),
+            "After (false profile)": render.picture(
+                after, view="false_profile", window_size=size, zoom=zoom
+            ),
+        }
+        plan = out.plan
+        facts = [("Hip", f"{self.page.session.source}, {self.page.session.sim.analysis.side} side")]
+        if plan["procedure"]:
+            p = plan["pao"]
+            facts.append(
+                (
+                    PROCEDURE_LABELS[plan["procedure"]],
+                    f"lateral {p['lateral']:+g}°, anterior {p['anterior']:+g}°, "
+                    f"version {p['version']:+g}°, medial {p['medial']:+g} mm",
+                )
+            )
+        f = plan["femoral"]
+        if f["level_mm"] is not None:
+            facts.append(
+                (
+                    "Femoral osteotomy",
+                    f"varus {f['varus']:+g}°, flexion {f['flexion']:+g}°, "
+                    f"rotation {f['rotation']:+g}°, cut {f['level_mm']:.0f} mm below the head",
+                )
+            )
+        facts.append(("Joint gap", f"{out.min_gap_mm:.1f} mm"))
+        facts.append(("Leg length change", f"{out.leg_length_change_mm:+.1f} mm"))
+        html_text = report.report_html(
+            title="hipviz plan",
+            subtitle="Pelvic tilt "
+            f"{self.page.plan.tilt:g}° · link parameters: "
+            + "&".join(f"{k}={v}" for k, v in self.page.plan.query().items()),
+            rows=self._rows(),
+            pictures={k: render.png_bytes(v) for k, v in pictures.items()},
+            facts=facts,
+            warnings=out.warnings,
+        )
+        return io.BytesIO(html_text.encode())

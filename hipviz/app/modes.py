@@ -1,0 +1,141 @@
+"""The page's modes: Plan, Learn and Explain.
+
+:class:`Modes` owns the mode picker in the page's header and the Explain
+walk-through: one step at a time in plain words (:mod:`hipviz.explain`),
+each bone step shown on this hip by the scene driver (the freed piece
+highlighted, turned into place, fixed). Learn mode is Plan mode with the
+landmarks labelled, which the scene driver draws from the plan's mode.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import panel as pn
+import param
+
+from hipviz import explain, render
+from hipviz import osteotomy as ost
+
+from .scene import SceneDriver
+from .state import PageState
+from .text import inert
+from .widgets import CSS
+
+MODE_LABELS = {"surgeon": "Plan", "student": "Learn", "explain": "Explain"}
+#: Longest explain-mode step text shown, characters (the longest is about 400).
+STEP_TEXT_CHARS = 2000
+
+
+class Modes(pn.viewable.Viewer):
+    """The mode picker and the Explain walk-through of one page.
+
+    Parameters
+    ----------
+    page : PageState
+        The page's plan, session and loading flag.
+    scene : SceneDriver
+        Draws each step's scene.
+    """
+
+    step = param.Integer(default=0, bounds=(0, len(explain.STEP_KEYS) - 1))
+
+    def __init__(self, page: PageState, scene: SceneDriver, **params: Any):
+        super().__init__(**params)
+        self.page = page
+        self.scene = scene
+        self.w_mode = pn.widgets.RadioButtonGroup.from_param(
+            page.plan.param.mode,
+            options={v: k for k, v in MODE_LABELS.items()},
+            color="primary",
+            variant="outline",
+            label="",
+        )
+        self.step_pane = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width")
+        self.w_prev = pn.widgets.Button(label="◀ Back", width=110)
+        self.w_next = pn.widgets.Button(label="Next ▶", width=110, color="primary")
+        self.w_replay = pn.widgets.Button(label="↻ Play again", width=130)
+        self.w_prev.on_click(lambda _: self.go(-1))
+        self.w_next.on_click(lambda _: self.go(+1))
+        self.w_replay.on_click(lambda _: self.show_step(replay=True))
+        self.param.watch(self._on_step, ["step"])
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        """The Explain panel (hidden until the page is in Explain mode)."""
+        return pn.Column(
+            self.step_pane,
+            pn.Row(self.w_prev, self.w_next, self.w_replay),
+            sizing_mode="stretch_height",
+            width=470,
+            scroll=True,
+            visible=False,
+        )
+
+    def _explain_kind(self) -> str:
+        plan = self.page.plan
+        if plan.procedure != "none":
+            return plan.procedure
+        if not plan.femoral_move().is_identity:
+            return "femoral"
+        return "pao"
+
+    def enter(self) -> None:
+        """Explain the plan; with nothing planned, a typical PAO on this hip."""
+        plan = self.page.plan
+        if plan.procedure == "none" and plan.femoral_move().is_identity:
+            move = ost.PROCEDURES["pao"].default_move
+            plan.param.update(
+                procedure="pao",
+                pao_lateral=move.lateral_deg,
+                pao_anterior=move.anterior_deg,
+                pao_version=move.version_deg,
+                pao_medial=move.medial_mm,
+            )
+        self.step = 0
+        self.show_step(replay=True)
+
+    def go(self, delta: int) -> None:
+        """Step ``delta`` steps on (back when negative), within the steps."""
+        self.step = int(np.clip(self.step + delta, 0, len(explain.STEP_KEYS) - 1))
+
+    def _on_step(self, *events: param.parameterized.Event) -> None:
+        self.show_step(replay=True)
+
+    def show_step(self, replay: bool = False) -> None:
+        """The current step's text, and its scene on this hip (animated when ``replay``)."""
+        session = self.page.session
+        sim, out = session.sim, session.outcome
+        if sim is None or out is None or self.page.loading:  # the app shows it once built
+            return
+        kind = self._explain_kind()
+        steps = explain.steps(kind, out.before)
+        step = steps[self.step]
+        long = STEP_TEXT_CHARS
+        self.step_pane.object = (
+            f'<div class="hv-step-count">Step {self.step + 1} of {len(steps)} · '
+            f"{inert(explain.KIND_TITLES[kind])}</div>"
+            f'<div class="hv-step-title">{inert(step.title)}</div>'
+            f'<div class="hv-step-text">{inert(step.text, long)}</div>'
+            '<ol class="hv-steps">'
+            + "".join(
+                f'<li class="{"hv-now" if i == self.step else ""}">{inert(s.title)}</li>'
+                for i, s in enumerate(steps)
+            )
+            + "</ol>"
+        )
+        self.w_prev.disabled = self.step == 0
+        self.w_next.disabled = self.step == len(steps) - 1
+        scene = self.scene
+        scene.stop_animation()
+        identity = sim.move()  # the unmoved hip (cut pieces in place)
+        if step.scene in ("before", "cuts"):
+            scene.pose(identity, fixation=False)
+            highlight = render.FRAGMENT if step.scene == "cuts" else render.BONE
+            scene.style_pieces(highlight)
+        elif step.scene == "turn" and replay and pn.state.curdoc is not None:
+            scene.style_pieces(render.FRAGMENT)
+            scene.animate(out)
+        else:
+            scene.style_pieces(render.FRAGMENT)
+            scene.pose(out, fixation=step.scene in ("fixation", "after"))

@@ -1,0 +1,527 @@
+"""What the page's 3D view shows: the scene driver.
+
+:class:`SceneDriver` owns the :class:`~hipviz.app.viewer.SceneView` and the
+toolbar over it, and turns the session's hip into what the browser draws:
+the pieces (sent once per new cut, as binary), their poses (16 numbers per
+moved piece), the head's coverage colours, the angle lines and landmark
+labels, the faint "before" copies, the screws and plate, and the explain-mode
+animation.
+
+Other views add to each picture through *layers* (:meth:`SceneDriver.add_layer`):
+a layer is a function of the simulation, the outcome shown and the plan that
+returns an :class:`Overlay` - lines (an arrow is one, see :func:`arrow`),
+labels and per-vertex colours for named pieces (:func:`scalar_colors` maps a
+value per vertex, e.g. a pressure, to colours; :meth:`SceneDriver.mesh_points`
+gives the vertices as sent). The driver sends them with the rest of the
+picture, in the same message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import panel as pn
+import param
+from numpy.typing import ArrayLike
+
+from hipviz import osteotomy as ost
+from hipviz import render
+from hipviz.errors import HipvizError
+
+from .state import PageState
+from .viewer import SceneView
+
+VIEW_LABELS = {
+    "anterior": "Front",
+    "lateral": "Side",
+    "superior": "Top",
+    "false_profile": "False profile",
+}
+#: Frames of the explain-mode turn animation, and ms between them.
+ANIMATION_FRAMES = 24
+ANIMATION_PERIOD_MS = 60
+#: Half-size of the region the standard views frame about the head centre, mm.
+VIEW_RADIUS_MM = 110.0
+#: The pelvis beyond this distance from the head centre is drawn as its own
+#: piece (FAR_PIECE), which no cut changes: a cut re-sends only the near part.
+FAR_MM = 100.0
+FAR_PIECE = "pelvis_far"
+
+
+@dataclass(frozen=True)
+class Overlay:
+    """What one layer adds to a picture of the hip.
+
+    Attributes
+    ----------
+    lines : dict of str to render.Line
+        Polylines, mm, scene frame (as the pieces are drawn, after their
+        moves); a line's ``label`` is shown at its last point.
+    labels : dict of str to render.Label
+        Text pinned to points, mm, scene frame.
+    colors : dict of str to (n, 3) uint8
+        Per-vertex colours of named pieces (``"femur"``, ``"pelvis"``, ...),
+        one per vertex of :meth:`SceneDriver.mesh_points`; they replace the
+        piece's own colours (the head's coverage colours included).
+    """
+
+    lines: Mapping[str, render.Line] = field(default_factory=dict)
+    labels: Mapping[str, render.Label] = field(default_factory=dict)
+    colors: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+
+#: A layer: (simulation, outcome shown, plan) -> what it adds to the picture.
+Layer = Callable[[Any, Any, Any], Overlay]
+
+
+def _rgb(color: str) -> np.ndarray:
+    return np.array([int(color[i : i + 2], 16) for i in (1, 3, 5)], dtype=float)
+
+
+def scalar_colors(
+    values: ArrayLike,
+    *,
+    vmin: float,
+    vmax: float,
+    stops: tuple[str, ...] = ("#ffffff", "#fdd49e", "#fc8d59", "#b30000"),
+    missing: str = render.BONE,
+) -> np.ndarray:
+    """Per-vertex colours for one value per vertex, on a linear colour scale.
+
+    Parameters
+    ----------
+    values : (n,) float
+        One value per vertex (e.g. contact pressure, MPa); NaN: no value.
+    vmin, vmax : float
+        Values drawn in the first and the last colour of ``stops``; values
+        beyond them take those colours.
+    stops : tuple of '#rrggbb'
+        At least two colours, evenly spaced from ``vmin`` to ``vmax``.
+    missing : '#rrggbb'
+        Colour of vertices whose value is NaN.
+
+    Returns
+    -------
+    (n, 3) uint8
+    """
+    v = np.asarray(values, dtype=float)
+    if v.ndim != 1:
+        msg = f"expected `values` to have shape (n,), got {v.shape}"
+        raise ValueError(msg)
+    if not (np.isfinite(vmin) and np.isfinite(vmax) and vmax > vmin):
+        msg = f"expected finite vmin < vmax, got vmin={vmin!r}, vmax={vmax!r}"
+        raise ValueError(msg)
+    if len(stops) < 2:
+        msg = f"expected at least two colour stops, got {len(stops)}"
+        raise ValueError(msg)
+    palette = np.array([_rgb(c) for c in stops])
+    t = np.clip((v - vmin) / (vmax - vmin), 0.0, 1.0) * (len(stops) - 1)
+    t = np.nan_to_num(t)  # NaN vertices are overwritten below
+    i = np.minimum(t.astype(int), len(stops) - 2)
+    w = (t - i)[:, None]
+    out = (1 - w) * palette[i] + w * palette[i + 1]
+    out[np.isnan(v)] = _rgb(missing)
+    return np.rint(out).astype(np.uint8)
+
+
+def arrow(
+    start: ArrayLike,
+    end: ArrayLike,
+    *,
+    color: str,
+    label: str = "",
+    width: float = 4.0,
+    head_fraction: float = 0.2,
+) -> dict[str, render.Line]:
+    """An arrow from ``start`` to ``end`` as two lines: the shaft and a V-shaped head.
+
+    Parameters
+    ----------
+    start, end : (3,) float
+        Tail and tip, mm, scene frame.
+    color : '#rrggbb'
+    label : str
+        Shown at the tip.
+    width : float
+        Line width, px.
+    head_fraction : float
+        Length of the head's strokes as a fraction of the arrow's length.
+
+    Returns
+    -------
+    dict
+        ``"shaft"`` and ``"head"`` -> :class:`hipviz.render.Line`.
+    """
+    a, b = np.asarray(start, dtype=float), np.asarray(end, dtype=float)
+    axis = b - a
+    length = float(np.linalg.norm(axis))
+    if a.shape != (3,) or b.shape != (3,) or not np.isfinite(length) or length == 0:
+        msg = f"expected two different finite points of shape (3,), got {a!r} and {b!r}"
+        raise ValueError(msg)
+    u = axis / length
+    # a side direction: any unit vector across the shaft
+    side = np.cross(u, np.eye(3)[int(np.argmin(np.abs(u)))])
+    side /= np.linalg.norm(side)
+    h = head_fraction * length
+    barbs = [b - h * u + 0.5 * h * side, b, b - h * u - 0.5 * h * side]
+    return {
+        "shaft": render.Line(np.array([a, b]), color, label=label, width=width),
+        "head": render.Line(np.array(barbs), color, width=width),
+    }
+
+
+def _lines_spec(lines: Mapping[str, render.Line]) -> dict[str, dict]:
+    return {
+        k: {
+            "points": np.asarray(ln.points, dtype=float).round(3).tolist(),
+            "color": ln.color,
+            "width": float(ln.width),
+            "actor": None,
+            "on_top": bool(ln.on_top),
+        }
+        for k, ln in lines.items()
+    }
+
+
+def _labels_spec(
+    lines: Mapping[str, render.Line], labels: Mapping[str, render.Label]
+) -> dict[str, dict]:
+    out = {}
+    for k, ln in lines.items():
+        if ln.label:
+            out[f"line:{k}"] = {
+                "position": np.asarray(ln.points[-1], dtype=float).round(3).tolist(),
+                "text": ln.label,
+                "color": ln.color,
+                "actor": None,
+            }
+    for k, lab in labels.items():
+        out[f"landmark:{k}"] = {
+            "position": np.asarray(lab.position, dtype=float).round(3).tolist(),
+            "text": lab.text,
+            "color": lab.color,
+            "actor": None,
+        }
+    return out
+
+
+class SceneDriver(pn.viewable.Viewer):
+    """The 3D view of one page and everything sent to it.
+
+    Parameters
+    ----------
+    page : PageState
+        The page's plan, session and loading flag.
+    on_warning : callable
+        Shows one warning line (fixation that cannot be placed).
+    """
+
+    angles = param.Boolean(default=True, doc="Draw each angle where it is measured.")
+    fixation = param.Boolean(default=False, doc="Show screws and plates.")
+    ghost = param.Boolean(default=True, doc="Show the moved pieces' starting place, faint.")
+
+    def __init__(self, page: PageState, *, on_warning: Callable[[str], None], **params: Any):
+        super().__init__(**params)
+        self.page = page
+        self._on_warning = on_warning
+        plan = page.plan
+        self.view3d = SceneView(
+            sizing_mode="stretch_both", min_height=480, side=plan.side, view=plan.view
+        )
+        self._far_key: tuple | None = None
+        self._femur_key: str | None = None
+        self._coloring: render.HeadColoring | None = None
+        self._animation: Any = None
+        self._layers: dict[str, Layer] = {}
+        self._layer_colored: set[str] = set()
+        self.w_view = pn.widgets.RadioButtonGroup.from_param(
+            plan.param.view, options={v: k for k, v in VIEW_LABELS.items()}, label=""
+        )
+        self.w_angles = pn.widgets.Checkbox.from_param(self.param.angles, label="Angles")
+        self.w_fixation = pn.widgets.Checkbox.from_param(self.param.fixation, label="Screws/plate")
+        self.w_ghost = pn.widgets.Checkbox.from_param(self.param.ghost, label="Before (faint)")
+        self.w_fit = pn.widgets.Button(label="Fit", width=60)
+        self.w_fit.on_click(lambda _: self.view3d.reset_camera())
+        plan.param.watch(self._on_view, ["view"])
+
+    def toolbar(self) -> pn.Row:
+        """View presets, Fit, and the Angles / Screws / Before toggles."""
+        return pn.Row(
+            self.w_view,
+            self.w_fit,
+            self.w_angles,
+            self.w_fixation,
+            self.w_ghost,
+            sizing_mode="stretch_width",
+        )
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return pn.Column(self.toolbar(), self.view3d, sizing_mode="stretch_both")
+
+    def _on_view(self, event: param.parameterized.Event) -> None:
+        self.view3d.view = event.new
+
+    # ------------------------------------------------------------------ layers
+
+    def add_layer(self, name: str, layer: Layer) -> None:
+        """Add (or replace) a layer; it draws from the next picture on.
+
+        Its lines and labels are named ``<name>:<key>`` in the view.
+        """
+        self._layers[name] = layer
+
+    def remove_layer(self, name: str) -> None:
+        """Remove a layer; what it drew goes with the next picture."""
+        self._layers.pop(name, None)
+
+    def mesh_points(self, name: str) -> np.ndarray:
+        """The vertices of piece ``name`` as sent to the browser, (n, 3) float32 mm, unmoved."""
+        return self.view3d._get(name)["points"].reshape(-1, 3)
+
+    def _overlays(self, out: Any) -> tuple[dict, dict, dict]:
+        lines: dict[str, render.Line] = {}
+        labels: dict[str, render.Label] = {}
+        colors: dict[str, np.ndarray] = {}
+        for name, layer in self._layers.items():
+            overlay = layer(self.page.session.sim, out, self.page.plan)
+            lines |= {f"{name}:{k}": v for k, v in overlay.lines.items()}
+            labels |= {f"{name}:{k}": v for k, v in overlay.labels.items()}
+            colors |= {k: v for k, v in overlay.colors.items() if k in self.view3d.mesh_names}
+        return lines, labels, colors
+
+    # ------------------------------------------------------------------ pieces
+
+    def frame_hip(self, *, reset_camera: bool) -> None:
+        """Point the views at a new hip's head centre, on its side."""
+        sim = self.page.session.sim
+        self.view3d.param.update(
+            side=sim.analysis.side,
+            focal_point=tuple(float(v) for v in sim.center_mm),
+            view_radius_mm=VIEW_RADIUS_MM,
+        )
+        if reset_camera:
+            self.view3d.reset_camera()
+
+    def send_meshes(self, changed: set[str]) -> None:
+        """Send the pieces that changed (and their faint 'before' copies) to the browser.
+
+        The pelvis is drawn as its part within FAR_MM of the head, which cuts
+        change, and the rest ("pelvis_far"), sent again only when it differs.
+        """
+        with self.view3d.hold():  # one frame shows all the new pieces
+            self._send_pieces(changed)
+
+    def _send_pieces(self, changed: set[str]) -> None:
+        sim, view = self.page.session.sim, self.view3d
+        pieces = render.bone_meshes(sim)
+        pelvic = {"pelvis", "pelvis_rest", "acetabular_fragment"}
+        resend = set(pieces)
+        if "anatomy" not in changed:
+            if "cut" not in changed:
+                resend -= pelvic
+            if "femur" not in changed:
+                resend &= pelvic
+        wanted = set(pieces) | {FAR_PIECE}
+        for name in sorted(resend, key=lambda n: n != "acetabular_fragment"):
+            pts, tri = render.triangles(pieces[name].mesh)
+            piece = pieces[name]
+            if name in ("pelvis", "pelvis_rest"):
+                (pts, tri), far = render.split_far(pts, tri, sim.center_mm, FAR_MM)
+                self._send_far(*far, piece.color)
+            view.set_mesh(name, pts, tri, color=piece.color, opacity=piece.opacity)
+        for name in ("acetabular_fragment", "femur_distal"):
+            if name in pieces:
+                wanted.add(f"ghost:{name}")
+                if name in resend:
+                    view.copy_mesh(
+                        f"ghost:{name}", name, color=render.GHOST, opacity=0.3, visible=False
+                    )
+        for name in set(view.mesh_names) - wanted:
+            if not name.startswith("fix:"):
+                view.remove_mesh(name)
+        self._layer_colored &= set(view.mesh_names) - resend  # new pieces come uncoloured
+        femur_key = "femur" if "femur" in pieces else "femur_proximal"
+        if femur_key in resend:
+            self._femur_key = femur_key
+            self._coloring = render.HeadColoring(
+                pieces[femur_key].mesh.points,
+                sim.center_mm,
+                sim.radius_mm,
+                sim.axes.from_las(sim.analysis.coverage.directions_las),
+            )
+
+    def _send_far(self, points: np.ndarray, triangles: np.ndarray, color: str) -> None:
+        """The pelvis beyond FAR_MM from the head, unless the browser has it already."""
+        corners = points[triangles]  # a key that ignores vertex and triangle order
+        key = (
+            len(triangles),
+            corners.sum(axis=(0, 1)).round(3).tobytes(),
+            float(np.square(corners, dtype=np.float64).sum().round(1)),
+        )
+        if key != self._far_key or FAR_PIECE not in self.view3d.mesh_names:
+            self.view3d.set_mesh(FAR_PIECE, points, triangles, color=color)
+            self._far_key = key
+
+    # ------------------------------------------------------------------ poses
+
+    def matrices(self, tfs: Mapping[str, ArrayLike]) -> dict[str, list[float]]:
+        """The view's matrices with ``tfs`` (name -> (4, 4)) placed."""
+        matrices = dict(self.view3d.matrices)
+        for k, tf in tfs.items():
+            matrices[k] = [float(v) for v in np.asarray(tf).ravel()]
+        return matrices
+
+    def move(self, tfs: Any) -> None:
+        """Only the pieces' new places: a slider move's picture.
+
+        ``tfs`` are the moves' transforms (:meth:`HipSession.transforms`).
+        """
+        self.view3d.matrices = self.matrices(render.poses(self.page.session.sim, tfs))
+
+    def pose(self, out: Any, *, fixation: bool | None = None, matrices: bool = True) -> None:
+        """Matrices, head colours, angles and labels of one outcome, in one message.
+
+        ``matrices=False`` keeps the pieces where they are (the outcome is older
+        than the pose on screen).
+        """
+        sim, view, plan = self.page.session.sim, self.view3d, self.page.plan
+        tfs = render.poses(sim, out)
+        moved = {k for k, tf in tfs.items() if not np.allclose(tf, np.eye(4), atol=1e-9)}
+        styles = {}
+        for name in ("acetabular_fragment", "femur_distal"):
+            ghost = f"ghost:{name}"
+            if ghost in view.mesh_names:
+                styles[ghost] = {
+                    **view.actors.get(ghost, {}),
+                    "visible": bool(self.ghost and name in moved),
+                }
+        student = plan.mode == "student"
+        if not self.angles:
+            lines = {}
+        elif plan.mode == "explain":  # one angle, in plain words
+            lines = {
+                k: dataclasses.replace(ln, label=ln.label.replace("LCEA", "roof cover"))
+                for k, ln in render.measure_lines(sim, out, only=("lcea",)).items()
+            }
+        else:
+            lines = render.measure_lines(sim, out)
+        labels = render.landmark_labels(sim, out) if student else {}
+        colors: dict[str, np.ndarray] = {}
+        if self._layers:
+            more_lines, more_labels, colors = self._overlays(out)
+            lines, labels = {**lines, **more_lines}, {**labels, **more_labels}
+        coverage = out.coverage_after is not None and self._femur_key not in colors
+        if coverage:
+            view.set_colors(self._femur_key, self._coloring(out.coverage_after.covered))
+        if colors or self._layer_colored:
+            for name in self._layer_colored - set(colors):  # a layer stopped colouring it
+                if not (coverage and name == self._femur_key):
+                    view.set_colors(name, None)
+            for name, rgb in colors.items():
+                view.set_colors(name, rgb)
+            self._layer_colored = set(colors)
+        # param sends only the values that differ (an unchanged ghost style costs nothing)
+        update = {
+            "actors": {**view.actors, **styles},
+            "lines": _lines_spec(lines),
+            "labels": _labels_spec(lines, labels),
+        }
+        if matrices:
+            update["matrices"] = self.matrices(tfs)
+        view.param.update(**update)
+        if self.fixation if fixation is None else fixation:
+            self.place_fixation(out)
+        else:
+            self.remove_fixation()
+
+    def style_pieces(self, fragment_color: str) -> None:
+        """Colour the pieces an osteotomy moves (explain mode highlights them)."""
+        view = self.view3d
+        actors = dict(view.actors)
+        for name in ("acetabular_fragment", "femur_proximal"):
+            if name in actors:
+                actors[name] = {**actors[name], "color": fragment_color}
+        view.actors = actors
+
+    # ------------------------------------------------------------------ fixation
+
+    def place_fixation(self, out: Any) -> None:
+        """Screws and plate of ``out``'s moves (a warning line if they cannot be placed)."""
+        sim, view = self.page.session.sim, self.view3d
+        try:
+            meshes = sim.fixation(out)
+        except HipvizError as exc:
+            self._on_warning(f"fixation not shown: {exc}")
+            meshes = {}
+        with view.hold():  # screws and plate appear in one frame
+            self._set_fixation(meshes)
+
+    def _set_fixation(self, meshes: dict) -> None:
+        view = self.view3d
+        names = {f"fix:{name}" for name in meshes}
+        for name, mesh in meshes.items():
+            view.set_mesh(
+                f"fix:{name}",
+                np.asarray(mesh.vertices, dtype=np.float32),
+                np.asarray(mesh.faces, dtype=np.int32),
+                color=render.METAL,
+                smooth=False,
+            )
+        for name in view.mesh_names:
+            if name.startswith("fix:") and name not in names:
+                view.remove_mesh(name)
+
+    def remove_fixation(self) -> None:
+        """Take the screws and plate out of the view."""
+        for name in self.view3d.mesh_names:
+            if name.startswith("fix:"):
+                self.view3d.remove_mesh(name)
+
+    # ------------------------------------------------------------------ animation
+
+    def animate(self, out: Any) -> None:
+        """Turn the pieces from where they were to the plan, over about 1.5 s."""
+        plan, sim = self.page.plan, self.page.session.sim
+        acet, fem = plan.acetabular_move(), plan.femoral_move()
+        if plan.procedure == "none":
+            acet = ost.AcetabularMove()
+        frame = {"i": 0}
+
+        def tick():
+            frame["i"] += 1
+            t = min(1.0, frame["i"] / ANIMATION_FRAMES)
+            s = t * t * (3 - 2 * t)  # ease in and out
+            a = ost.AcetabularMove(
+                acet.lateral_deg * s,
+                acet.anterior_deg * s,
+                acet.version_deg * s,
+                acet.medial_mm * s,
+            )
+            f = ost.FemoralMove(fem.varus_deg * s, fem.flexion_deg * s, fem.rotation_deg * s)
+            if self.page.loading:  # the pieces are being rebuilt
+                self.stop_animation()
+                return
+            try:
+                self.pose(sim.move(a, f), fixation=False)
+            except HipvizError:
+                self.stop_animation()
+
+        self._animation = pn.state.add_periodic_callback(
+            tick, period=ANIMATION_PERIOD_MS, count=ANIMATION_FRAMES
+        )
+
+    def stop_animation(self) -> None:
+        """Stop the explain-mode animation, where the pieces are."""
+        if self._animation is not None:
+            self._animation.stop()
+            self._animation = None
+
+    def close(self) -> None:
+        """The page closed: stop, and let go of the meshes."""
+        self.stop_animation()
+        self.view3d._meshes.clear()
+        self._coloring = None

@@ -1,0 +1,185 @@
+"""The app's own widgets and page styles, shared by its components.
+
+Panel's widgets with the few changes a live 3D page needs (a slider that
+reaches the server at once, a file input that leaves decoding to a worker),
+two small browser-side components (the address bar, the upload size guard),
+and the CSS of the page's HTML panes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import panel as pn
+import param
+
+from hipviz import report
+
+from .state import Plan
+
+#: Styles of the page's HTML panes (each pane has its own shadow root).
+CSS = (
+    """
+.hv-header { display: flex; align-items: baseline; gap: 14px; padding: 4px 4px; }
+.hv-title { font-size: 24px; font-weight: 700; color: #2f4f6f; letter-spacing: 0.5px; }
+.hv-sub { color: #667; font-size: 13px; }
+.hv-status { font-size: 13px; color: #333; }
+.hv-step-title { font-size: 28px; font-weight: 700; margin: 4px 0 10px; color: #2f4f6f; }
+.hv-step-text { font-size: 22px; line-height: 1.55; }
+.hv-step-count { color: #778; font-size: 15px; }
+ol.hv-steps { color: #889; font-size: 15px; margin-top: 18px; line-height: 1.6; }
+ol.hv-steps li.hv-now { color: #2f4f6f; font-weight: 700; }
+"""
+    + report.TABLE_CSS
+)
+
+
+class AddressBar(pn.custom.JSComponent):
+    """Keeps the address bar's query equal to ``query`` (no reload, no new history entry).
+
+    Panel's own ``Location`` pushes a history entry per change and holds
+    changes until the whole page is idle, which a busy 3D page may not be;
+    a change it held can land later and put back the address the page opened
+    with. So the bar is set when the view starts, on each change, and checked
+    each second (a change that arrives while Bokeh rebuilds the view has no
+    listener).
+    """
+
+    query = param.String(default="", doc="The text after '?' in the page's address.")
+
+    _esm = """
+    export function render({model}) {
+      const write = () => {
+        if (window.location.search.replace(/^[?]/, "") === model.query) {
+          return
+        }
+        const url = new URL(window.location.href)
+        url.search = model.query
+        window.history.replaceState(window.history.state, "", url)
+      }
+      write()
+      model.on("query", write)
+      const timer = setInterval(write, 1000)
+      model.on("remove", () => clearInterval(timer))
+      return document.createElement("span")
+    }
+    """
+
+
+class UploadGuard(pn.custom.JSComponent):
+    """Refuses, in the browser, a chosen file larger than ``max_bytes`` before it is sent.
+
+    A file input sends the whole file as one websocket message, and a
+    message over the server's limit closes the page's connection with no
+    word to the user. This listens, ahead of the inputs' own handlers, for
+    the files chosen in every file input of the page; a file too large is
+    cleared there and named in ``refused`` (name and size), which the app
+    shows as its one-line error. Inputs that appear later are found by a
+    check each second.
+    """
+
+    max_bytes = param.Integer(default=0, doc="Largest file the page may send, bytes.")
+    refused = param.String(default="", doc="The last refused file: 'name<TAB>bytes<TAB>n'.")
+
+    _esm = """
+    export function render({model}) {
+      const seen = new WeakSet()
+      let count = 0
+      const guard = (event) => {
+        const input = event.target
+        if (!(input instanceof HTMLInputElement) || input.type !== "file" || !input.files) {
+          return
+        }
+        for (const file of input.files) {
+          if (model.max_bytes > 0 && file.size > model.max_bytes) {
+            event.stopImmediatePropagation()
+            input.value = ""
+            count += 1
+            model.refused = file.name + "\t" + file.size + "\t" + count
+            return
+          }
+        }
+      }
+      const roots = (node, out) => {
+        out.push(node)
+        for (const el of node.querySelectorAll("*")) {
+          if (el.shadowRoot) roots(el.shadowRoot, out)
+        }
+        return out
+      }
+      const attach = () => {
+        for (const root of roots(document, [])) {
+          for (const input of root.querySelectorAll("input[type=file]")) {
+            const home = input.getRootNode()
+            if (!seen.has(home)) {
+              seen.add(home)
+              // Capture on the input's own root runs before the input's listeners.
+              home.addEventListener("change", guard, true)
+            }
+          }
+        }
+      }
+      attach()
+      const timer = setInterval(attach, 1000)
+      model.on("remove", () => clearInterval(timer))
+      return document.createElement("span")
+    }
+    """
+
+
+class LiveSlider(pn.widgets.FloatSlider):
+    """A float slider whose changes reach the server at once.
+
+    Panel holds widget events for 50 ms to merge bursts; a move costs the
+    server about 3 ms, so the wait would be most of the slider-to-picture
+    time. 2 ms remain: the server first finishes acknowledging the event,
+    else the socket is still busy when the new matrices are ready and Panel
+    retries their sending 10 ms later.
+    """
+
+    _debounce = 2
+
+
+class UploadInput(pn.widgets.FileInput):
+    """A file input that keeps the file as it arrived: base64 text, not bytes.
+
+    The browser sends a chosen file as base64 text in one websocket message.
+    Panel's own input decodes it as soon as it arrives, on the server's
+    event loop (about 0.3 s for 60 MB, during which no session is served);
+    this one leaves ``value`` as the text, and the app decodes it
+    (:func:`hipviz.app.state.upload_bytes`) in the worker thread that saves
+    and reads it. An empty file is None, as with Panel's input.
+    """
+
+    def _process_property_change(self, props: dict[str, Any]) -> dict[str, Any]:
+        text = props.pop("value", None) if isinstance(props.get("value"), str) else None
+        params = super()._process_property_change(props)
+        if text is not None:
+            params["value"] = text or None
+        return params
+
+
+def live_slider(plan: Plan, name: str, **kwargs: Any) -> pn.widgets.FloatSlider:
+    """A :class:`LiveSlider` bound to ``plan.<name>``: for moves, drawn as it slides."""
+    p = plan.param[name]
+    lo, hi = p.bounds
+    return LiveSlider.from_param(
+        p, start=lo, end=hi, step=p.step, sizing_mode="stretch_width", **kwargs
+    )
+
+
+def throttled_slider(plan: Plan, name: str) -> pn.widgets.FloatSlider:
+    """A slider that sets ``plan.<name>`` only when released: for slow changes (new bones)."""
+    p = plan.param[name]
+    lo, hi = p.bounds
+    w = pn.widgets.FloatSlider(
+        label=p.label,
+        start=lo,
+        end=hi,
+        step=p.step,
+        value=getattr(plan, name),
+        sizing_mode="stretch_width",
+    )
+    w.param.watch(lambda e: setattr(plan, name, e.new), "value_throttled")
+    plan.param.watch(lambda e: setattr(w, "value", e.new), name)
+    return w

@@ -1,0 +1,135 @@
+"""The scene driver's seams for other views: layers, per-vertex value colours, arrows.
+
+Exact answers on chosen numbers; the layer tests run a page outside a server
+(everything in the test's thread) and read what the 3D view would send.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("panel")
+
+from hipviz import render  # noqa: E402
+from hipviz.app.scene import Overlay, arrow, scalar_colors  # noqa: E402
+
+
+def test_scalar_colors_interpolate_between_stops_and_clip():
+    values = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, -1.0]
+    got = scalar_colors(values, vmin=0.0, vmax=2.0, stops=("#000000", "#ff0000", "#ffffff"))
+    want = [
+        [0, 0, 0],
+        [128, 0, 0],  # halfway to the middle stop (127.5 rounds to even)
+        [255, 0, 0],  # the middle stop itself
+        [255, 128, 128],
+        [255, 255, 255],
+        [255, 255, 255],  # above vmax: the last colour
+        [0, 0, 0],  # below vmin: the first
+    ]
+    assert got.dtype == np.uint8
+    np.testing.assert_array_equal(got, want)
+
+
+def test_scalar_colors_give_missing_values_the_missing_colour():
+    got = scalar_colors([np.nan, 1.0], vmin=0.0, vmax=1.0, missing="#123456")
+    np.testing.assert_array_equal(got[0], [0x12, 0x34, 0x56])
+    np.testing.assert_array_equal(got[1], [0xB3, 0x00, 0x00])  # the default scale's last stop
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"values": [[1.0, 2.0]], "vmin": 0.0, "vmax": 1.0}, r"shape \(n,\), got \(1, 2\)"),
+        ({"values": [1.0], "vmin": 1.0, "vmax": 1.0}, "vmin < vmax"),
+        ({"values": [1.0], "vmin": 0.0, "vmax": np.nan}, "vmin < vmax"),
+        ({"values": [1.0], "vmin": 0.0, "vmax": 1.0, "stops": ("#000000",)}, "two colour stops"),
+    ],
+)
+def test_scalar_colors_refuse_bad_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        scalar_colors(**kwargs)
+
+
+@pytest.mark.parametrize("direction", [[0, 0, 1], [1, 0, 0], [0.3, -0.5, 0.8]])
+def test_arrow_points_from_start_to_end_with_a_symmetric_head(direction):
+    start = np.array([10.0, -4.0, 7.0])
+    u = np.asarray(direction, dtype=float) / np.linalg.norm(direction)
+    end = start + 50.0 * u
+    lines = arrow(start, end, color="#0055ff", label="1850 N", head_fraction=0.2)
+    shaft, head = lines["shaft"], lines["head"]
+    np.testing.assert_allclose(shaft.points, [start, end], atol=1e-12)
+    assert shaft.label == "1850 N" and shaft.color == head.color == "#0055ff"
+    left, tip, right = head.points
+    np.testing.assert_allclose(tip, end, atol=1e-12)
+    for barb in (left, right):
+        back = barb - end
+        np.testing.assert_allclose(back @ u, -10.0, atol=1e-9)  # 0.2 of 50 mm behind the tip
+        np.testing.assert_allclose(np.linalg.norm(back - (back @ u) * u), 5.0, atol=1e-9)
+    np.testing.assert_allclose((left + right) / 2, end - 10.0 * u, atol=1e-9)
+
+
+def test_arrow_refuses_a_zero_length():
+    with pytest.raises(ValueError, match="two different finite points"):
+        arrow([1.0, 2.0, 3.0], [1.0, 2.0, 3.0], color="#000000")
+
+
+@pytest.fixture(scope="module")
+def app():
+    from hipviz.app.main import HipApp
+
+    app = HipApp(subdivisions=4)
+    yield app
+    app.close()
+
+
+def test_a_layer_draws_its_lines_labels_and_colours_with_the_picture(app):
+    scene, out = app.scene, app.session.outcome
+    femur = scene._femur_key
+    center = np.asarray(app.session.sim.center_mm, dtype=float)
+    n_femur = len(scene.mesh_points(femur))
+    n_pelvis = len(scene.mesh_points("pelvis"))
+    red = np.tile(np.array([200, 0, 0], dtype=np.uint8), (n_femur, 1))
+    seen = []
+
+    def layer(sim, outcome, plan):
+        seen.append((sim, outcome, plan))
+        return Overlay(
+            lines=arrow(center, center + [0, 0, -40], color="#0055ff", label="load"),
+            labels={"peak": render.Label(center, "peak")},
+            colors={femur: red, "pelvis": scalar_colors(np.ones(n_pelvis), vmin=0, vmax=1)},
+        )
+
+    scene.add_layer("load", layer)
+    try:
+        scene.pose(out)
+    finally:
+        scene.remove_layer("load")
+    view = scene.view3d
+    assert seen == [(app.session.sim, out, app.plan)]
+    assert {"load:shaft", "load:head"} <= set(view.lines)
+    tip = view.lines["load:shaft"]["points"][1]
+    np.testing.assert_allclose(tip, center + [0, 0, -40], atol=5e-4)  # sent to 0.001 mm
+    assert view.labels["line:load:shaft"]["text"] == "load"
+    assert view.labels["landmark:load:peak"]["text"] == "peak"
+    assert any(k.startswith("line:") and not k.startswith("line:load:") for k in view.labels)
+    np.testing.assert_array_equal(view._meshes[femur]["colors"].reshape(-1, 3), red)
+    np.testing.assert_array_equal(view._meshes["pelvis"]["colors"].reshape(-1, 3)[0], [179, 0, 0])
+
+    # gone with the next picture: the head's coverage colours come back, the pelvis is plain
+    scene.pose(out)
+    assert not any(k.startswith("load:") for k in view.lines)
+    assert not any(":load:" in k for k in view.labels)
+    coverage = scene._coloring(out.coverage_after.covered)
+    np.testing.assert_array_equal(view._meshes[femur]["colors"].reshape(-1, 3), coverage)
+    assert view._meshes["pelvis"]["colors"] is None
+
+
+def test_a_layer_colours_only_pieces_in_the_view(app):
+    scene = app.scene
+    scene.add_layer("x", lambda sim, out, plan: Overlay(colors={"no_such_piece": np.zeros((3, 3))}))
+    try:
+        scene.pose(app.session.outcome)  # no error: the unknown piece is left out
+    finally:
+        scene.remove_layer("x")
+    assert "no_such_piece" not in scene.view3d.mesh_names
