@@ -11,7 +11,8 @@ Modules load lazily, so ``import hipviz`` stays cheap:
 * :mod:`hipviz.cases` - teaching cases made from the built-in hip;
 * :mod:`hipviz.osteotomy`, :mod:`hipviz.simulate` - cut, move and re-measure;
 * :mod:`hipviz.fixation` - screws and plates to show after a cut;
-* :mod:`hipviz.reference` - meanings, normal bands and sources.
+* :mod:`hipviz.reference` - meanings, normal bands and sources;
+* :mod:`hipviz.batch` - cohorts: many hips on Dask into one table.
 """
 
 from importlib import import_module
@@ -21,6 +22,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = {
     "atlas",
+    "batch",
     "cases",
     "datasets",
     "errors",

@@ -1123,6 +1123,7 @@ def run(
         Never: Ctrl+C stops the batch, writes the tables of the rows done
         and returns with ``interrupted`` set.
     """
+    _check_installed()
     out_dir = Path(out)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"--out {out}: is a file, not a folder")
@@ -1182,6 +1183,19 @@ def run(
         interrupted=interrupted,
         seconds=time.perf_counter() - t0,
     )
+
+
+def _check_installed() -> None:
+    """One line naming the extra when the cohort packages are missing."""
+    import importlib.util
+
+    missing = [
+        name
+        for name in ("distributed", "pyarrow", "pandas", "matplotlib")
+        if importlib.util.find_spec(name) is None
+    ]
+    if missing:
+        raise HipvizError(f"hipviz batch needs {', '.join(missing)}: pip install 'hipviz[cohort]'")
 
 
 def _submit_all(client, todo: Sequence[Task], store: ResultStore, bar: Progress, ids) -> None:  # type: ignore[no-untyped-def]
