@@ -688,17 +688,27 @@ def _results(task: Task) -> dict[str, Any]:
 
     out = measure_json(argparse.Namespace(**task.measure))
     row = flatten(out)
+    # A hip measured is kept when its simulation fails (e.g. no pelvis): the reason has a column.
     if task.simulate is not None:
-        sim = simulate_json(argparse.Namespace(**task.simulate))
-        row.update(flatten(sim["after"], "after_"))
-        rest = {
-            k: v
-            for k, v in sim.items()
-            if k not in ("before", "after", "units", "sources", "seconds")
-        }
-        row.update(flatten(rest, "sim_"))
+        row["sim_error"] = ""
+        try:
+            sim = simulate_json(argparse.Namespace(**task.simulate))
+        except HipvizError as exc:
+            row["sim_error"] = str(exc)
+        else:
+            row.update(flatten(sim["after"], "after_"))
+            rest = {
+                k: v
+                for k, v in sim.items()
+                if k not in ("before", "after", "units", "sources", "seconds")
+            }
+            row.update(flatten(rest, "sim_"))
     if task.target is not None:
-        row.update(search_target(task, out))
+        try:
+            row.update(search_target(task, out))
+        except HipvizError as exc:
+            key = task.target[0]
+            row.update({f"target_{key}_deg": task.target[1], "target_note": str(exc)})
     return row
 
 

@@ -80,6 +80,7 @@ def _grid(n: int) -> tuple[int, int]:
 def distributions_png(df: pd.DataFrame) -> bytes | None:
     """Histogram of each measure with its bands shaded (green: normal); None with no values."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     cols = measure_columns(df)
     if not cols:
@@ -97,6 +98,8 @@ def distributions_png(df: pd.DataFrame) -> bytes | None:
                 ax.axvspan(a, b, color=_LEVEL_COLOURS[band.level], alpha=0.15, lw=0)
         ax.hist(v, bins=min(30, max(5, v.size // 3)), color="#37474f")
         ax.set_xlim(lo - pad, hi + pad)
+        ax.xaxis.set_major_locator(MaxNLocator(5))
+        ax.yaxis.set_major_locator(MaxNLocator(4, integer=True))
         ax.set_title(f"{info.short} ({info.unit}) n={v.size}", fontsize=9)
         ax.tick_params(labelsize=7)
     return _png(fig)

@@ -395,3 +395,40 @@ def test_batch_takes_every_measure_option_but_those_naming_a_hip():
         assert (action.dest in mine) == (action.dest not in batch.NOT_BATCH_OPTIONS)
     ns = batch_parser.parse_args(["m.csv", "--out", "o", "--margin", "3", "--tilt", "2"])
     assert isinstance(ns, argparse.Namespace) and ns.margin == 3 and ns.tilt == 2
+
+
+@pytest.mark.slow
+def test_an_existing_scheduler_with_a_worker_started_as_processes(tmp_path):
+    file = tmp_path / "scheduler.json"
+    dask = [sys.executable, "-m"]  # the dask scheduler / dask worker commands
+    scheduler = subprocess.Popen(
+        [*dask, "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0"]
+        + ["--no-dashboard", "--scheduler-file", str(file)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    procs = [scheduler]
+    try:
+        deadline = time.monotonic() + 60
+        while not file.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        address = json.loads(file.read_text())["address"]
+        assert address.startswith("tcp://127.0.0.1:")
+        procs.append(
+            subprocess.Popen(
+                [*dask, "distributed.cli.dask_worker", address, "--nthreads", "1"]
+                + ["--host", "127.0.0.1", "--no-dashboard", "--no-nanny"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                cwd=ROOT,
+            )
+        )
+        hips = [{"id": "gone", "femur": str(tmp_path / "gone.stl")}, {"id": "m", "modes": "2=7"}]
+        res = batch.run(hips, tmp_path / "out", scheduler=address, progress=False, summary=False)
+    finally:
+        for p in procs[::-1]:
+            p.terminate()
+            p.wait(timeout=30)
+    assert list(res.table["id"]) == ["gone", "m"]
+    assert "gone.stl" in res.table["error"][0] and "outside -3 to 3 SD" in res.table["error"][1]
+    assert set(res.table["worker"].str.split(":").str[1]) == {str(procs[1].pid)}
