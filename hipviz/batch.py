@@ -1029,9 +1029,14 @@ def _connect(workers: int | None, scheduler: str | None):  # type: ignore[no-unt
     import dask
 
     n = workers or default_workers()
-    # Only the health route: no pages, metrics or proxy to the workers, even on 127.0.0.1.
-    routes = {"distributed.scheduler.http.routes": ["distributed.http.health"]}
-    with dask.config.set(routes), _one_line("cannot start a local Dask cluster"):
+    config = {
+        # Only the health route: no pages, metrics or proxy to the workers, even on 127.0.0.1.
+        "distributed.scheduler.http.routes": ["distributed.http.health"],
+        # No one reads the task profiles without a dashboard, and sampling the stack every
+        # 10 ms slows pure-Python work.
+        "distributed.worker.profile.enabled": False,
+    }
+    with dask.config.set(config), _one_line("cannot start a local Dask cluster"):
         cluster = LocalCluster(
             n_workers=n,
             threads_per_worker=1,
