@@ -109,7 +109,7 @@ TOTALSEG_CLASSES: dict[str, dict[str, int]] = {
 #: Seconds between rewrites of the Parquet and CSV tables while a batch runs.
 TABLE_EVERY_S = 5.0
 _UNIT_SUFFIXES = ("_pct", "_mm2", "_mm", "_deg", "_mpa", "_n", "_kg", "_s")
-_CLASS_NAMES = re.compile(r"^\s*[A-Za-z][\w]*(\s*,\s*([A-Za-z][\w]*|\d+))*\s*$")
+_CLASS_NAMES = re.compile(r"^\s*\w+(\s*,\s*\w+)*\s*$")
 _MESH_SUFFIXES = (".stl", ".ply", ".obj", ".off", ".glb", ".gltf", ".vtp", ".vtk")
 _NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
@@ -160,7 +160,9 @@ def resolve_classes(spec: str, task: str = "total") -> str:
     """
     head, sep, tail = spec.rpartition(":")
     if not sep or not head or not _CLASS_NAMES.match(tail) or len(head) == 1:
-        return spec  # no names (or a Windows drive letter)
+        return spec  # no label list (or a Windows drive letter)
+    if all(p.strip().isdigit() for p in tail.split(",")):
+        return spec  # numbers only
     names = class_map(task)
     labels = []
     for part in (p.strip() for p in tail.split(",")):
@@ -556,6 +558,7 @@ def make_tasks(
     from . import __version__
 
     base = parser_defaults("measure")
+    choices = {a.dest: a.choices for a in subparser("measure")._actions if a.choices}
     unknown = sorted(set(options) - set(base))
     if unknown:
         raise InputError(f"not options of hipviz measure: {', '.join(unknown)}")
@@ -586,6 +589,8 @@ def make_tasks(
         for col in ("side", "frame", "units"):
             if hip.get(col):
                 ns[col] = hip[col].lower()
+                if ns[col] not in choices[col] and not error:
+                    error = f"{col} {hip[col]!r}: expected {', '.join(choices[col])}"
             inputs[col] = ns[col]
         weight = hip.get("body_weight_kg", "")
         if weight:

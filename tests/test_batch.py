@@ -199,6 +199,13 @@ def test_retry_failed_runs_only_the_failures(first_run, cohort, client):
     assert len(again.table) == len(GOOD) + len(FAILING)
 
 
+def test_a_side_frame_or_units_a_row_cannot_have_fails_that_row():
+    hips = [{"id": "a", "modes": "1=1", "side": "Middle"}, {"id": "b", "modes": "1=1"}]
+    a, b = batch.make_tasks(hips, {"side": "right"})
+    assert a.error == "side 'Middle': expected auto, left, right"
+    assert b.error == "" and b.measure["side"] == "right"
+
+
 def test_other_options_or_other_files_make_another_task():
     hips = [{"id": "a", "modes": "1=1"}]
     same = batch.make_tasks(hips, {"margin": 5.0})[0].key
@@ -332,6 +339,7 @@ def test_totalsegmentator_class_names_become_labels():
     assert batch.resolve_classes("seg.nii.gz:hip_left,sacrum") == "seg.nii.gz:77,25"
     assert batch.resolve_classes("seg.nii.gz:femur_right", "total_mr") == "seg.nii.gz:37"
     assert batch.resolve_classes("seg.nii.gz:3,4") == "seg.nii.gz:3,4"
+    assert batch.resolve_classes("seg.nii.gz:25,hip_right") == "seg.nii.gz:25,78"
     assert batch.resolve_classes("C:bone.stl") == "C:bone.stl"
     with pytest.raises(InputError, match="'hip_middle' is not a class"):
         batch.resolve_classes("seg.nii.gz:hip_middle")
