@@ -841,8 +841,8 @@ class ResultStore:
     def append(self, row: dict[str, Any]) -> None:
         """Add a finished hip's row to the journal, on disk before returning."""
         line = json.dumps(row, default=_json_default, ensure_ascii=False) + "\n"
-        with open(self.journal, "a", encoding="utf-8") as fh:
-            fh.write(line)
+        with _no_sigint(), open(self.journal, "a", encoding="utf-8") as fh:
+            fh.write(line)  # whole lines only: a Ctrl+C waits for the line to be written
             fh.flush()
             os.fsync(fh.fileno())
         self.latest[str(row["id"])] = row
@@ -913,21 +913,32 @@ def _arrow_table(df: pd.DataFrame):  # type: ignore[no-untyped-def]
 def _atomic(path: Path, write: Callable[[Path], Any]) -> None:
     """Write ``path`` through a temporary file and a rename: readers see old or new, whole."""
     tmp = path.with_name(f".{path.name}.tmp")
-    old = signal.getsignal(signal.SIGINT) if _main_thread() else None
-    if old is not None:  # a Ctrl+C now would only leave the temporary file
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
+    with _no_sigint():  # a Ctrl+C now would only leave the temporary file behind
         write(tmp)
         os.replace(tmp, path)
-    finally:
-        if old is not None:
-            signal.signal(signal.SIGINT, old)
 
 
-def _main_thread() -> bool:
+@contextmanager
+def _no_sigint(deliver: bool = True) -> Iterator[None]:
+    """Hold Ctrl+C (SIGINT) off while a file is written or the cluster closed.
+
+    A Ctrl+C pressed meanwhile is delivered when the block ends
+    (``deliver``) or dropped. Only in the main thread, where Python handles
+    signals.
+    """
     import threading
 
-    return threading.current_thread() is threading.main_thread()
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    old = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+        if held and deliver and callable(old):
+            old(signal.SIGINT, None)  # the default handler raises KeyboardInterrupt
 
 
 # --------------------------------------------------------------------------
@@ -1238,16 +1249,14 @@ def _submit_all(client, todo: Sequence[Task], store: ResultStore, bar: Progress,
             if time.perf_counter() - last > TABLE_EVERY_S:
                 store.write_tables(ids)
                 last = time.perf_counter()
-    finally:
+    except BaseException:  # Ctrl+C: stop the hips still queued or running
         client.cancel(list(futures), force=True)
+        raise
 
 
 def _close(client, cluster) -> None:  # type: ignore[no-untyped-def]
     """Close the client and the cluster we started, quietly, a second Ctrl+C included."""
-    old = signal.getsignal(signal.SIGINT) if _main_thread() else None
-    if old is not None:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
+    with _no_sigint(deliver=False):
         try:
             client.close(timeout=10)
         except Exception:  # noqa: BLE001, S110 - closing is best effort
@@ -1257,6 +1266,3 @@ def _close(client, cluster) -> None:  # type: ignore[no-untyped-def]
                 cluster.close(timeout=10)
             except Exception:  # noqa: BLE001, S110
                 pass
-    finally:
-        if old is not None:
-            signal.signal(signal.SIGINT, old)

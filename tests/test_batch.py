@@ -440,3 +440,17 @@ def test_an_existing_scheduler_with_a_worker_started_as_processes(tmp_path):
     assert list(res.table["id"]) == ["gone", "m"]
     assert "gone.stl" in res.table["error"][0] and "outside -3 to 3 SD" in res.table["error"][1]
     assert set(res.table["worker"].str.split(":").str[1]) == {str(procs[1].pid)}
+
+
+def test_a_ctrl_c_during_a_write_waits_for_the_write():
+    finished = []
+    with pytest.raises(KeyboardInterrupt):
+        with batch._no_sigint():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # the signal has arrived; the block still runs to its end
+            finished.append(True)
+    assert finished == [True]
+    with batch._no_sigint(deliver=False):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
