@@ -1179,6 +1179,11 @@ def run(
     except OSError as exc:
         raise InputError(f"--out {out}: cannot write ({exc.strerror})") from None
 
+    # Imported now, not at the first table write: a Ctrl+C inside an import would leave the
+    # module half made, and the tables could not be written after it.
+    import pandas  # noqa: F401
+    import pyarrow.parquet  # noqa: F401
+
     store = ResultStore(out_dir)
     store.load()
     ids = [t.id for t in tasks]
