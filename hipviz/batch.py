@@ -594,11 +594,12 @@ def make_tasks(
             inputs[col] = ns[col]
         weight = hip.get("body_weight_kg", "")
         if weight:
-            if "body_weight" not in base:
+            dest = next((d for d in ("body_weight", "body_weight_kg") if d in base), None)
+            if dest is None:
                 error = error or "body_weight_kg: this hipviz has no --body-weight option"
             else:
                 try:
-                    ns["body_weight"] = float(weight)
+                    ns[dest] = float(weight)
                 except ValueError:
                     error = error or f"body_weight_kg {weight!r} is not a number"
             inputs["body_weight_kg"] = weight
