@@ -209,7 +209,7 @@ def test_a_side_frame_or_units_a_row_cannot_have_fails_that_row():
 def test_a_body_weight_needs_the_option_to_take_it():
     hips = [{"id": "a", "modes": "1=1", "body_weight_kg": "80"}]
     (task,) = batch.make_tasks(hips, {})
-    # --body-weight comes to hipviz measure from another line of work; both states are checked
+    # whether or not hipviz measure has a --body-weight option, the row does the right thing
     dest = next((d for d in ("body_weight", "body_weight_kg") if d in task.measure), None)
     if dest is not None:
         assert task.error == "" and task.measure[dest] == 80.0
