@@ -13,7 +13,8 @@ Modules load lazily, so ``import hipviz`` stays cheap:
 * :mod:`hipviz.fixation` - screws and plates to show after a cut;
 * :mod:`hipviz.contact` - cartilage contact pressure (discrete element analysis);
 * :mod:`hipviz.loads` - the joint load: OrthoLoad cases and Pauwels' stance;
-* :mod:`hipviz.reference` - meanings, normal bands and sources.
+* :mod:`hipviz.reference` - meanings, normal bands and sources;
+* :mod:`hipviz.batch` - cohorts: many hips on Dask into one table.
 """
 
 from importlib import import_module
@@ -23,6 +24,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = {
     "atlas",
+    "batch",
     "cases",
     "contact",
     "datasets",

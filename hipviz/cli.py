@@ -1,4 +1,4 @@
-"""The ``hipviz`` command line: ``measure``, ``simulate``, ``rom``, ``export`` and ``serve``.
+"""The ``hipviz`` command line: ``measure``, ``simulate``, ``rom``, ``batch``, ``export``, ``serve``.
 
 Every failure the user can fix ends with one line on stderr and exit code 2;
 nothing prints a traceback. ``hipviz measure --json``, ``hipviz simulate --json``
@@ -338,6 +338,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_input_options(rom)
     rom.add_argument("--json", action="store_true", help="print one JSON object")
 
+    b = sub.add_parser(
+        "batch", help="measure (and simulate) a cohort of hips on Dask, into one table"
+    )
+    _add_batch_options(b, m)
+
     e = sub.add_parser("export", help="write the built-in anatomy as STL files")
     e.add_argument("--out", default="meshes", metavar="DIR", help="output folder (default meshes)")
     e.add_argument(
@@ -379,6 +384,105 @@ def build_parser() -> argparse.ArgumentParser:
         help="also accept pages opened from this host (a reverse proxy's public name); repeatable",
     )
     return parser
+
+
+def _add_batch_options(b: argparse.ArgumentParser, measure: argparse.ArgumentParser) -> None:
+    """``hipviz batch``: its own options, and every option of ``measure`` but those naming a hip.
+
+    The measure options are ``measure``'s own argparse actions, so an option
+    added to ``hipviz measure`` is an option of ``hipviz batch`` too.
+    """
+    from .batch import NOT_BATCH_OPTIONS
+
+    b.add_argument(
+        "manifest",
+        nargs="?",
+        metavar="MANIFEST",
+        help="CSV (id,pelvis,femur[,side,frame,units,body_weight_kg,case,modes,...]) or a "
+        "folder of cases (see docs/batch.md)",
+    )
+    b.add_argument("--out", required=True, metavar="DIR", help="folder of the results")
+    for action in measure._actions:
+        if action.dest not in NOT_BATCH_OPTIONS:
+            b._add_action(action)
+    b.add_argument(
+        "--simulate",
+        metavar='"OPTIONS"',
+        help='hipviz simulate options for every hip, e.g. "--pao lateral=20"',
+    )
+    b.add_argument(
+        "--target",
+        metavar="KEY=DEG",
+        help="search the PAO turn that brings lcea (lateral turn) or acea (anterior) to DEG",
+    )
+    b.add_argument(
+        "--sample", type=_positive_count, metavar="N", help="a virtual cohort of N built-in hips"
+    )
+    b.add_argument("--seed", type=int, default=0, help="seed of --sample (default 0)")
+    b.add_argument(
+        "--clip", type=float, default=2.5, metavar="SD", help="clip --sample weights (default 2.5)"
+    )
+    b.add_argument(
+        "--workers",
+        type=_positive_count,
+        metavar="N",
+        help="local Dask worker processes (default: one per core)",
+    )
+    b.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="use this running Dask scheduler")
+    b.add_argument(
+        "--retry-failed", action="store_true", help="run the hips that failed before again"
+    )
+    b.add_argument(
+        "--classes",
+        default="total",
+        metavar="TASK",
+        help="TotalSegmentator task naming label classes, e.g. total, total_mr (default total)",
+    )
+    b.add_argument(
+        "--pelvis-labels", metavar="LABELS", help="pelvis labels in a folder of label maps"
+    )
+    b.add_argument(
+        "--femur-labels", metavar="LABELS", help="femur labels in a folder of label maps"
+    )
+    b.add_argument("--no-summary", action="store_true", help="skip summary.html and the PNGs")
+
+
+def _batch(args: argparse.Namespace) -> int:
+    from .batch import NOT_BATCH_OPTIONS, parser_defaults, run
+
+    _check_output_dir(args.out, "--out")
+    options = {
+        dest: getattr(args, dest)
+        for dest in parser_defaults("measure")
+        if dest not in NOT_BATCH_OPTIONS and hasattr(args, dest)
+    }
+    res = run(
+        args.manifest,
+        args.out,
+        options=options,
+        simulate=args.simulate,
+        target=args.target,
+        sample=args.sample,
+        seed=args.seed,
+        clip=args.clip,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        retry_failed=args.retry_failed,
+        classes=args.classes,
+        pelvis_labels=args.pelvis_labels,
+        femur_labels=args.femur_labels,
+        summary=not args.no_summary,
+    )
+    out = Path(args.out)
+    print(
+        f"{len(res.table)} hips ({res.failed} failed; {res.submitted} run now, "
+        f"{res.skipped} done before): {out / 'results.parquet'}, {out / 'results.csv'}"
+        + ("" if args.no_summary else f", {out / 'summary.html'}")
+    )
+    if res.interrupted:
+        sys.stderr.write("hipviz batch: interrupted; the same command goes on from here\n")
+        return 130
+    return 0
 
 
 def _load(path_spec: str, units: str, limits=None):
@@ -524,7 +628,17 @@ def _load_keys(values: dict, geometry, options, pelvis, socket, head, axes, tf_r
         values.setdefault("notes", {})["contact_pressure"] = note
 
 
-def _measure(args: argparse.Namespace) -> int:
+def measure_json(args: argparse.Namespace) -> dict:
+    """The ``hipviz measure --json`` object for parsed ``measure`` options.
+
+    The one place that turns the options into the result, used by
+    ``hipviz measure`` and, per hip, by ``hipviz batch``.
+
+    Raises
+    ------
+    HipvizError
+        For inputs or options that cannot be used (one line, naming the file).
+    """
     from . import hip
 
     options = _load_options(args)
@@ -565,6 +679,11 @@ def _measure(args: argparse.Namespace) -> int:
     out["units"] = inp.units
     out["sources"] = inp.sources
     out["warnings"] = inp.warnings + out["warnings"]
+    return out
+
+
+def _measure(args: argparse.Namespace) -> int:
+    out = measure_json(args)
     if args.json:
         print(json.dumps(out, indent=2, ensure_ascii=False))
     else:
@@ -593,7 +712,16 @@ def _parse_pairs(text: str | None, flag: str, keys: dict[str, str]) -> dict[str,
     return out
 
 
-def _simulate(args: argparse.Namespace) -> int:
+def simulate_json(args: argparse.Namespace) -> dict:
+    """The ``hipviz simulate --json`` object for parsed ``simulate`` options.
+
+    Used by ``hipviz simulate`` and, per hip, by ``hipviz batch --simulate``.
+
+    Raises
+    ------
+    HipvizError
+        For inputs or options that cannot be used (one line, naming the file).
+    """
     from dataclasses import replace
 
     from . import osteotomy as ost
@@ -686,6 +814,11 @@ def _simulate(args: argparse.Namespace) -> int:
             paths = sim.export(args.export_dir, outcome, extra)
         out["exported"] = [str(p) for p in paths]
     out["seconds"] = round(time.perf_counter() - t0, 3)
+    return out
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    out = simulate_json(args)
     if args.json:
         print(json.dumps(out, indent=2, ensure_ascii=False))
     else:
@@ -1049,6 +1182,7 @@ def _run(args: argparse.Namespace) -> int:
         "measure": _measure,
         "simulate": _simulate,
         "rom": _rom,
+        "batch": _batch,
         "export": _export,
         "serve": _serve,
     }
