@@ -1,4 +1,4 @@
-"""The ``hipviz`` command line: ``measure``, ``simulate``, ``rom``, ``batch``, ``export``, ``serve``.
+"""The ``hipviz`` command line: measure, simulate, rom, batch, export and serve.
 
 Every failure the user can fix ends with one line on stderr and exit code 2;
 nothing prints a traceback. ``hipviz measure --json``, ``hipviz simulate --json``
