@@ -18,7 +18,8 @@ Shell rotation (:func:`shell_rotation`)
     rigidly, so the map is invertible with Jacobian determinant exactly 1:
     it cannot tear or fold the surface, and bone never moves closer to the
     head centre. Turning the periacetabular bone this way changes the cover
-    of the head (:func:`periacetabular_rotation`); turning the femoral
+    of the head (:func:`periacetabular_rotation`; its roof turn fades with
+    direction too, so the inferior socket stays put); turning the femoral
     head and neck about their own centre bends the neck against the shaft
     (:func:`neck_rotation`).
 Radial push (:func:`radial_push`)
