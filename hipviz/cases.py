@@ -18,7 +18,8 @@ Shell rotation (:func:`shell_rotation`)
     rigidly, so the map is invertible with Jacobian determinant exactly 1:
     it cannot tear or fold the surface, and bone never moves closer to the
     head centre. Turning the periacetabular bone this way changes the cover
-    of the head (:func:`periacetabular_rotation`); turning the femoral
+    of the head (:func:`periacetabular_rotation`; its roof turn fades with
+    direction too, so the inferior socket stays put); turning the femoral
     head and neck about their own centre bends the neck against the shaft
     (:func:`neck_rotation`).
 Radial push (:func:`radial_push`)
@@ -60,6 +61,12 @@ PointMap = Callable[[Points], Points]
 ROOF_INNER_MM = 36.0
 #: ... and not at all beyond here (ilium, pubis and ischium stay put), mm from c.
 ROOF_OUTER_MM = 70.0
+#: The lateral (roof) turn is full in directions from c within the first angle
+#: of superior (the roof, where the centre-edge and Tönnis angles read it) and
+#: fades to nothing at the second, degrees: a shallow roof does not push the inferior rim, the
+#: notch and the ischium over the femoral neck, as a rigid turn of the whole
+#: socket would (by as much as it opens the roof).
+ROOF_CAP_DEG = (60.0, 150.0)
 #: The head and neck turn rigidly out to here, mm from c: past the neck sections
 #: that define the neck axis (up to 1.5 head radii along it).
 NECK_INNER_MM = 40.0
@@ -82,12 +89,21 @@ FOSSA_FALLOFF_DEG = 15.0
 FOSSA_DEPTH_MM = 5.0
 
 #: Cam bump centre: clock position (12 superior, 3 anterior, either side) and
-#: angle from the neck axis, degrees, just beyond the built-in head-neck junction.
-CAM_CLOCK = 1.5
-CAM_FROM_NECK_DEG = 58.0
-#: Angular size of the bump (full height within, then a smooth edge), degrees.
-CAM_HALF_ANGLE_DEG = 8.0
-CAM_FALLOFF_DEG = 15.0
+#: angle from the neck axis, degrees: on the anterosuperior head-neck junction,
+#: where the head's sphere meets the neck (about 41 degrees from the neck axis
+#: on the built-in femur) and a little onto the head.
+CAM_CLOCK = 1.75
+CAM_FROM_NECK_DEG = 50.0
+#: Angular size of the bump (full height within, then a smooth edge), degrees:
+#: along the neck (from the junction well onto the head, so the alpha angle
+#: reads as a cam's) and across it.
+CAM_HALF_ANGLES_DEG = (16.0, 10.0)
+CAM_FALLOFF_DEG = 12.0
+#: The bump is full on bone from this far inside the head sphere to this far
+#: outside it, mm, and gone this far outside: it lifts the junction's surface
+#: (up to about r + 8 mm from c where it meets the neck) past the socket radius
+#: (r + 4.8 mm on the built-in hip), so the bump can meet the rim.
+CAM_BAND_MM = (-10.0, -4.0, 8.0, 16.0)
 
 
 # --------------------------------------------------------------------------- weights
@@ -166,12 +182,31 @@ def cone_weight(
 # --------------------------------------------------------------------------- maps
 
 
+def polar_weight(
+    directions: ArrayLike, axis: ArrayLike, full_deg: float, zero_deg: float
+) -> FloatArray:
+    """Weight of unit ``directions`` (n, 3) by their angle from ``axis``.
+
+    1 within ``full_deg`` of the axis, 0 beyond ``zero_deg``, smoothstep in
+    the angle between (its steepest slope: 1.5 per ``zero_deg - full_deg``).
+    """
+    if not 0.0 <= full_deg < zero_deg <= 180.0:
+        msg = f"expected 0 <= full_deg < zero_deg <= 180, got {full_deg} and {zero_deg}"
+        raise InputError(msg)
+    d = np.atleast_2d(np.asarray(directions, dtype=float))
+    beta = np.degrees(np.arccos(np.clip(d @ unit(axis), -1.0, 1.0)))
+    return _smoothstep((zero_deg - beta) / (zero_deg - full_deg))
+
+
 def shell_rotation(
     points: ArrayLike,
     center_mm: ArrayLike,
     rotvec_deg: ArrayLike,
     inner_mm: float,
     outer_mm: float,
+    *,
+    cap_axis: ArrayLike | None = None,
+    cap_deg: tuple[float, float] = ROOF_CAP_DEG,
 ) -> Points:
     """Rotate points about ``center_mm`` by an angle that fades with distance.
 
@@ -180,6 +215,17 @@ def shell_rotation(
     identity beyond ``outer_mm``. Distances from c are kept, so the map is a
     volume-preserving diffeomorphism (Jacobian determinant 1) whatever the
     angle.
+
+    With ``cap_axis`` the angle is also weighted by direction,
+    ``w(|p - c|) * g(u)`` with ``g`` = :func:`polar_weight` of the direction
+    ``u`` from c about ``cap_axis`` over ``cap_deg``: only a cap of
+    directions turns. The rotation axis is still fixed, so in cylindrical
+    coordinates about it only the azimuth changes, by ``theta * w * g``, and
+    the Jacobian determinant is ``1 + theta * w * dg/dazimuth``; ``g``
+    changes by at most ``1.5 / (cap_deg[1] - cap_deg[0])`` per radian of
+    azimuth, so the map stays one-to-one while ``|theta|`` is below
+    ``(cap_deg[1] - cap_deg[0]) / 1.5``, which is checked. Distances from c
+    are still kept.
 
     Parameters
     ----------
@@ -191,16 +237,38 @@ def shell_rotation(
         Rotation vector (axis times right-handed angle), degrees, same frame.
     inner_mm, outer_mm : float
         Where the weight starts to fall and where it reaches 0, mm from c.
+    cap_axis : (3,) float, optional
+        Centre of the cap of directions that turns (default: all turn).
+    cap_deg : (2,) float
+        Angles from ``cap_axis`` where the turn starts to fade and where it
+        is gone, degrees.
 
     Returns
     -------
     (n, 3) float
         Moved points.
+
+    Raises
+    ------
+    InputError
+        A cap too narrow for the angle: the map would fold.
     """
     c = np.asarray(center_mm, dtype=float)
     q = np.atleast_2d(np.asarray(points, dtype=float)) - c
-    w = shell_weight(np.linalg.norm(q, axis=1), inner_mm, outer_mm)
+    dist = np.linalg.norm(q, axis=1)
+    w = shell_weight(dist, inner_mm, outer_mm)
     rv = np.radians(np.asarray(rotvec_deg, dtype=float))
+    if cap_axis is not None:
+        full_deg, zero_deg = cap_deg
+        if 1.5 * np.degrees(np.linalg.norm(rv)) >= zero_deg - full_deg:
+            msg = (
+                f"a {np.degrees(np.linalg.norm(rv)):.1f} degree turn fading over "
+                f"{zero_deg - full_deg} degrees of direction would fold the surface; "
+                "use a wider cap edge or a smaller turn"
+            )
+            raise InputError(msg)
+        u = np.divide(q, dist[:, None], out=np.zeros_like(q), where=dist[:, None] > 0)
+        w = w * polar_weight(u, cap_axis, full_deg, zero_deg)
     return c + Rotation.from_rotvec(w[:, None] * rv).apply(q)
 
 
@@ -285,15 +353,20 @@ def periacetabular_rotation(
     version_deg: float = 0.0,
     inner_mm: float = ROOF_INNER_MM,
     outer_mm: float = ROOF_OUTER_MM,
+    roof_cap_deg: tuple[float, float] | None = ROOF_CAP_DEG,
 ) -> Points:
     """Turn the bone around the socket about the head centre, fading out with distance.
 
-    The same moves as a periacetabular osteotomy (DESIGN §5), without cuts:
+    The moves of a periacetabular osteotomy (DESIGN §5), without cuts:
     ``lateral_deg`` about the anterior axis (positive raises LCEA, negative
     opens the roof as in dysplasia), then ``anterior_deg`` about the
     medio-lateral axis (positive raises ACEA), then ``version_deg`` about
-    the superior axis (positive anteverts), composed into one rotation and
-    applied with :func:`shell_rotation`.
+    the superior axis (positive anteverts), each applied with
+    :func:`shell_rotation`. The lateral turn moves only the roof side of the
+    socket (``roof_cap_deg`` from superior, see :data:`ROOF_CAP_DEG`): a
+    rigid turn of the whole socket would swing its inferior rim by the same
+    angle the other way, over the femoral neck. ``roof_cap_deg=None`` turns
+    the whole socket rigidly, as a PAO does.
 
     Parameters
     ----------
@@ -305,20 +378,33 @@ def periacetabular_rotation(
         Lateral, anterior and superior unit axes of the hip.
     lateral_deg, anterior_deg, version_deg : float
         The three turns, degrees.
+    roof_cap_deg : (2,) float or None
+        Angles from superior where the lateral turn starts to fade and where
+        it is gone, degrees; None: no fading by direction.
 
     Returns
     -------
     (n, 3) float
         Moved vertices.
+
+    Raises
+    ------
+    InputError
+        A lateral turn too large for the cap's edge (it would fold the bone).
     """
     s, lat, ant = axes.superior, axes.lateral, axes.anterior
     # A rotation about axis a turns v toward a x v: s x lat turns superior toward lateral.
-    rot = (
-        Rotation.from_rotvec(np.radians(version_deg) * np.cross(lat, ant))
-        * Rotation.from_rotvec(np.radians(anterior_deg) * np.cross(s, ant))
-        * Rotation.from_rotvec(np.radians(lateral_deg) * np.cross(s, lat))
+    lateral = np.degrees(np.radians(lateral_deg) * np.cross(s, lat))
+    if roof_cap_deg is None:
+        p = shell_rotation(points, center_mm, lateral, inner_mm, outer_mm)
+    else:
+        p = shell_rotation(
+            points, center_mm, lateral, inner_mm, outer_mm, cap_axis=s, cap_deg=roof_cap_deg
+        )
+    rot = Rotation.from_rotvec(np.radians(version_deg) * np.cross(lat, ant)) * (
+        Rotation.from_rotvec(np.radians(anterior_deg) * np.cross(s, ant))
     )
-    return shell_rotation(points, center_mm, np.degrees(rot.as_rotvec()), inner_mm, outer_mm)
+    return shell_rotation(p, center_mm, np.degrees(rot.as_rotvec()), inner_mm, outer_mm)
 
 
 def neck_rotation(
@@ -460,10 +546,13 @@ def cam_bump(
 ) -> Points:
     """Raise a smooth bump on the head-neck junction (a cam deformity).
 
-    A :func:`radial_push` away from the head centre of the surface near the
-    head sphere, centred ``from_neck_deg`` from the neck axis at ``clock``
-    (12 superior, 3 anterior, as the alpha angle reports it), so the
-    junction stays off the sphere longer and the alpha angle rises.
+    A :func:`radial_push` away from the head centre of the junction's
+    surface, centred ``from_neck_deg`` from the neck axis at ``clock`` (12
+    superior, 3 anterior, as the alpha angle reports it) and longer along
+    the neck than across it (:data:`CAM_HALF_ANGLES_DEG`): the contour stays
+    off the head sphere longer, so the alpha angle rises, and the junction
+    rises past the socket radius (:data:`CAM_BAND_MM`), so in flexion and
+    internal rotation it meets the anterosuperior rim before the neck would.
 
     Parameters
     ----------
@@ -478,7 +567,7 @@ def cam_bump(
     superior, anterior : (3,) float
         Define 12 and 3 o'clock around the neck axis.
     height_mm : float
-        Height of the bump, mm (2-4 mm is typical of a cam).
+        Height of the bump, mm (the head's asphericity of a cam is 4-5 mm).
 
     Returns
     -------
@@ -492,13 +581,16 @@ def cam_bump(
     phi, theta = np.radians(30.0 * clock), np.radians(from_neck_deg)
     axis = np.cos(theta) * n + np.sin(theta) * (np.cos(phi) * up + np.sin(phi) * front)
     r = head_radius_mm
+    r0, r1, r2, r3 = CAM_BAND_MM
     return radial_push(
         points,
         center_mm,
         axis,
         depth_mm=height_mm,
-        radii_mm=(r - 10.0, r - 4.0, r + 2.0, r + 10.0),
-        half_angle_deg=CAM_HALF_ANGLE_DEG,
+        radii_mm=(r + r0, r + r1, r + r2, r + r3),
+        half_angle_deg=CAM_HALF_ANGLES_DEG[0],
+        minor_half_angle_deg=CAM_HALF_ANGLES_DEG[1],
+        major=n,
         falloff_deg=CAM_FALLOFF_DEG,
     )
 
@@ -654,7 +746,7 @@ CASES: dict[str, CaseInfo] = {
         "Extra bone at the front and top of the junction between ball and neck makes the "
         "ball less round. When the hip bends, this bump can jam into the socket rim and "
         "damage the cartilage there (femoroacetabular impingement).",
-        Recipe(roof_lateral_deg=_NORMAL_ROOF_DEG, neck_valgus_deg=_NORMAL_VALGUS_DEG, cam_mm=3.0),
+        Recipe(roof_lateral_deg=_NORMAL_ROOF_DEG, neck_valgus_deg=_NORMAL_VALGUS_DEG, cam_mm=4.0),
         {
             "alpha_deg": (65.0, 85.0),
             "lcea_deg": (25.0, 39.0),
@@ -837,6 +929,7 @@ __all__ = [
     "cone_weight",
     "neck_rotation",
     "periacetabular_rotation",
+    "polar_weight",
     "radial_push",
     "shell_rotation",
     "shell_weight",

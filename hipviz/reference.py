@@ -135,7 +135,7 @@ MEASURES: tuple[MeasureInfo, ...] = (
         possible_source=(
             "The posterior sector angle averages 94-95° (SD 7°; Mechlenburg et al. 2019, CT), "
             "lower with a deficient posterior wall. In the sagittal plane the posterior horn of "
-            "the lunate surface, still on the socket sphere, reaches about 145° in the LLP26 "
+            "the lunate surface, still on the socket sphere, reaches about 125° in the LLP26 "
             "mean hip; beyond 155° the edge would lie on the ischium, never the wall."
         ),
     ),
@@ -797,7 +797,7 @@ _LANDMARK_NOTES = (
     "the sphere and the bone ends within 4° more, that end is the edge. Bone that carries on "
     "further off the sphere is the ischium or the pubis, and the edge is where the sphere "
     "was left. The posterior horn of the lunate surface lies on the socket sphere, so a "
-    "sagittal PCEA can exceed 90°, and reads about 145° on the LLP26 mean hip; version and "
+    "sagittal PCEA can exceed 90°, and reads about 125° on the LLP26 mean hip; version and "
     "the sector angles start from the open, lateral side and stop at the first wall they "
     "meet.",
     "",

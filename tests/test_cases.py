@@ -270,3 +270,49 @@ def test_periacetabular_turns_follow_the_pao_directions():
     front = axes.lateral[None] * 10.0
     ver = cases.periacetabular_rotation(front, np.zeros(3), axes, version_deg=10.0)[0]
     assert ver @ axes.anterior > 1.0
+
+
+def test_polar_weight_is_full_in_its_cap_and_gone_past_it():
+    axis = np.array([0.0, 0.0, 1.0])
+    beta = np.radians([0.0, 59.0, 105.0, 151.0, 180.0])
+    d = np.c_[np.sin(beta), np.zeros_like(beta), np.cos(beta)]
+    np.testing.assert_allclose(cases.polar_weight(d, axis, 60.0, 150.0), [1, 1, 0.5, 0, 0])
+    with pytest.raises(InputError, match="full_deg"):
+        cases.polar_weight(d, axis, 150.0, 60.0)
+
+
+def test_capped_shell_rotation_turns_only_its_cap(rng):
+    c = np.array([2.0, 1.0, -3.0])
+    up = np.array([0.0, 0.0, 1.0])
+    p = c + rng.normal(size=(2000, 3)) * 25.0
+    rotvec = [0.0, -30.0, 0.0]  # degrees, an axis across the cap's
+    out = cases.shell_rotation(p, c, rotvec, 40.0, 60.0, cap_axis=up, cap_deg=(60.0, 150.0))
+    q = p - c
+    dist = np.linalg.norm(q, axis=1)
+    beta = np.degrees(np.arccos(q[:, 2] / dist))
+    np.testing.assert_allclose(np.linalg.norm(out - c, axis=1), dist, atol=1e-9)
+    cap, below = (beta < 60.0) & (dist < 40.0), beta > 150.0
+    rigid = c + Rotation.from_rotvec(np.radians(rotvec)).apply(q[cap])
+    np.testing.assert_allclose(out[cap], rigid, atol=1e-9)
+    np.testing.assert_allclose(out[below], p[below], atol=1e-12)
+    # fading over 90 degrees of direction, a turn of 60 degrees or more could fold
+    with pytest.raises(InputError, match="fold"):
+        cases.shell_rotation(p, c, [0.0, 61.0, 0.0], 40.0, 60.0, cap_axis=up, cap_deg=(60, 150))
+
+
+def test_roof_turn_leaves_the_inferior_socket():
+    """Opening the roof does not swing the inferior rim over the neck; a rigid turn does."""
+    axes = HipAxes.from_side("left")
+    # superior, inferior, and 20 degrees posterior of inferior (past the cap's 150 degrees)
+    back = -np.cos(np.radians(20.0)) * axes.superior - np.sin(np.radians(20.0)) * axes.anterior
+    pts = 30.0 * np.stack([axes.superior, -axes.superior, back])
+    capped = cases.periacetabular_rotation(pts, np.zeros(3), axes, lateral_deg=-32.0)
+    rigid = cases.periacetabular_rotation(
+        pts, np.zeros(3), axes, lateral_deg=-32.0, roof_cap_deg=None
+    )
+    # the roof opens the same way (superior turns medially by 32 degrees) ...
+    np.testing.assert_allclose(capped[0], rigid[0], atol=1e-9)
+    assert capped[0] @ axes.lateral == pytest.approx(-30.0 * np.sin(np.radians(32.0)))
+    # ... but the inferior and posterior-inferior socket stay where they were
+    np.testing.assert_allclose(capped[1:], pts[1:], atol=1e-9)
+    assert rigid[1] @ axes.lateral == pytest.approx(30.0 * np.sin(np.radians(32.0)))

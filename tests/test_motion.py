@@ -440,7 +440,7 @@ def test_clock_and_parts_of_the_analytic_contact():
 @pytest.fixture(scope="module")
 def case_limits():
     out = {}
-    for name in ("normal", "dysplastic", "retroverted", "cam"):
+    for name in ("normal", "dysplastic", "retroverted", "cam", "valga-antetorsion"):
         hip = cases.case_hip(name, side="left")
         an = analyze(hip.pelvis, hip.femur)
         out[name] = MotionModel.from_analysis(hip.pelvis, hip.femur, an).limits()
@@ -459,13 +459,34 @@ def test_dysplastic_has_more_internal_rotation_at_90_flexion(case_limits):
     assert _ir90(case_limits["dysplastic"]) > _ir90(case_limits["normal"]) + 5.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the synthetic cam bump (3 mm) stays inside the built-in joint space (socket "
-    "radius - head radius about 4.8 mm): bone alone never lets it reach the rim",
-)
 def test_cam_loses_internal_rotation_at_90_flexion(case_limits):
-    assert _ir90(case_limits["cam"]) < _ir90(case_limits["normal"]) - 2.0
+    """The bump meets the anterosuperior rim first: Audenaert 2012 lose 6.8° (asymptomatic cam)."""
+    cam, normal = case_limits["cam"], case_limits["normal"]
+    assert _ir90(normal) - 15.0 < _ir90(cam) < _ir90(normal) - 5.0
+    assert cam["fadir"].angle_deg < normal["fadir"].angle_deg - 5.0
+    for key in ("internal_rotation_90", "fadir"):
+        assert cam[key].pelvis_part == "rim" and cam[key].clock < 3.0, key
+    # the bump changes nothing where it is not: flexion, extension, abduction, ER at 90°
+    for key in ("flexion", "extension", "abduction", "external_rotation_90"):
+        assert cam[key].angle_deg == pytest.approx(normal[key].angle_deg, abs=1.0), key
+
+
+@pytest.mark.parametrize("name", ["dysplastic", "valga-antetorsion"])
+def test_cases_do_not_start_against_the_posterior_inferior_rim(case_limits, name):
+    """Extension, adduction and external rotation are not stopped after a few degrees."""
+    lim, normal = case_limits[name], case_limits["normal"]
+    for key in ("extension", "adduction", "external_rotation"):
+        assert lim[key].angle_deg > 10.0, (key, lim[key].angle_deg)
+    if name == "dysplastic":
+        # a shallow roof opens the hip; it does not close its back
+        for key in ("extension", "adduction", "external_rotation"):
+            assert lim[key].angle_deg > normal[key].angle_deg - 5.0, key
+        for key in ("flexion", "abduction", "internal_rotation_90", "fadir"):
+            assert lim[key].angle_deg > normal[key].angle_deg + 5.0, key
+    else:
+        # antetorsion trades external for internal rotation
+        assert lim["internal_rotation"].angle_deg > normal["internal_rotation"].angle_deg + 5.0
+        assert lim["external_rotation"].angle_deg < normal["external_rotation"].angle_deg - 5.0
 
 
 def test_normal_case_is_in_a_plausible_bony_range(case_limits):
