@@ -282,8 +282,8 @@ def report_html(
 @page {{ size: A4; margin: 12mm; }}
 body {{ font-family: system-ui, sans-serif; color: #222; max-width: 190mm; margin: auto; }}
 h1 {{ font-size: 20px; margin: 0 0 2px; }} .sub {{ color: #666; margin-bottom: 8px; }}
-.figs {{ display: flex; flex-wrap: wrap; gap: 6px; }}
-figure {{ margin: 0; flex: 1 1 30%; text-align: center; }}
+.figs {{ display: flex; flex-wrap: wrap; justify-content: space-between; row-gap: 4px; }}
+figure {{ margin: 0; flex: 0 0 auto; width: 49%; text-align: center; }}
 figure img {{ width: 100%; border: 1px solid #ddd; }} figcaption {{ font-size: 12px; }}
 table.facts th {{ text-align: left; padding-right: 12px; font-weight: 600; }}
 table.facts {{ font-size: 13px; margin: 6px 0; }}
