@@ -1128,6 +1128,9 @@ def _handout(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    if not os.environ.get("DISPLAY"):
+        # Headless: VTK renders through EGL rather than failing over from X with a warning.
+        os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
     from . import report
 
     path = _check_output_file(args.out, "--out", (".pdf", ".html", ".htm"))

@@ -196,6 +196,40 @@ def test_handout_of_the_ct_specimen_fits(capsys, tmp_path):
     assert "wrote" in out
 
 
+def test_handout_without_a_plan_shows_the_hip_as_it_is(capsys, tmp_path):
+    path = tmp_path / "hip.html"
+    argv = ["handout", "--case", "dysplastic", "--subdivisions", "4", "--out", str(path)]
+    code, out, err = run(capsys, *argv)
+    assert code == 0, err
+    text = path.read_text(encoding="utf-8")
+    data = json.loads(re.search(r'id="hv-data">(.*?)</script>', text, re.S).group(1))
+    assert {p["name"] for p in data["pieces"]} == {"pelvis", "femur"}
+    for p in data["pieces"]:
+        assert p["pose_before"] == p["pose_after"]
+    assert "no move: the hip as it is" in text
+    assert "No operation is planned" in text
+    start = text.index('<table class="hv-measures">')
+    table = text[start : text.index("</table>", start)]
+    assert '<tr data-key="lcea_deg"' in table and 'class="hv-before"' not in table
+
+
+def test_pictures_take_a_camera():
+    from hipviz import render
+
+    sim = _sim_for(None)
+    sc = render.scene(sim, None)
+    size = (160, 120)
+    side = render.camera("lateral", sc.side, sc.focal_point)
+    by_view = render.picture(sc, view="lateral", window_size=size)
+    by_camera = render.picture(sc, view="anterior", window_size=size, camera_position=side)
+    front = render.picture(sc, view="anterior", window_size=size)
+    assert np.abs(by_camera.astype(int) - by_view).max() <= 2
+    assert np.abs(by_camera.astype(int) - front).mean() > 5
+    pics = report.plan_pictures(sim, None, views=("anterior",), camera=side, window_size=size)
+    assert list(pics) == ["Before (front)", "Before (your view)"]
+    assert all(png.startswith(b"\x89PNG") for png in pics.values())
+
+
 # ---------------------------------------------------------------- PDF
 
 
