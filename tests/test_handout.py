@@ -9,6 +9,7 @@ licence comment. Its plan numbers and measures are those of ``hipviz simulate``.
 from __future__ import annotations
 
 import contextlib
+import html
 import io
 import json
 import re
@@ -141,6 +142,28 @@ def test_handout_escapes_user_text(made):
     assert "&lt;script&gt;alert(2)&lt;/script&gt;" in page
     parser = _Links()
     parser.feed(page)
+    assert parser.links == []
+
+
+def test_handout_escapes_a_markup_file_name(capsys, tmp_path):
+    code, _, err = run(
+        capsys, "export", "--out", str(tmp_path), "--side", "left", "--subdivisions", "4"
+    )
+    assert code == 0, err
+    bad = '<img src=x onerror="alert(1)">'
+    pelvis = tmp_path / f"{bad}pelvis.stl"
+    femur = tmp_path / f"{bad}femur.stl"
+    (tmp_path / "pelvis.stl").rename(pelvis)
+    (tmp_path / "femur_left.stl").rename(femur)
+    out_file = tmp_path / "h.html"
+    argv = ["handout", "--pelvis", str(pelvis), "--femur", str(femur), "--out", str(out_file)]
+    code, _, err = run(capsys, *argv, "--pao", "lateral=10")
+    assert code == 0, err
+    text = out_file.read_text(encoding="utf-8")
+    assert bad not in text
+    assert html.escape(str(femur)) in text
+    parser = _Links()
+    parser.feed(text)
     assert parser.links == []
 
 
