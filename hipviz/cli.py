@@ -1,4 +1,4 @@
-"""The ``hipviz`` command line: measure, simulate, rom, batch, export and serve.
+"""The ``hipviz`` command line: measure, simulate, rom, batch, handout, report, export, serve.
 
 Every failure the user can fix ends with one line on stderr and exit code 2;
 nothing prints a traceback. ``hipviz measure --json``, ``hipviz simulate --json``
@@ -272,6 +272,33 @@ def _load_options(args: argparse.Namespace):
     return LoadOptions(load=load, body_weight_kg=weight, **values)
 
 
+def _add_plan_options(p: argparse.ArgumentParser) -> None:
+    """``--pao``, ``--femoral``, ``--preset`` and ``--cuts``: the planned move (:func:`_plan`)."""
+    p.add_argument(
+        "--pao",
+        metavar="KEY=VALUE,...",
+        help="turn the acetabular fragment: lateral=DEG (raises LCEA), anterior=DEG "
+        "(raises ACEA), version=DEG (raises version), medial=MM (shift toward the midline)",
+    )
+    p.add_argument(
+        "--femoral",
+        metavar="KEY=VALUE,...",
+        help="intertrochanteric osteotomy: varus=DEG (negative: valgus), flexion=DEG, "
+        "rotation=DEG (raises femoral version), level=MM (cut below the head centre)",
+    )
+    p.add_argument(
+        "--preset",
+        choices=tuple(_procedures()),
+        help="pelvic osteotomy and its usual move: " + ", ".join(_procedures()),
+    )
+    p.add_argument(
+        "--cuts",
+        metavar="KEY=VALUE,...",
+        help="adjust the cuts: iliac|retro|ischial|pubic=MM (away from the head), "
+        "<cut>_tilt=DEG, sphere=MM (rotational osteotomy radius change)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``hipviz`` argument parser."""
     from . import __version__
@@ -294,29 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="cut and turn the bones (PAO, femoral osteotomies, presets) and measure again",
     )
     _add_input_options(sim)
-    sim.add_argument(
-        "--pao",
-        metavar="KEY=VALUE,...",
-        help="turn the acetabular fragment: lateral=DEG (raises LCEA), anterior=DEG "
-        "(raises ACEA), version=DEG (raises version), medial=MM (shift toward the midline)",
-    )
-    sim.add_argument(
-        "--femoral",
-        metavar="KEY=VALUE,...",
-        help="intertrochanteric osteotomy: varus=DEG (negative: valgus), flexion=DEG, "
-        "rotation=DEG (raises femoral version), level=MM (cut below the head centre)",
-    )
-    sim.add_argument(
-        "--preset",
-        choices=tuple(_procedures()),
-        help="pelvic osteotomy and its usual move: " + ", ".join(_procedures()),
-    )
-    sim.add_argument(
-        "--cuts",
-        metavar="KEY=VALUE,...",
-        help="adjust the cuts: iliac|retro|ischial|pubic=MM (away from the head), "
-        "<cut>_tilt=DEG, sphere=MM (rotational osteotomy radius change)",
-    )
+    _add_plan_options(sim)
     sim.add_argument(
         "--export-dir", metavar="DIR", help="write the moved bones and the fixation as STL"
     )
@@ -342,6 +347,49 @@ def build_parser() -> argparse.ArgumentParser:
         "batch", help="measure (and simulate) a cohort of hips on Dask, into one table"
     )
     _add_batch_options(b, m)
+
+    ho = sub.add_parser(
+        "handout",
+        help="one self-contained HTML file for the patient: the hip before and after in 3D, "
+        "the steps in plain words, the measures",
+    )
+    _add_input_options(ho)
+    _add_plan_options(ho)
+    _add_load_options(ho)
+    ho.add_argument("--out", required=True, metavar="FILE.html", help="the handout file to write")
+    ho.add_argument(
+        "--title",
+        default="Your hip plan",
+        metavar="TEXT",
+        help="page heading (default: Your hip plan)",
+    )
+    ho.add_argument(
+        "--max-handout-triangles",
+        type=_positive_count,
+        default=None,
+        metavar="N",
+        help="triangles of the 3D view in all (default 120_000: a phone draws it smoothly)",
+    )
+
+    rep = sub.add_parser(
+        "report",
+        help="a printable A4 report (PDF or HTML): pictures before and after, table, plan, method",
+    )
+    _add_input_options(rep)
+    _add_plan_options(rep)
+    _add_load_options(rep)
+    rep.add_argument(
+        "--out",
+        required=True,
+        metavar="FILE.pdf|FILE.html",
+        help="the report to write; .pdf needs WeasyPrint, .html prints from a browser",
+    )
+    rep.add_argument(
+        "--title",
+        default="hipviz plan",
+        metavar="TEXT",
+        help="report heading (default: hipviz plan)",
+    )
 
     e = sub.add_parser("export", help="write the built-in anatomy as STL files")
     e.add_argument("--out", default="meshes", metavar="DIR", help="output folder (default meshes)")
@@ -712,20 +760,27 @@ def _parse_pairs(text: str | None, flag: str, keys: dict[str, str]) -> dict[str,
     return out
 
 
-def simulate_json(args: argparse.Namespace) -> dict:
-    """The ``hipviz simulate --json`` object for parsed ``simulate`` options.
+@dataclass
+class _Plan:
+    """The move the plan options give (:func:`_plan`)."""
 
-    Used by ``hipviz simulate`` and, per hip, by ``hipviz batch --simulate``.
+    procedure: str | None
+    adjust: object
+    move: object
+    femoral: object
+    femoral_level: float | None
+    cut_femur: bool
 
-    Raises
-    ------
-    HipvizError
-        For inputs or options that cannot be used (one line, naming the file).
-    """
+    @property
+    def empty(self) -> bool:
+        return not self.procedure and not self.cut_femur
+
+
+def _plan(args: argparse.Namespace) -> _Plan:
+    """The checked move of ``--pao``, ``--femoral``, ``--preset`` and ``--cuts``."""
     from dataclasses import replace
 
     from . import osteotomy as ost
-    from .simulate import Simulation
 
     pao = _parse_pairs(
         args.pao, "--pao", {"lateral": "DEG", "anterior": "DEG", "version": "DEG", "medial": "MM"}
@@ -741,11 +796,6 @@ def simulate_json(args: argparse.Namespace) -> dict:
         cut_keys[f"{name}_tilt"] = "DEG"
     cuts = _parse_pairs(args.cuts, "--cuts", cut_keys)
     procedure = args.preset or ("pao" if pao or cuts else None)
-    if not procedure and not fem:
-        raise InputError("nothing to simulate: give --pao, --femoral or --preset")
-    if args.export_dir:  # before the work, not after it
-        _check_output_dir(args.export_dir, "--export-dir")
-
     adjust = ost.CutAdjustments(
         **{
             name: ost.CutAdjust(cuts.get(name, 0.0), cuts.get(f"{name}_tilt", 0.0))
@@ -763,28 +813,56 @@ def simulate_json(args: argparse.Namespace) -> dict:
         flexion_deg=fem.get("flexion", 0.0),
         rotation_deg=fem.get("rotation", 0.0),
     ).validate()
+    return _Plan(procedure, adjust, move, fmove, fem.get("level"), bool(fem))
 
-    options = _load_options(args)
-    inp = _inputs(args)
+
+def _run_plan(args: argparse.Namespace, inp: _Inputs, plan: _Plan, command: str):
+    """``(simulation, outcome)``: the hip of ``inp`` cut and moved as ``plan`` says."""
+    from .simulate import Simulation
+
     if inp.pelvis is None:
-        raise InputError("hipviz simulate needs the pelvis (--pelvis) as well as the femur")
-    t0 = time.perf_counter()
+        raise InputError(f"hipviz {command} needs the pelvis (--pelvis) as well as the femur")
     try:
         sim = Simulation(
             inp.pelvis,
             inp.femur,
             side=inp.side,
             frame=args.frame,
-            coverage_margin_mm=args.margin,
-            tilt_deg=args.tilt,
+            coverage_margin_mm=getattr(args, "margin", 5.0),
+            tilt_deg=getattr(args, "tilt", 0.0),
         )
     except LandmarkError as exc:
         raise _located(exc, inp.sources) from None
-    if procedure:
-        sim.cut(procedure, adjust)
-    if fem:
-        sim.cut_femur(fem.get("level"))
-    outcome = sim.move(move, fmove)
+    if plan.procedure:
+        sim.cut(plan.procedure, plan.adjust)
+    if plan.cut_femur:
+        sim.cut_femur(plan.femoral_level)
+    return sim, sim.move(plan.move, plan.femoral)
+
+
+def simulate_json(args: argparse.Namespace) -> dict:
+    """The ``hipviz simulate --json`` object for parsed ``simulate`` options.
+
+    Used by ``hipviz simulate`` and, per hip, by ``hipviz batch --simulate``.
+
+    Raises
+    ------
+    HipvizError
+        For inputs or options that cannot be used (one line, naming the file).
+    """
+    from . import osteotomy as ost
+
+    plan = _plan(args)
+    procedure = plan.procedure
+    if plan.empty:
+        raise InputError("nothing to simulate: give --pao, --femoral or --preset")
+    if args.export_dir:  # before the work, not after it
+        _check_output_dir(args.export_dir, "--export-dir")
+
+    options = _load_options(args)
+    inp = _inputs(args)
+    t0 = time.perf_counter()
+    sim, outcome = _run_plan(args, inp, plan, "simulate")
 
     extra = {} if args.no_fixation else sim.fixation(outcome)
     out = outcome.as_dict()
@@ -1125,6 +1203,91 @@ def _band_text(band) -> str:
     return f"{band.low:g}-{band.high:g}"
 
 
+def _check_output_file(text: str, flag: str, suffixes: tuple[str, ...]) -> Path:
+    """The file ``flag`` names, checked before any work: its suffix, and that it can be made."""
+    path = Path(text)
+    if path.suffix.lower() not in suffixes:
+        raise InputError(f"{flag} {text}: expected a file ending in {' or '.join(suffixes)}")
+    if path.is_dir():
+        raise InputError(f"{flag} {text}: is a folder, not a file")
+    if not path.parent.is_dir():
+        raise InputError(f"{flag} {text}: folder {path.parent} does not exist")
+    if not os.access(path if path.exists() else path.parent, os.W_OK):
+        raise InputError(f"{flag} {text}: cannot write (permission denied)")
+    return path
+
+
+def _planned(args: argparse.Namespace, command: str):
+    """``(sim, outcome, result)`` of the hip and plan options (``outcome`` None: no move)."""
+    plan = _plan(args)
+    options = _load_options(args)
+    inp = _inputs(args)
+    sim, outcome = _run_plan(args, inp, plan, command)
+    if plan.empty:
+        outcome_or_none = None
+        result = {"before": dict(outcome.as_dict()["before"]), "plan": {}, "warnings": []}
+        result["after"] = result["before"]
+    else:
+        outcome_or_none = outcome
+        result = outcome.as_dict()
+    if options.load is not None:
+        _simulated_loads(result, sim, outcome, options, inp.sources)
+    result["sources"] = inp.sources
+    result["warnings"] = inp.warnings + sim.analysis.warnings + result["warnings"]
+    return sim, outcome_or_none, result
+
+
+def _handout(args: argparse.Namespace) -> int:
+    from . import handout, report
+
+    path = _check_output_file(args.out, "--out", (".html", ".htm"))
+    t0 = time.perf_counter()
+    sim, outcome, result = _planned(args, "handout")
+    budget = args.max_handout_triangles or handout.HANDOUT_TRIANGLES
+    text = handout.handout_html(
+        sim,
+        outcome,
+        result=result,
+        facts=report.plan_facts(result, side=sim.analysis.side),
+        title=args.title,
+        max_triangles=budget,
+    )
+    with _writing(args.out, "--out"):
+        size = handout.write_handout(path, text)
+    print(f"wrote {path} ({size / 1e6:.1f} MB)")
+    print(f"done in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    if not os.environ.get("DISPLAY"):
+        # Headless: VTK renders through EGL rather than failing over from X with a warning.
+        os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
+    from . import report
+
+    path = _check_output_file(args.out, "--out", (".pdf", ".html", ".htm"))
+    t0 = time.perf_counter()
+    sim, outcome, result = _planned(args, "report")
+    rows = report.measure_rows(result["before"], None if outcome is None else result["after"])
+    text = report.report_html(
+        title=args.title,
+        subtitle=f"{sim.analysis.side} hip · made {time.strftime('%Y-%m-%d')} with hipviz",
+        rows=rows,
+        pictures=report.plan_pictures(sim, outcome),
+        facts=report.plan_facts(result, side=sim.analysis.side),
+        warnings=result["warnings"],
+        notes=report.METHOD_NOTES,
+    )
+    with _writing(args.out, "--out"):
+        if path.suffix.lower() == ".pdf":
+            report.write_pdf(text, path)
+        else:
+            path.write_text(text, encoding="utf-8")
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    print(f"done in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    return 0
+
+
 def _export(args: argparse.Namespace) -> int:
     from . import anatomy
 
@@ -1185,6 +1348,8 @@ def _run(args: argparse.Namespace) -> int:
         "batch": _batch,
         "export": _export,
         "serve": _serve,
+        "handout": _handout,
+        "report": _report,
     }
     if args.command not in commands:
         return EXIT_USAGE

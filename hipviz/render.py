@@ -118,6 +118,27 @@ def triangles(poly: pv.PolyData) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(poly.points, dtype=np.float32), faces[:, 1:].astype(np.int32)
 
 
+def decimate(poly: pv.PolyData, max_triangles: int) -> pv.PolyData:
+    """``poly`` with at most about ``max_triangles`` triangles (quadric decimation).
+
+    A mesh already small enough comes back unchanged. The shape is kept
+    (volume-preserving quadric error); point data is not carried over.
+
+    Parameters
+    ----------
+    poly : pyvista.PolyData
+        An all-triangle surface.
+    max_triangles : int
+        Triangle budget, at least 4.
+    """
+    n = poly.n_cells
+    if n <= max_triangles:
+        return poly
+    target = 1.0 - max(4, max_triangles) / n
+    out = poly.decimate(target, volume_preservation=True)
+    return pv.PolyData(out.points, out.faces)
+
+
 def split_far(
     points: ArrayLike, triangles: ArrayLike, center: ArrayLike, radius_mm: float
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
@@ -534,12 +555,20 @@ def plot(
     ghost: Scene | None = None,
     off_screen: bool = True,
     zoom: float = 1.0,
+    camera_position: tuple | None = None,
 ) -> pv.Plotter:
-    """A plotter showing ``sc`` from a standard ``view``; call ``.show()`` or ``.screenshot()``."""
+    """A plotter showing ``sc`` from a standard ``view``; call ``.show()`` or ``.screenshot()``.
+
+    ``camera_position`` ``(position, focal_point, view_up)`` (mm, measurement
+    frame; as :func:`camera` gives) replaces the standard view, e.g. with the
+    camera a user turned to.
+    """
     pl = pv.Plotter(off_screen=off_screen, window_size=list(window_size))
     pl.set_background("white")
     add_scene(pl, sc, ghost=ghost)
-    pl.camera_position = camera(view, sc.side, sc.focal_point)
+    pl.camera_position = (
+        camera(view, sc.side, sc.focal_point) if camera_position is None else camera_position
+    )
     pl.camera.view_angle = 30.0
     pl.camera.zoom(zoom)
     return pl
@@ -552,9 +581,20 @@ def picture(
     window_size: tuple[int, int] = (900, 700),
     ghost: Scene | None = None,
     zoom: float = 1.0,
+    camera_position: tuple | None = None,
 ) -> np.ndarray:
-    """(h, w, 3) uint8 off-screen rendering of ``sc`` from a standard ``view``."""
-    pl = plot(sc, view=view, window_size=window_size, ghost=ghost, zoom=zoom)
+    """(h, w, 3) uint8 off-screen rendering of ``sc`` from a standard ``view`` (or a camera).
+
+    ``camera_position`` as for :func:`plot`.
+    """
+    pl = plot(
+        sc,
+        view=view,
+        window_size=window_size,
+        ghost=ghost,
+        zoom=zoom,
+        camera_position=camera_position,
+    )
     try:
         return pl.screenshot(return_img=True)
     finally:
@@ -585,6 +625,7 @@ __all__ = [
     "bone_meshes",
     "camera",
     "coverage_colors",
+    "decimate",
     "landmark_labels",
     "measure_lines",
     "picture",

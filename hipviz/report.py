@@ -256,12 +256,14 @@ def report_html(
     pictures: Mapping[str, bytes],
     facts: Sequence[tuple[str, str]] = (),
     warnings: Sequence[str] = (),
+    notes: Sequence[str] = (),
 ) -> str:
     """A self-contained one-page HTML report (pictures inlined as PNG) that prints on A4.
 
     ``pictures`` maps captions to PNG bytes; ``facts`` are (label, value)
     lines such as the plan's moves and the joint gap. Impossible values of
-    ``rows`` head the warnings (:func:`impossible_warnings`).
+    ``rows`` head the warnings (:func:`impossible_warnings`). ``notes`` are
+    paragraphs of method notes printed under the table (:data:`METHOD_NOTES`).
     """
     warnings = [*impossible_warnings(rows), *warnings]
     figs = "".join(
@@ -273,18 +275,22 @@ def report_html(
         f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in facts
     )
     warn = "".join(f"<li>{html.escape(w)}</li>" for w in warnings)
+    note_html = "".join(f"<p>{html.escape(n)}</p>" for n in notes)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>
 @page {{ size: A4; margin: 12mm; }}
 body {{ font-family: system-ui, sans-serif; color: #222; max-width: 190mm; margin: auto; }}
 h1 {{ font-size: 20px; margin: 0 0 2px; }} .sub {{ color: #666; margin-bottom: 8px; }}
-.figs {{ display: flex; gap: 6px; }} figure {{ margin: 0; flex: 1; text-align: center; }}
+.figs {{ display: flex; flex-wrap: wrap; justify-content: space-between; row-gap: 4px; }}
+figure {{ margin: 0; flex: 0 0 auto; width: 49%; text-align: center; }}
 figure img {{ width: 100%; border: 1px solid #ddd; }} figcaption {{ font-size: 12px; }}
 table.facts th {{ text-align: left; padding-right: 12px; font-weight: 600; }}
 table.facts {{ font-size: 13px; margin: 6px 0; }}
 .warn {{ color: #a04000; font-size: 13px; }}
 .foot {{ color: #888; font-size: 11px; margin-top: 8px; }}
+.notes {{ font-size: 11px; color: #444; }} .notes h2 {{ font-size: 13px; margin: 8px 0 2px; }}
+.notes p {{ margin: 0 0 3px; }}
 {TABLE_CSS}
 </style></head><body>
 <h1>{html.escape(title)}</h1><div class="sub">{html.escape(subtitle)}</div>
@@ -292,13 +298,140 @@ table.facts {{ font-size: 13px; margin: 6px 0; }}
 <table class="facts">{fact_html}</table>
 {f'<ul class="warn">{warn}</ul>' if warn else ""}
 {table_html(rows, details=False)}
+{f'<div class="notes"><h2>Method</h2>{note_html}</div>' if note_html else ""}
 <div class="foot">hipviz: bone surfaces only (no cartilage or labrum); bands colour values for
 orientation and are not a diagnosis. A teaching and planning aid, not a medical device.</div>
 </body></html>
 """
 
 
+#: Method notes printed under a report's table: what the numbers rest on.
+METHOD_NOTES = (
+    "Measures are taken on the bone surfaces in the anterior pelvic plane frame (supine unless a "
+    "tilt is given): the femoral head and the socket are fitted as spheres, the rim edges are "
+    "found by rays from the head centre, and the angles are measured in the planes where they "
+    "are defined (docs/measures.md).",
+    "A planned move turns the cut fragment about the head centre (or the femur about its cut); "
+    "the same code measures the hip again after the move. The joint gap and the contact across "
+    "the cuts are between bone surfaces.",
+    "Colour bands follow the published ranges quoted for each measure; they orient, they do not "
+    "diagnose. There is no cartilage, labrum or soft tissue in the model.",
+)
+
+
+def plan_facts(result: Mapping[str, Any], *, side: str = "") -> list[tuple[str, str]]:
+    """(label, value) lines of a plan: hip and files, the moves, gap and leg length.
+
+    ``result`` is a ``hipviz simulate --json`` object (``plan``, ``sources``,
+    ``min_gap_mm``, ``leg_length_change_mm``); keys it lacks are left out.
+    Values are plain text (escape them for HTML).
+    """
+    from .osteotomy import PROCEDURES
+
+    facts: list[tuple[str, str]] = []
+    sources = result.get("sources") or {}
+    where = "; ".join(f"{k}: {v}" for k, v in sources.items() if k in ("pelvis", "femur"))
+    if side or where:
+        facts.append(("Hip", ", ".join(x for x in (f"{side} side" if side else "", where) if x)))
+    plan = result.get("plan") or {}
+    if plan.get("procedure"):
+        p = plan["pao"]
+        facts.append(
+            (
+                PROCEDURES[plan["procedure"]].title,
+                f"lateral {p['lateral']:+g}°, anterior {p['anterior']:+g}°, "
+                f"version {p['version']:+g}°, medial {p['medial']:+g} mm",
+            )
+        )
+    f = plan.get("femoral") or {}
+    if f.get("level_mm") is not None:
+        facts.append(
+            (
+                "Femoral osteotomy",
+                f"varus {f['varus']:+g}°, flexion {f['flexion']:+g}°, "
+                f"rotation {f['rotation']:+g}°, cut {f['level_mm']:.0f} mm below the head",
+            )
+        )
+    if not plan.get("procedure") and f.get("level_mm") is None:
+        facts.append(("Plan", "no move: the hip as it is"))
+    if result.get("min_gap_mm") is not None and plan:
+        facts.append(("Joint gap after", f"{result['min_gap_mm']:.1f} mm"))
+    if result.get("leg_length_change_mm") is not None and plan:
+        facts.append(("Leg length change", f"{result['leg_length_change_mm']:+.1f} mm"))
+    return facts
+
+
+def plan_pictures(
+    sim: Any,
+    outcome: Any,
+    *,
+    views: Sequence[str] = ("anterior", "false_profile"),
+    camera: tuple | None = None,
+    window_size: tuple[int, int] = (700, 560),
+    zoom: float = 2.2,
+) -> dict[str, bytes]:
+    """Captioned PNG pictures of a plan, before and after, from standard views (and a camera).
+
+    Parameters
+    ----------
+    sim : hipviz.simulate.Simulation
+    outcome : hipviz.simulate.Outcome, optional
+        None: the hip as it is (before pictures only).
+    views : sequence of str
+        Standard views of :data:`hipviz.render.VIEWS`.
+    camera : (position, focal_point, view_up), optional
+        A camera a user turned to (mm, measurement frame), drawn after the
+        standard views.
+    """
+    from . import render
+
+    names = {
+        "anterior": "front",
+        "lateral": "side",
+        "superior": "above",
+        "false_profile": "false profile",
+    }
+    before = render.scene(sim, None)
+    after = None if outcome is None else render.scene(sim, outcome, fixation=True)
+    shots: list[tuple[str, dict[str, Any]]] = [(names[v], {"view": v}) for v in views]
+    if camera is not None:
+        shots.append(("your view", {"camera_position": camera}))
+    out: dict[str, bytes] = {}
+    for name, where in shots:
+        for label, sc in (("Before", before), ("After", after)):
+            if sc is not None:
+                img = render.picture(sc, window_size=window_size, zoom=zoom, **where)
+                out[f"{label} ({name})"] = render.png_bytes(img)
+    return out
+
+
+def write_pdf(html_text: str, path: Any) -> None:
+    """Print a report's HTML to a PDF file at ``path`` (A4 from its ``@page`` rule; WeasyPrint).
+
+    Raises
+    ------
+    hipviz.errors.InputError
+        If WeasyPrint or the system libraries it needs (Pango) are missing.
+    """
+    from .errors import InputError
+
+    try:
+        import weasyprint
+    except (ImportError, OSError) as exc:
+        msg = (
+            f"PDF output needs WeasyPrint and Pango ({type(exc).__name__}: {exc}); "
+            "pip install weasyprint (and apt-get install libpango-1.0-0 libpangoft2-1.0-0), "
+            "or write .html"
+        )
+        raise InputError(msg) from None
+    weasyprint.HTML(string=html_text).write_pdf(str(path))
+
+
 __all__ = [
+    "METHOD_NOTES",
+    "plan_facts",
+    "plan_pictures",
+    "write_pdf",
     "IMPOSSIBLE",
     "LEVEL_COLORS",
     "Row",

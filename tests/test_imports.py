@@ -28,6 +28,12 @@ def test_library_never_imports_the_web_app():
     assert "pyvista" in mods  # render is where pyvista lives
 
 
+def test_handout_and_report_never_import_the_web_app():
+    mods = loaded_after("import hipviz.handout, hipviz.report")
+    assert not {"panel", "param", "bokeh", "hipviz.app"} & mods
+    assert not {"pyvista", "weasyprint"} & mods  # loaded only when a file is made
+
+
 def test_app_model_has_no_panel():
     mods = loaded_after("import hipviz.app.state")
     assert "param" in mods
