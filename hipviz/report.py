@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .reference import MEASURES, MeasureInfo, flagged, lookup
+from .reference import LOAD_MEASURES, MEASURES, MeasureInfo, flagged, lookup
 
 #: Traffic-light colours of band levels (and of a value with no band).
 LEVEL_COLORS = {
@@ -99,11 +99,14 @@ def measure_rows(
 ) -> list[Row]:
     """One :class:`Row` per measure of :data:`MEASURES` (or of ``keys``), in that order.
 
+    ``keys`` may also name the load measures (:data:`~hipviz.reference.LOAD_MEASURES`).
+
     ``after`` is the same dict after a move (None: nothing moved); the band
     is that of the value after, else before. An impossible value gets no
     band: label and level are ``"impossible"``.
     """
-    infos = MEASURES if keys is None else [m for k in keys for m in MEASURES if m.key == k]
+    known = (*MEASURES, *LOAD_MEASURES)
+    infos = MEASURES if keys is None else [m for k in keys for m in known if m.key == k]
     flags_before = flagged(dict(before))
     flags_after = {} if after is None else flagged(dict(after))
     rows = []

@@ -35,12 +35,18 @@ class Exports(pn.viewable.Viewer):
         The page's plan and session (what is exported).
     scene : SceneDriver
         Whether screws and plate are shown (exported with the picture and bones).
+    load_view : LoadView, optional
+        The contact pressure: with a load chosen, its rows join the measures
+        (CSV, report) and the report shows the pressure before and after.
     """
 
-    def __init__(self, page: PageState, scene: SceneDriver, **params: Any):
+    def __init__(
+        self, page: PageState, scene: SceneDriver, *, load_view: Any = None, **params: Any
+    ):
         super().__init__(**params)
         self.page = page
         self.scene = scene
+        self.load_view = load_view
         self.buttons = [
             pn.widgets.FileDownload(
                 callback=self._in_worker(fn), filename=filename, label=label, color="light"
@@ -78,7 +84,8 @@ class Exports(pn.viewable.Viewer):
 
     def _rows(self):
         out = self.page.session.outcome
-        return report.measure_rows(out.before, out.after)
+        rows = report.measure_rows(out.before, out.after)
+        return rows + (self.load_view.rows(out) if self.load_view is not None else [])
 
     def _csv(self) -> io.BytesIO:
         return io.BytesIO(report.measures_csv(self._rows()).encode())
@@ -129,6 +136,16 @@ class Exports(pn.viewable.Viewer):
                 after, view="false_profile", window_size=size, zoom=zoom
             ),
         }
+        if self.load_view is not None:
+            pressure = self.load_view.report_pictures(
+                {
+                    "Contact pressure before (0–10 MPa)": (before, False),
+                    "Contact pressure after (0–10 MPa)": (after, True),
+                },
+                out,
+            )
+            for caption, sc in pressure.items():
+                pictures[caption] = render.picture(sc, view="superior", window_size=size, zoom=zoom)
         plan = out.plan
         facts = [("Hip", f"{self.page.session.source}, {self.page.session.sim.analysis.side} side")]
         if plan["procedure"]:
