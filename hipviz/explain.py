@@ -726,7 +726,8 @@ def pressure_step(
     elif pa is None or aa is None:
         text = head + (
             f"Today the weight rests on {ab / 100:.0f} square centimetres of the socket, and the "
-            f"highest pressure is {_mpa(pb)} MPa (the colours: darker is more)."
+            f"highest pressure is {_mpa(pb)} MPa (the colours: blue is light pressure, red "
+            "is high)."
         )
     else:
         ratio = aa / ab if ab > 0 else float("inf")
@@ -743,7 +744,7 @@ def pressure_step(
         else:
             peak = f"the highest pressure stays about {_mpa(pa)} MPa"
         text = head + (
-            f"After the turn, {spread}; {peak}. The colours show it: darker is more pressure. "
-            "Pressure spread over more of the socket is easier on the cartilage."
+            f"After the turn, {spread}; {peak}. The colours show it: blue is light pressure, "
+            "red is high. Pressure spread over more of the socket is easier on the cartilage."
         )
     return Step(PRESSURE_STEP, "Where the weight presses", text, "after")

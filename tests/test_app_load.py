@@ -95,7 +95,7 @@ def test_the_view_gets_pressure_colours_and_the_load_arrow(moved):
     state = lv.state(out)
     colors = view._meshes["acetabular_fragment"]["colors"].reshape(-1, 3)
     np.testing.assert_array_equal(colors, state.overlay.colors["acetabular_fragment"])
-    plain = np.array([int(render.FRAGMENT[i : i + 2], 16) for i in (1, 3, 5)])
+    plain = np.array([int(render.BONE[i : i + 2], 16) for i in (1, 3, 5)])
     off = np.all(colors == plain, axis=1)
     assert 0 < (~off).sum() < len(colors)  # the articular surface is coloured, the rest not
     femur = view._meshes["femur"]["colors"].reshape(-1, 3)

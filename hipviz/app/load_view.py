@@ -54,8 +54,9 @@ LOAD_LABELS = {
 }
 #: Colour scale of the pressure, MPa: fixed, so pictures before and after compare.
 PRESSURE_SCALE_MPA = (0.0, 10.0)
-#: Colours of the scale, from no pressure to its top (and beyond).
-PRESSURE_STOPS = ("#ffffff", "#fdd49e", "#fc8d59", "#d7301f", "#7f0000")
+#: Colours of the scale, from a touch of pressure (blue) to its top and beyond (red); where
+#: the bones do not press, the bone keeps its own colour, so the coloured patch is the contact.
+PRESSURE_STOPS = ("#4575b4", "#91bfdb", "#fee090", "#fc8d59", "#d73027")
 #: Length of the load arrow per body weight, mm.
 ARROW_MM_PER_BW = 10.0
 ARROW_COLOR = "#1f4e9c"
@@ -250,8 +251,9 @@ def head_values(
 
 
 def pressure_colors(values: np.ndarray, missing: str) -> np.ndarray:
-    """(n, 3) uint8 on the fixed scale; NaN in ``missing`` (the bone's own colour)."""
+    """(n, 3) uint8 on the fixed scale; NaN and 0 (no contact) in ``missing`` (the bone's)."""
     lo, hi = PRESSURE_SCALE_MPA
+    values = np.where(np.asarray(values, dtype=float) > 0, values, np.nan)
     return scene_mod.scalar_colors(values, vmin=lo, vmax=hi, stops=PRESSURE_STOPS, missing=missing)
 
 
@@ -265,7 +267,7 @@ def piece_colors(
     if model.socket_piece in points:
         out[model.socket_piece] = pressure_colors(
             socket_values(model, pressure, points[model.socket_piece]),
-            render.FRAGMENT if model.socket_piece == "acetabular_fragment" else render.BONE,
+            render.BONE,  # the fragment's own colour is too near the scale's to tell apart
         )
     if model.femur_piece in points:
         values = head_values(
@@ -311,7 +313,7 @@ def colorbar_html(before: float | None = None, after: float | None = None) -> st
         peaks.append(f"before {before:.1f}")
     if after is not None and np.isfinite(after):
         peaks.append(f"now {after:.1f}")
-    caption = "Contact pressure, MPa (0–10; darker above)"
+    caption = "Contact pressure, MPa (fixed scale 0–10; red beyond)"
     if peaks:
         caption += " · peak " + " → ".join(peaks) + " MPa"
     return (
@@ -334,6 +336,11 @@ class LoadView(pn.viewable.Viewer):
         Draws the pressure colours and the load arrow (a layer named ``load``).
     """
 
+    see_socket = param.Boolean(
+        default=False,
+        doc="Hide the femur and look into the socket from the side, where the pressure is.",
+    )
+
     def __init__(self, page: PageState, scene: Any, **params: Any):
         super().__init__(**params)
         self.page = page
@@ -344,6 +351,9 @@ class LoadView(pn.viewable.Viewer):
         )
         self.w_body_weight = pn.widgets.FloatInput.from_param(
             plan.param.body_weight, name="Body weight (kg)", width=130
+        )
+        self.w_see_socket = pn.widgets.Checkbox.from_param(
+            self.param.see_socket, label="See the socket (hide the femur)"
         )
         self.colorbar = pn.pane.HTML(
             colorbar_html(),
@@ -359,12 +369,14 @@ class LoadView(pn.viewable.Viewer):
         self._states: OrderedDict[int, tuple[Any, LoadState]] = OrderedDict()
         scene.add_layer("load", self._layer)
         plan.param.watch(self._on_load, ["load"])
+        self.param.watch(self._on_see_socket, ["see_socket"])
 
     def __panel__(self) -> pn.viewable.Viewable:
         """The Load card of the left column."""
         return pn.Card(
             self.w_load,
             self.w_body_weight,
+            self.w_see_socket,
             pn.pane.Markdown(
                 "Contact pressure on the socket and the head, from the bone-to-bone gap "
                 "(bone only: no cartilage is seen). See docs/mechanics.md.",
@@ -379,6 +391,20 @@ class LoadView(pn.viewable.Viewer):
         self.colorbar.visible = event.new != "none"
         if event.new == "none":
             self.note.visible = False
+
+    def _on_see_socket(self, event: param.parameterized.Event) -> None:
+        if event.new:
+            self.page.plan.view = "lateral"  # into the socket
+        self._show_femur()
+
+    def _show_femur(self) -> None:
+        """Hide the femur's pieces while :attr:`see_socket` is on (new pieces too)."""
+        view = self.scene.view3d
+        for name in view.mesh_names:
+            if name.startswith("femur"):
+                visible = view.actors.get(name, {}).get("visible", True)
+                if visible == self.see_socket:
+                    view.set_style(name, visible=not self.see_socket)
 
     # ---------------------------------------------------------------- model
 
@@ -431,7 +457,7 @@ class LoadView(pn.viewable.Viewer):
             return None
         with self._lock:
             kept = self._states.get(id(out))
-        if kept is not None and kept[0] is out:
+        if kept is not None and kept[0] is out and self._drawable(kept[1]):
             return kept[1]
         try:
             return self.compute(out)
@@ -439,7 +465,27 @@ class LoadView(pn.viewable.Viewer):
             self._show_note(f"contact pressure not shown: {exc}")
             return None
 
+    def _drawable(self, state: LoadState) -> bool:
+        """True when ``state`` colours the pieces the view holds now, vertex for vertex.
+
+        A state computed while the view had other pieces (the first hip is
+        measured before its pieces are sent) is computed again.
+        """
+        if state.after.result is None:
+            return True
+        view = self.scene.view3d
+        model = next(iter(self._models.values()), None)
+        if model is None:
+            return False
+        for name in (model.socket_piece, model.femur_piece):
+            if name in view.mesh_names:
+                colors = state.overlay.colors.get(name)
+                if colors is None or len(colors) != len(self.scene.mesh_points(name)):
+                    return False
+        return True
+
     def _layer(self, sim: Any, out: Any, plan: Any) -> scene_mod.Overlay:
+        self._show_femur()
         state = self.state(out)
         if state is None:
             return scene_mod.Overlay()
@@ -451,6 +497,9 @@ class LoadView(pn.viewable.Viewer):
     def _show(self, state: LoadState, out: Any) -> None:
         peak_before = state.before.values()["contact_peak_mpa"]
         peak_after = state.after.values()["contact_peak_mpa"] if _moved(out) else None
+        if peak_before is not None and peak_after is not None:
+            if abs(peak_after - peak_before) < 0.05:  # as the table: no change, one value
+                peak_after = None
         self.colorbar.object = colorbar_html(peak_before, peak_after)
         self._show_note(state.after.note or state.before.note)
 
