@@ -259,19 +259,26 @@ def report_html(
     pictures: Mapping[str, bytes],
     facts: Sequence[tuple[str, str]] = (),
     warnings: Sequence[str] = (),
+    pictures_below: Mapping[str, bytes] | None = None,
 ) -> str:
     """A self-contained one-page HTML report (pictures inlined as PNG) that prints on A4.
 
-    ``pictures`` maps captions to PNG bytes; ``facts`` are (label, value)
+    ``pictures`` maps captions to PNG bytes (one row); ``pictures_below``, a
+    second row under them (e.g. contact pressure before and after); ``facts`` are (label, value)
     lines such as the plan's moves and the joint gap. Impossible values of
     ``rows`` head the warnings (:func:`impossible_warnings`).
     """
     warnings = [*impossible_warnings(rows), *warnings]
-    figs = "".join(
-        f'<figure><img src="data:image/png;base64,{base64.b64encode(png).decode()}">'
-        f"<figcaption>{html.escape(cap)}</figcaption></figure>"
-        for cap, png in pictures.items()
-    )
+
+    def row(pics: Mapping[str, bytes]) -> str:
+        return "".join(
+            f'<figure><img src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+            f"<figcaption>{html.escape(cap)}</figcaption></figure>"
+            for cap, png in pics.items()
+        )
+
+    figs = row(pictures)
+    below = f'<div class="figs">{row(pictures_below)}</div>' if pictures_below else ""
     fact_html = "".join(
         f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in facts
     )
@@ -292,6 +299,7 @@ table.facts {{ font-size: 13px; margin: 6px 0; }}
 </style></head><body>
 <h1>{html.escape(title)}</h1><div class="sub">{html.escape(subtitle)}</div>
 <div class="figs">{figs}</div>
+{below}
 <table class="facts">{fact_html}</table>
 {f'<ul class="warn">{warn}</ul>' if warn else ""}
 {table_html(rows, details=False)}

@@ -189,3 +189,16 @@ def test_explain_shows_the_pressure_step_after_the_turn_only_with_a_load(moved):
     assert "falls from" in text
     moved.plan.load = "none"
     assert explain.PRESSURE_STEP not in [s.key for s in modes.steps()]
+
+
+def test_exports_carry_the_pressure(moved):
+    state = moved.load_view.state(moved.session.outcome)
+    csv_lines = moved.exports._csv().getvalue().decode().splitlines()
+    peak = next(line for line in csv_lines if line.startswith("contact_peak_mpa,"))
+    b, a = state.before.values()["contact_peak_mpa"], state.after.values()["contact_peak_mpa"]
+    assert peak.split(",")[3:5] == [f"{b:.2f}", f"{a:.2f}"]
+    page = moved.exports._report().getvalue().decode()
+    assert page.count("Contact pressure before") == 1 and page.count("Contact pressure after") == 1
+    assert 'data-key="contact_area_mm2"' in page
+    moved.plan.load = "none"
+    assert "contact_peak_mpa" not in moved.exports._csv().getvalue().decode()

@@ -136,16 +136,23 @@ class Exports(pn.viewable.Viewer):
                 after, view="false_profile", window_size=size, zoom=zoom
             ),
         }
+        more: dict = {}  # the pressure pictures, a second row
         if self.load_view is not None:
             pressure = self.load_view.report_pictures(
                 {
-                    "Contact pressure before (0–10 MPa)": (before, False),
-                    "Contact pressure after (0–10 MPa)": (after, True),
+                    "Contact pressure before (side, femur hidden; blue 0 to red 10 MPa)": (
+                        render.scene(self.page.session.sim, None, angles=False),
+                        False,
+                    ),
+                    "Contact pressure after (side, femur hidden; blue 0 to red 10 MPa)": (
+                        render.scene(self.page.session.sim, out, angles=False),
+                        True,
+                    ),
                 },
                 out,
             )
             for caption, sc in pressure.items():
-                pictures[caption] = render.picture(sc, view="superior", window_size=size, zoom=zoom)
+                more[caption] = render.picture(sc, view="lateral", window_size=size, zoom=zoom)
         plan = out.plan
         facts = [("Hip", f"{self.page.session.source}, {self.page.session.sim.analysis.side} side")]
         if plan["procedure"]:
@@ -175,6 +182,7 @@ class Exports(pn.viewable.Viewer):
             + "&".join(f"{k}={v}" for k, v in self.page.plan.query().items()),
             rows=self._rows(),
             pictures={k: render.png_bytes(v) for k, v in pictures.items()},
+            pictures_below={k: render.png_bytes(v) for k, v in more.items()},
             facts=facts,
             warnings=out.warnings,
         )

@@ -529,7 +529,8 @@ class LoadView(pn.viewable.Viewer):
     # ---------------------------------------------------------------- report
 
     def report_pictures(self, scenes: dict[str, Any], out: Any) -> dict[str, Any]:
-        """``scenes`` (caption -> (render.Scene, after?)) with pressure colours and arrow.
+        """``scenes`` (caption -> (render.Scene, after?)) with pressure colours and arrow,
+        without the femur (to be seen from the side, into the socket).
 
         Returns caption -> render.Scene; empty without a load.
         """
@@ -554,7 +555,16 @@ class LoadView(pn.viewable.Viewer):
 
 
 def _replace_scene(sc: Any, colors: dict, lines: dict) -> Any:
-    return dataclasses.replace(sc, colors={**sc.colors, **colors}, lines={**sc.lines, **lines})
+    """The scene with the pressure colours and the load arrow, the femur left out (it hides
+    the socket's joint surface, where the pressure is)."""
+    keep = {k: v for k, v in sc.pieces.items() if not k.startswith("femur")}
+    return dataclasses.replace(
+        sc,
+        pieces=keep,
+        poses={k: v for k, v in sc.poses.items() if k in keep},
+        colors={k: v for k, v in {**sc.colors, **colors}.items() if k in keep},
+        lines={**sc.lines, **lines},
+    )
 
 
 def _moved(out: Any) -> bool:
