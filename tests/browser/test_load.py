@@ -119,10 +119,10 @@ def mark(page, which: str) -> str | None:
     return marks.first.get_attribute("data-mpa") if marks.count() else None
 
 
-def shoot(page, name: str) -> None:
+def shoot(page, name: str, clip: dict | None = None) -> None:
     folder = os.environ.get("HIPVIZ_SCREENSHOTS")
     if folder:
-        page.screenshot(path=str(Path(folder) / name))
+        page.screenshot(path=str(Path(folder) / name), clip=clip)
 
 
 def test_choose_a_load_and_turn_the_fragment(page, served, expected):
@@ -189,6 +189,8 @@ def test_choose_a_load_and_turn_the_fragment(page, served, expected):
     femur = on_server(session, lambda: app.scene.view3d.actors["femur"])
     assert femur["visible"] is False
     page.wait_for_timeout(800)
+    page.locator('tr[data-key="joint_force_bw"]').scroll_into_view_if_needed()
+    page.wait_for_timeout(300)
     shoot(page, "app_pressure.png")
 
 
