@@ -226,3 +226,23 @@ def test_explain_step_on_the_pressure(page, served, expected):
     assert on_server(session, femur_colours_are_the_pressures)
     page.wait_for_timeout(500)
     shoot(page, "app_explain_pressure.png")
+
+
+def test_bad_load_links_show_one_line_as_text(page, served):
+    from urllib.parse import quote
+
+    from hipviz.app.text import quoted
+
+    evil = {"load": "<img src=x onerror=alert(1)>", "body_weight": "<b>9</b>"}
+    query = "&".join(f"{k}={quote(v, safe='')}" for k, v in evil.items())
+    session = open_app(page, served, f"case=dysplastic&{query}")
+    alert = page.locator(".alert-danger p")
+    wait_for(lambda: alert.count() and alert.first.inner_text().strip(), 20, "the error line")
+    text = alert.first.inner_text().strip()
+    for name, value in evil.items():
+        assert f"link parameter {name}={quoted(value)} ignored" in text, text
+    assert "\n" not in text
+    assert alert.first.locator("img, b").count() == 0  # shown as text, never as markup
+    app = session["app"]
+    assert on_server(session, lambda: (app.plan.load, app.plan.body_weight)) == ("none", 70.0)
+    assert value_text(page, "contact_peak_mpa") == ""
