@@ -202,3 +202,23 @@ def test_exports_carry_the_pressure(moved):
     assert 'data-key="contact_area_mm2"' in page
     moved.plan.load = "none"
     assert "contact_peak_mpa" not in moved.exports._csv().getvalue().decode()
+
+
+def test_explain_looks_into_the_socket_on_the_pressure_step_only(moved):
+    modes, lv, plan = moved.modes, moved.load_view, moved.plan
+    plan.view = "false_profile"
+    plan.mode = "explain"
+    try:
+        keys = [s.key for s in modes.steps()]
+        modes.step = keys.index(explain.PRESSURE_STEP)
+        assert lv.see_socket and plan.view == "lateral"
+        assert moved.scene.view3d.actors["femur"]["visible"] is False
+        modes.step = keys.index(explain.PRESSURE_STEP) + 1
+        assert not lv.see_socket and plan.view == "false_profile"
+        assert moved.scene.view3d.actors["femur"]["visible"] is True
+        modes.step = keys.index(explain.PRESSURE_STEP)
+        plan.mode = "surgeon"  # leaving Explain on the pressure step puts the view back
+        assert not lv.see_socket and plan.view == "false_profile"
+    finally:
+        plan.param.update(mode="surgeon", view="anterior")
+        modes.step = 0

@@ -364,11 +364,13 @@ class LoadView(pn.viewable.Viewer):
             margin=(0, 8),
         )
         self.note = pn.pane.HTML("", sizing_mode="stretch_width", visible=False, margin=(0, 8))
+        self._view_before: str | None = None  # the view before Explain's pressure step
         self._lock = threading.Lock()
         self._models: dict[Any, _CutModel] = {}
         self._states: OrderedDict[int, tuple[Any, LoadState]] = OrderedDict()
         scene.add_layer("load", self._layer)
         plan.param.watch(self._on_load, ["load"])
+        plan.param.watch(self._on_mode, ["mode"])
         self.param.watch(self._on_see_socket, ["see_socket"])
 
     def __panel__(self) -> pn.viewable.Viewable:
@@ -391,6 +393,20 @@ class LoadView(pn.viewable.Viewer):
         self.colorbar.visible = event.new != "none"
         if event.new == "none":
             self.note.visible = False
+
+    def explain_shown(self, step: explain.Step) -> None:
+        """Explain mode shows ``step``: into the socket for the pressure step, back after."""
+        pressure = step.key == explain.PRESSURE_STEP
+        if pressure and not self.see_socket:
+            self._view_before = self.page.plan.view
+            self.see_socket = True
+        elif not pressure and self._view_before is not None:
+            self.see_socket = False
+            self.page.plan.view, self._view_before = self._view_before, None
+
+    def _on_mode(self, event: param.parameterized.Event) -> None:
+        if event.new != "explain" and self._view_before is not None:  # left on the pressure step
+            self.explain_shown(explain.Step("", "", "", "after"))
 
     def _on_see_socket(self, event: param.parameterized.Event) -> None:
         if event.new:

@@ -160,6 +160,7 @@ class HipApp(pn.viewable.Viewer):
         self.load_view = LoadView(self.page, self.scene)
         self.measures.more_rows.append(self.load_view.rows)
         self.modes.more_steps.append(self.load_view.explain_step)
+        self.modes.on_show.append(self.load_view.explain_shown)
         self.exports = Exports(self.page, self.scene, load_view=self.load_view)
         #: Work done in the measure worker right after each measure (outcome -> None).
         self.after_measure: list[Callable[[Any], Any]] = [self.load_view.compute]

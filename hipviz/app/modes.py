@@ -62,6 +62,8 @@ class Modes(pn.viewable.Viewer):
         self.w_replay.on_click(lambda _: self.show_step(replay=True))
         #: Steps other views add, each ``outcome -> Step or None``, shown after the move.
         self.more_steps: list = []
+        #: Told each step as it is shown (``Step -> None``), before its scene is drawn.
+        self.on_show: list = []
         self.param.watch(self._on_step, ["step"])
 
     def __panel__(self) -> pn.viewable.Viewable:
@@ -137,6 +139,8 @@ class Modes(pn.viewable.Viewer):
         )
         self.w_prev.disabled = step is steps[0]
         self.w_next.disabled = step is steps[-1]
+        for tell in self.on_show:
+            tell(step)
         scene = self.scene
         scene.stop_animation()
         identity = sim.move()  # the unmoved hip (cut pieces in place)
