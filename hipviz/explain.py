@@ -37,6 +37,8 @@ __all__ = [
     "STEP_KEYS",
     "Step",
     "condition_summary",
+    "PRESSURE_STEP",
+    "pressure_step",
     "steps",
 ]
 
@@ -651,3 +653,98 @@ def steps(kind: str, values: Mapping[str, Any] | None = None) -> tuple[Step, ...
     }
     titles = {**_TITLES, "turn": _TURN_TITLES[kind]}
     return tuple(Step(key, titles[key], texts[key], _SCENE_OF[key]) for key in STEP_KEYS)
+
+
+# --------------------------------------------------------------------------- #
+# The pressure on the joint, before and after (a load chosen in the app)
+# --------------------------------------------------------------------------- #
+
+#: Key of the pressure step (shown after the move when a load is chosen).
+PRESSURE_STEP = "pressure"
+#: Each load of :data:`hipviz.loads.LOAD_NAMES` as a patient would say it.
+LOAD_PHRASES: dict[str, str] = {
+    "walking": "Each step when walking",
+    "one-leg-stance": "Standing on one leg",
+    "standing-up": "Standing up from a chair",
+    "pauwels": "Standing on one leg",
+}
+#: Area ratios read as "about as large" (no change worth a sentence).
+SAME_AREA = (0.9, 1.1)
+#: Peak pressures closer than this read as "stays about", MPa.
+SAME_PEAK_MPA = 0.3
+
+
+def _mpa(x: float) -> str:
+    """A pressure in plain words: '19', '2.4' (MPa)."""
+    return f"{x:.0f}" if x >= 10 else f"{x:.1f}"
+
+
+def _times(ratio: float) -> str:
+    if 1.85 <= ratio < 2.15:
+        return "twice"
+    if 2.85 <= ratio < 3.15:
+        return "three times"
+    return f"{ratio:.1f} times"
+
+
+def pressure_step(
+    before: Mapping[str, Any],
+    after: Mapping[str, Any] | None,
+    load: str = "one-leg-stance",
+) -> Step:
+    """The step that tells the patient how the weight on the joint changes, from the numbers.
+
+    Parameters
+    ----------
+    before, after : mapping
+        ``contact_peak_mpa``, ``contact_mean_mpa``, ``contact_area_mm2`` and
+        ``joint_force_bw`` before and after the move (``after`` None or its
+        values None: nothing moved, or no pressure after).
+    load : str
+        The load's name (:data:`hipviz.loads.LOAD_NAMES`), said in words
+        (:data:`LOAD_PHRASES`).
+
+    Returns
+    -------
+    Step
+        Key :data:`PRESSURE_STEP`, scene ``"after"``; e.g. "the weight now
+        spreads over a roof twice as large; the highest pressure falls from
+        19 to 2 MPa".
+    """
+    pb, ab = _value(before, "contact_peak_mpa"), _value(before, "contact_area_mm2")
+    pa = None if after is None else _value(after, "contact_peak_mpa")
+    aa = None if after is None else _value(after, "contact_area_mm2")
+    bw = _value(after or before, "joint_force_bw")
+    phrase = LOAD_PHRASES.get(load, "Standing and walking")
+    head = (
+        f"{phrase} presses the ball into the socket with about {bw:.1f} times your body weight. "
+        if bw is not None
+        else ""
+    )
+    if pb is None or ab is None:
+        text = head + "The pressure on the joint could not be worked out for this hip."
+    elif pa is None or aa is None:
+        text = head + (
+            f"Today the weight rests on {ab / 100:.0f} square centimetres of the socket, and the "
+            f"highest pressure is {_mpa(pb)} MPa (the colours: blue is light pressure, red "
+            "is high)."
+        )
+    else:
+        ratio = aa / ab if ab > 0 else float("inf")
+        if ratio >= SAME_AREA[1]:
+            spread = f"the weight now spreads over a roof {_times(ratio)} as large"
+        elif ratio <= SAME_AREA[0]:
+            spread = f"the weight now rests on a smaller part of the socket ({ratio:.0%} of before)"
+        else:
+            spread = "the weight rests on about as much of the socket as before"
+        if pa <= pb - SAME_PEAK_MPA:
+            peak = f"the highest pressure falls from {_mpa(pb)} to {_mpa(pa)} MPa"
+        elif pa >= pb + SAME_PEAK_MPA:
+            peak = f"the highest pressure rises from {_mpa(pb)} to {_mpa(pa)} MPa"
+        else:
+            peak = f"the highest pressure stays about {_mpa(pa)} MPa"
+        text = head + (
+            f"After the turn, {spread}; {peak}. The colours show it: blue is light pressure, "
+            "red is high. Pressure spread over more of the socket is easier on the cartilage."
+        )
+    return Step(PRESSURE_STEP, "Where the weight presses", text, "after")

@@ -454,6 +454,56 @@ MEASURES: tuple[MeasureInfo, ...] = (
     ),
 )
 
+#: Contact pressure and joint load under a chosen load (``--load``; the app's
+#: Load view): rows of their own, shown only when a load is chosen, so they
+#: are not in :data:`MEASURES`. No bands: the model's numbers come from bone
+#: surfaces, not cartilage, and are for comparing before with after
+#: (docs/mechanics.md).
+LOAD_MEASURES: tuple[MeasureInfo, ...] = (
+    MeasureInfo(
+        "contact_peak_mpa",
+        "Peak pressure",
+        "Peak contact pressure",
+        "MPa",
+        "The highest pressure on the socket's joint surface under the load.",
+        "Largest face pressure of the discrete element model (compression-only springs on the "
+        "socket, thickness from the bone-to-bone gap) under the chosen load.",
+        "Genda et al. 2001 (rigid body spring model); docs/mechanics.md.",
+        possible=(0, INF),
+    ),
+    MeasureInfo(
+        "contact_mean_mpa",
+        "Mean pressure",
+        "Mean contact pressure",
+        "MPa",
+        "The average pressure where the head presses on the socket.",
+        "Area-weighted mean pressure over the faces in contact.",
+        "Genda et al. 2001; docs/mechanics.md.",
+        possible=(0, INF),
+    ),
+    MeasureInfo(
+        "contact_area_mm2",
+        "Contact area",
+        "Contact area",
+        "mm²",
+        "How much of the socket carries the weight.",
+        "Area of the socket faces with positive pressure.",
+        "Genda et al. 2001; docs/mechanics.md.",
+        possible=(0, INF),
+    ),
+    MeasureInfo(
+        "joint_force_bw",
+        "Joint force",
+        "Joint force",
+        "×BW",
+        "The force of the head on the socket, in body weights.",
+        "Magnitude of the chosen load (OrthoLoad average or Pauwels' one-legged stance) divided "
+        "by the body weight.",
+        "Bergmann et al. 2016 (OrthoLoad); Pauwels 1965; docs/mechanics.md.",
+        possible=(0, INF),
+    ),
+)
+
 BY_KEY: dict[str, MeasureInfo] = {m.key: m for m in MEASURES}
 
 

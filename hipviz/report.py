@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .reference import MEASURES, MeasureInfo, flagged, lookup
+from .reference import LOAD_MEASURES, MEASURES, MeasureInfo, flagged, lookup
 
 #: Traffic-light colours of band levels (and of a value with no band).
 LEVEL_COLORS = {
@@ -99,11 +99,14 @@ def measure_rows(
 ) -> list[Row]:
     """One :class:`Row` per measure of :data:`MEASURES` (or of ``keys``), in that order.
 
+    ``keys`` may also name the load measures (:data:`~hipviz.reference.LOAD_MEASURES`).
+
     ``after`` is the same dict after a move (None: nothing moved); the band
     is that of the value after, else before. An impossible value gets no
     band: label and level are ``"impossible"``.
     """
-    infos = MEASURES if keys is None else [m for k in keys for m in MEASURES if m.key == k]
+    known = (*MEASURES, *LOAD_MEASURES)
+    infos = MEASURES if keys is None else [m for k in keys for m in known if m.key == k]
     flags_before = flagged(dict(before))
     flags_after = {} if after is None else flagged(dict(after))
     rows = []
@@ -257,20 +260,27 @@ def report_html(
     facts: Sequence[tuple[str, str]] = (),
     warnings: Sequence[str] = (),
     notes: Sequence[str] = (),
+    pictures_below: Mapping[str, bytes] | None = None,
 ) -> str:
     """A self-contained one-page HTML report (pictures inlined as PNG) that prints on A4.
 
-    ``pictures`` maps captions to PNG bytes; ``facts`` are (label, value)
+    ``pictures`` maps captions to PNG bytes (one row); ``pictures_below``, a
+    second row under them (e.g. contact pressure before and after); ``facts`` are (label, value)
     lines such as the plan's moves and the joint gap. Impossible values of
     ``rows`` head the warnings (:func:`impossible_warnings`). ``notes`` are
     paragraphs of method notes printed under the table (:data:`METHOD_NOTES`).
     """
     warnings = [*impossible_warnings(rows), *warnings]
-    figs = "".join(
-        f'<figure><img src="data:image/png;base64,{base64.b64encode(png).decode()}">'
-        f"<figcaption>{html.escape(cap)}</figcaption></figure>"
-        for cap, png in pictures.items()
-    )
+
+    def row(pics: Mapping[str, bytes]) -> str:
+        return "".join(
+            f'<figure><img src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+            f"<figcaption>{html.escape(cap)}</figcaption></figure>"
+            for cap, png in pics.items()
+        )
+
+    figs = row(pictures)
+    below = f'<div class="figs">{row(pictures_below)}</div>' if pictures_below else ""
     fact_html = "".join(
         f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in facts
     )
@@ -295,6 +305,7 @@ table.facts {{ font-size: 13px; margin: 6px 0; }}
 </style></head><body>
 <h1>{html.escape(title)}</h1><div class="sub">{html.escape(subtitle)}</div>
 <div class="figs">{figs}</div>
+{below}
 <table class="facts">{fact_html}</table>
 {f'<ul class="warn">{warn}</ul>' if warn else ""}
 {table_html(rows, details=False)}

@@ -35,12 +35,18 @@ class Exports(pn.viewable.Viewer):
         The page's plan and session (what is exported).
     scene : SceneDriver
         Whether screws and plate are shown (exported with the picture and bones).
+    load_view : LoadView, optional
+        The contact pressure: with a load chosen, its rows join the measures
+        (CSV, report) and the report shows the pressure before and after.
     """
 
-    def __init__(self, page: PageState, scene: SceneDriver, **params: Any):
+    def __init__(
+        self, page: PageState, scene: SceneDriver, *, load_view: Any = None, **params: Any
+    ):
         super().__init__(**params)
         self.page = page
         self.scene = scene
+        self.load_view = load_view
         self.buttons = [
             pn.widgets.FileDownload(
                 callback=self._in_worker(fn), filename=filename, label=label, color="light"
@@ -78,7 +84,8 @@ class Exports(pn.viewable.Viewer):
 
     def _rows(self):
         out = self.page.session.outcome
-        return report.measure_rows(out.before, out.after)
+        rows = report.measure_rows(out.before, out.after)
+        return rows + (self.load_view.rows(out) if self.load_view is not None else [])
 
     def _csv(self) -> io.BytesIO:
         return io.BytesIO(report.measures_csv(self._rows()).encode())
@@ -129,6 +136,23 @@ class Exports(pn.viewable.Viewer):
                 after, view="false_profile", window_size=size, zoom=zoom
             ),
         }
+        more: dict = {}  # the pressure pictures, a second row
+        if self.load_view is not None:
+            pressure = self.load_view.report_pictures(
+                {
+                    "Contact pressure before (side, femur hidden; blue 0 to red 10 MPa)": (
+                        render.scene(self.page.session.sim, None, angles=False),
+                        False,
+                    ),
+                    "Contact pressure after (side, femur hidden; blue 0 to red 10 MPa)": (
+                        render.scene(self.page.session.sim, out, angles=False),
+                        True,
+                    ),
+                },
+                out,
+            )
+            for caption, sc in pressure.items():
+                more[caption] = render.picture(sc, view="lateral", window_size=size, zoom=zoom)
         plan = out.plan
         facts = [("Hip", f"{self.page.session.source}, {self.page.session.sim.analysis.side} side")]
         if plan["procedure"]:
@@ -158,6 +182,7 @@ class Exports(pn.viewable.Viewer):
             + "&".join(f"{k}={v}" for k, v in self.page.plan.query().items()),
             rows=self._rows(),
             pictures={k: render.png_bytes(v) for k, v in pictures.items()},
+            pictures_below={k: render.png_bytes(v) for k, v in more.items()},
             facts=facts,
             warnings=out.warnings,
         )

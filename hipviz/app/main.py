@@ -50,6 +50,7 @@ from . import web
 # CASE_LABELS and PROCEDURE_LABELS are imported from here by tests and scripts
 from .controls import CASE_LABELS, PROCEDURE_LABELS, Controls  # noqa: F401
 from .exports import Exports
+from .load_view import LoadView
 from .measures_table import MeasuresTable
 from .modes import Modes
 from .scene import SceneDriver
@@ -156,7 +157,13 @@ class HipApp(pn.viewable.Viewer):
             on_error=lambda message: self._show_error(message),
         )
         self.modes = Modes(self.page, self.scene)
-        self.exports = Exports(self.page, self.scene)
+        self.load_view = LoadView(self.page, self.scene)
+        self.measures.more_rows.append(self.load_view.rows)
+        self.modes.more_steps.append(self.load_view.explain_step)
+        self.modes.on_show.append(self.load_view.explain_shown)
+        self.exports = Exports(self.page, self.scene, load_view=self.load_view)
+        #: Work done in the measure worker right after each measure (outcome -> None).
+        self.after_measure: list[Callable[[Any], Any]] = [self.load_view.compute]
         self.plan.param.watch(self._on_plan, list(URL_PARAMS))
         self.scene.param.watch(self._on_display, ["angles", "fixation", "ghost"])
         self.page.doc = pn.state.curdoc
@@ -200,9 +207,13 @@ class HipApp(pn.viewable.Viewer):
             styles={"border-bottom": "1px solid #dde", "background": "#f7f9fb"},
         )
         controls = self.controls.__panel__()
+        # the Load card follows the hip's posture, before the osteotomy
+        controls.insert(controls.objects.index(self.controls.upload_card) + 1, self.load_view)
         centre = pn.Column(
             self.scene.toolbar(),
             self.scene.view3d,
+            self.load_view.colorbar,
+            self.load_view.note,
             self.measures.facts,
             self.measures.warnings,
             sizing_mode="stretch_both",
@@ -283,7 +294,7 @@ class HipApp(pn.viewable.Viewer):
                 changed: Any = session.prepare(plan)
                 if "anatomy" in changed or initial:
                     report(f"measuring {self._hip_name(plan)}…")
-                    session.measure(plan)
+                    self._after_measure(session.measure(plan))
                 result = changed
             except Exception as exc:  # reported on the page by _built
                 result = exc
@@ -426,6 +437,7 @@ class HipApp(pn.viewable.Viewer):
             t0 = time.perf_counter()
             try:
                 result: Any = self.session.measure_moves(*moves)
+                self._after_measure(result)
             except Exception as exc:  # reported on the page by _measured
                 result = exc
             try:
@@ -437,6 +449,15 @@ class HipApp(pn.viewable.Viewer):
             time.sleep((time.perf_counter() - t0) * (1 / MEASURE_SHARE - 1))
 
         _MEASURE_POOL.submit(work)
+
+    def _after_measure(self, out: Any) -> None:
+        """Run :attr:`after_measure` on a new outcome, in the worker; a failure is logged only
+        (the view that needs it computes again when it draws, and reports it there)."""
+        for work in self.after_measure:
+            try:
+                work(out)
+            except Exception:
+                log.debug("work after a measure failed", exc_info=True)
 
     def _measured(self, ticket: int, result: Any) -> None:
         """A measure is done: measure again if the plan moved on, and queue the drawing."""

@@ -44,6 +44,8 @@ class MeasuresTable(pn.viewable.Viewer):
         self.warnings = pn.pane.Alert(
             "", alert_type="warning", visible=False, margin=(4, 8), disable_math=True
         )
+        #: Rows other views add under the measures, each ``outcome -> list of report.Row``.
+        self.more_rows: list = []
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self.table
@@ -52,7 +54,8 @@ class MeasuresTable(pn.viewable.Viewer):
         """Show ``out`` (a :class:`hipviz.simulate.Outcome`): table, facts and warnings."""
         moved = out.plan["procedure"] is not None or out.plan["femoral"]["level_mm"] is not None
         rows = report.measure_rows(out.before, out.after if moved else None)
-        self.table.object = report.table_html(rows)
+        more = [row for rows_of in self.more_rows for row in rows_of(out)]
+        self.table.object = report.table_html([*rows, *more])
         shift = out.hip_center_shift_mm
         gap = out.min_gap_mm
         gap_text = "—" if not np.isfinite(gap) else f"{gap:.1f} mm"

@@ -39,7 +39,8 @@ class Modes(pn.viewable.Viewer):
         Draws each step's scene.
     """
 
-    step = param.Integer(default=0, bounds=(0, len(explain.STEP_KEYS) - 1))
+    # one more than the operation's steps: a view may add one (the pressure step)
+    step = param.Integer(default=0, bounds=(0, len(explain.STEP_KEYS)))
 
     def __init__(self, page: PageState, scene: SceneDriver, **params: Any):
         super().__init__(**params)
@@ -59,6 +60,10 @@ class Modes(pn.viewable.Viewer):
         self.w_prev.on_click(lambda _: self.go(-1))
         self.w_next.on_click(lambda _: self.go(+1))
         self.w_replay.on_click(lambda _: self.show_step(replay=True))
+        #: Steps other views add, each ``outcome -> Step or None``, shown after the move.
+        self.more_steps: list = []
+        #: Told each step as it is shown (``Step -> None``), before its scene is drawn.
+        self.on_show: list = []
         self.param.watch(self._on_step, ["step"])
 
     def __panel__(self) -> pn.viewable.Viewable:
@@ -97,7 +102,16 @@ class Modes(pn.viewable.Viewer):
 
     def go(self, delta: int) -> None:
         """Step ``delta`` steps on (back when negative), within the steps."""
-        self.step = int(np.clip(self.step + delta, 0, len(explain.STEP_KEYS) - 1))
+        last = len(self.steps()) - 1 if self.page.session.outcome is not None else 0
+        self.step = int(np.clip(self.step + delta, 0, max(last, 0)))
+
+    def steps(self) -> list[explain.Step]:
+        """The plan's steps on this hip, with those other views add after the move."""
+        out = self.page.session.outcome
+        steps = list(explain.steps(self._explain_kind(), out.before))
+        turn = next(i for i, s in enumerate(steps) if s.key == "turn")
+        extra = [s for s in (more(out) for more in self.more_steps) if s is not None]
+        return [*steps[: turn + 1], *extra, *steps[turn + 1 :]]
 
     def _on_step(self, *events: param.parameterized.Event) -> None:
         self.show_step(replay=True)
@@ -109,23 +123,24 @@ class Modes(pn.viewable.Viewer):
         if sim is None or out is None or self.page.loading:  # the app shows it once built
             return
         kind = self._explain_kind()
-        steps = explain.steps(kind, out.before)
-        step = steps[self.step]
+        steps = self.steps()
+        step = steps[min(self.step, len(steps) - 1)]
         long = STEP_TEXT_CHARS
         self.step_pane.object = (
-            f'<div class="hv-step-count">Step {self.step + 1} of {len(steps)} · '
+            f'<div class="hv-step-count">Step {steps.index(step) + 1} of {len(steps)} · '
             f"{inert(explain.KIND_TITLES[kind])}</div>"
             f'<div class="hv-step-title">{inert(step.title)}</div>'
             f'<div class="hv-step-text">{inert(step.text, long)}</div>'
             '<ol class="hv-steps">'
             + "".join(
-                f'<li class="{"hv-now" if i == self.step else ""}">{inert(s.title)}</li>'
-                for i, s in enumerate(steps)
+                f'<li class="{"hv-now" if s is step else ""}">{inert(s.title)}</li>' for s in steps
             )
             + "</ol>"
         )
-        self.w_prev.disabled = self.step == 0
-        self.w_next.disabled = self.step == len(steps) - 1
+        self.w_prev.disabled = step is steps[0]
+        self.w_next.disabled = step is steps[-1]
+        for tell in self.on_show:
+            tell(step)
         scene = self.scene
         scene.stop_animation()
         identity = sim.move()  # the unmoved hip (cut pieces in place)

@@ -38,7 +38,7 @@ from urllib.parse import unquote_plus, urlencode
 
 import param
 
-from hipviz import cases, io
+from hipviz import cases, io, loads
 from hipviz import osteotomy as ost
 from hipviz.anatomy import builtin_hip
 from hipviz.errors import InputError
@@ -83,6 +83,9 @@ MOVE_PARAMS = (
 )
 CUT_PARAMS = (*(f"cut_{c}" for c in CUTS), *(f"cut_{c}_tilt" for c in CUTS), "cut_sphere")
 ANATOMY_PARAMS = ("case", "side", "tilt", *(f"mode{i + 1}" for i in range(N_SHAPE_SLIDERS)))
+#: The load on the hip (the Load view, :mod:`hipviz.app.load_view`): a case and a body weight.
+LOAD_CHOICES = ("none", *loads.LOAD_NAMES)
+LOAD_PARAMS = ("load", "body_weight")
 #: Parameters that travel in the URL (documented in docs/app.md).
 URL_PARAMS = (
     *ANATOMY_PARAMS,
@@ -92,6 +95,7 @@ URL_PARAMS = (
     *CUT_PARAMS,
     "mode",
     "view",
+    *LOAD_PARAMS,
 )
 
 #: Fields of a link's query that are read; the rest are counted, not read (a
@@ -171,6 +175,18 @@ class Plan(param.Parameterized):
     mode5 = param.Number(0.0, bounds=(-3.0, 3.0), step=0.1, label="Shape mode 5 (SD)")
     mode = param.Selector(default="surgeon", objects=list(MODES), doc="What the page is for.")
     view = param.Selector(default="anterior", objects=list(VIEWS), doc="Camera preset.")
+    load = param.Selector(
+        default="none",
+        objects=list(LOAD_CHOICES),
+        doc="The load on the hip (hipviz --load names): contact pressure is shown when set.",
+    )
+    body_weight = param.Number(
+        loads.DEFAULT_BODY_WEIGHT_KG,
+        bounds=loads.BODY_WEIGHT_RANGE_KG,
+        step=1.0,
+        label="Body weight (kg)",
+        doc="Scales the load.",
+    )
 
     def reset_moves(self) -> None:
         """Every move, cut adjustment and the femoral level back to zero (one event batch)."""
@@ -816,6 +832,7 @@ class PageState:
 __all__ = [
     "BUILTIN",
     "CASE_CHOICES",
+    "LOAD_CHOICES",
     "HipSession",
     "MARKER",
     "MODES",
