@@ -43,6 +43,8 @@ from bokeh.application.handlers.handler import Handler
 from tornado import httputil
 from tornado.web import OutputTransform
 
+from .procs import PROCESS_KEY
+
 #: The policy's directives but ``connect-src``, which names the page's own
 #: host for its websocket (see :func:`content_security_policy`).
 DIRECTIVES = (
@@ -149,7 +151,19 @@ class _NoQueryInToken(Handler):
         """Nothing to add to the page."""
 
     def process_request(self, request: httputil.HTTPServerRequest) -> dict[str, Any]:
-        return {"arguments": {}}
+        payload: dict[str, Any] = {"arguments": {}}
+        if _PROCESS[0] is not None:  # which of several processes holds the session
+            payload[PROCESS_KEY] = _PROCESS[0]
+        return payload
+
+
+#: This process's index among ``hipviz serve --num-procs`` processes (None: the only one).
+_PROCESS: list[int | None] = [None]
+
+
+def set_process_index(index: int | None) -> None:
+    """Name this process in the tokens of the sessions it builds (see :mod:`hipviz.app.procs`)."""
+    _PROCESS[0] = index
 
 
 def applications(pages: Mapping[str, Callable[[], Any]], *, title: str) -> dict[str, Application]:
@@ -200,4 +214,5 @@ __all__ = [
     "applications",
     "content_security_policy",
     "page_query",
+    "set_process_index",
 ]
