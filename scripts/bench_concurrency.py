@@ -12,7 +12,8 @@ session until the server's message with the fragment's new matrices arrives
 (idle), then while another session A uploads a 60 MB femur (a binary STL of
 the built-in femur, subdivided: 1.18 M triangles, made in a temporary
 folder) with the built-in pelvis and presses "Load my meshes", then while A
-switches between teaching cases (each a new hip). Round trips of B: median,
+switches between teaching cases (each a new hip), then while A opens new
+pages one after the other (each page built by the server). Round trips of B: median,
 90th percentile and maximum in each phase; A's own times.
 
 ``room``: N sessions (1, 10, 20, 40) open the same plan and each moves its
@@ -57,6 +58,8 @@ SLIDER = "Lateral turn (°)"
 QUERY = "case=dysplastic&procedure=pao"
 #: Teaching cases A switches through (each a hip the server has not built yet).
 CASES = ("borderline", "retroverted", "valga-antetorsion", "cam", "normal")
+#: New pages A opens, one after the other (each built by the server).
+OPENS = 4
 #: Bokeh drops a closed page's session after 15 s, checking every 17 s.
 SESSION_DROP_S = 40
 
@@ -299,6 +302,14 @@ async def busy(args: argparse.Namespace) -> None:
                 "A total s": round(time.perf_counter() - t0, 1),
             }
 
+        async def opens():
+            times = []
+            for _ in range(OPENS):
+                page = ThinSession(server.url)
+                times.append(round(await page.open(QUERY, timeout=300), 2))
+                await page.close()
+            return {"A page opens s": times}
+
         async def cases():
             (select,) = a.find("Select", title="Hip")
             times = []
@@ -317,6 +328,8 @@ async def busy(args: argparse.Namespace) -> None:
             await observe("idle again", idle)
         if args.what in ("case", "both"):
             await observe("case switches", cases)
+        if args.what in ("open", "both"):
+            await observe("page opens", opens)
         await a.close()
         await b.close()
         idle_p50, idle_p90 = phases["idle"]["rtt"]["p50"], phases["idle"]["rtt"]["p90"]
@@ -433,7 +446,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("scenario", choices=("busy", "room"))
     p.add_argument("--source", type=Path, default=ROOT, help="checkout whose hipviz is served")
-    p.add_argument("--what", choices=("upload", "case", "both"), default="both")
+    p.add_argument("--what", choices=("upload", "case", "open", "both"), default="both")
     p.add_argument(
         "--sessions", default="1,10,20,40", type=lambda s: [int(v) for v in s.split(",")]
     )

@@ -1581,6 +1581,7 @@ def _bokeh_server(
     # (Python's default) several times.
     sys.setswitchinterval(0.001)
     send_frames_at_once()
+    web.build_pages_off_loop()  # a page opening does not stop the others
     web.allow_long_links()  # a long link gets its one-line message, not a blank page
 
     def page() -> pn.viewable.Viewable:  # a plain function: Panel calls it per session
@@ -1777,9 +1778,9 @@ def serve(
         msg = f"cannot listen on {address}:{port} ({reason}); choose another --port or --address"
         raise InputError(msg) from None
     if num_procs == 1:
+        _start_warm_up()  # its session folder exists before the address is told
         if on_ready is not None:
             on_ready(f"http://{address}:{server.port}{path}")
-        _start_warm_up()
         return _run_until_stopped(server, STOP_SIGNALS)
 
     port = listeners[0].getsockname()[1]  # the one bound, when 0 asked for any
