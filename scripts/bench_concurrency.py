@@ -349,6 +349,52 @@ async def busy(args: argparse.Namespace) -> None:
         shutil.rmtree(files_dir, ignore_errors=True)
 
 
+def spy_on(server: Servers, args: argparse.Namespace) -> subprocess.Popen:
+    """Sample the server's threads with py-spy while the sessions move (``--profile-loop``)."""
+    return subprocess.Popen(
+        [
+            "py-spy",
+            "record",
+            "--pid",
+            str(server.servers[0].proc.pid),  # the first server (and only one, by default)
+            "--duration",
+            str(max(1, int(args.seconds) - 1)),
+            "--rate",
+            "250",
+            "--threads",
+            "--nonblocking",
+            "--format",
+            "raw",
+            "--output",
+            str(args.profile_loop),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def loop_profile(path: Path, n: int, top: int = 25) -> str:
+    """Where the event loop's thread spent its busy samples: the frames most often on its stack.
+
+    py-spy's raw format: ``thread (0x..): "Name";frame;frame... count`` per stack
+    (idle samples left out). Each frame counts once per sample it appears in.
+    """
+    busy, frames = 0, {}
+    for line in Path(path).read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        parts = stack.split(";")
+        if not parts[0].startswith("thread") or "MainThread" not in parts[0]:
+            continue
+        k = int(count)
+        busy += k
+        for frame in set(parts[1:]):
+            frames[frame] = frames.get(frame, 0) + k
+    rows = sorted(frames.items(), key=lambda kv: -kv[1])[:top]
+    out = [f"\nevent loop busy samples ({n} sessions): {busy}; frames on the stack, share of busy:"]
+    out += [f"  {100 * v / max(1, busy):5.1f} %  {f}" for f, v in rows]
+    return "\n".join(out)
+
+
 async def level(server: Server, n: int, args: argparse.Namespace) -> dict:
     """``n`` sessions open, move, close; what they cost the server."""
     sessions = [ThinSession(server.page_url()) for _ in range(n)]
@@ -374,7 +420,11 @@ async def level(server: Server, n: int, args: argparse.Namespace) -> dict:
         for s in sessions
     ]
     sampler = asyncio.create_task(sample())
+    spy = spy_on(server, args) if args.profile_loop else None
     await asyncio.sleep(args.seconds)
+    if spy is not None:
+        spy.wait()
+        print(loop_profile(args.profile_loop, n), flush=True)
     stop.set()
     await asyncio.gather(*tasks, sampler)
     wall, cpu = time.perf_counter() - t0, server.cpu_s() - cpu0
@@ -458,6 +508,12 @@ def main() -> None:
         type=int,
         default=1,
         help="room: this many separate servers, pages shared out in turn (a sticky proxy)",
+    )
+    p.add_argument(
+        "--profile-loop",
+        type=Path,
+        help="room: sample the server with py-spy while sessions move; write its raw "
+        "stacks here and print where the event loop's thread was busy",
     )
     p.add_argument(
         "--launcher",

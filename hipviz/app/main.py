@@ -43,7 +43,7 @@ from hipviz import osteotomy as ost
 from hipviz.errors import HipvizError, InputError
 from hipviz.io import Limits
 
-from . import procs, web
+from . import lean, procs, web
 from .state import (
     ANATOMY_PARAMS,
     BUILTIN,
@@ -1582,6 +1582,7 @@ def _bokeh_server(
     sys.setswitchinterval(0.001)
     send_frames_at_once()
     web.build_pages_off_loop()  # a page opening does not stop the others
+    lean.install()  # two of Panel's costs per update, not needed here
     web.allow_long_links()  # a long link gets its one-line message, not a blank page
 
     def page() -> pn.viewable.Viewable:  # a plain function: Panel calls it per session
