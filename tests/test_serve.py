@@ -155,14 +155,15 @@ def test_folders_of_a_killed_server_are_removed_when_the_next_starts(tmp_path, s
     assert not mine[0].exists() and foreign.is_dir()
 
 
-def test_a_port_in_use_is_one_line_before_serving(tmp_path):
+@pytest.mark.parametrize("procs", [[], ["--num-procs", "2"]], ids=["one-process", "two-processes"])
+def test_a_port_in_use_is_one_line_before_serving(tmp_path, procs):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         env = {**os.environ, "PYTHONPATH": str(REPO), "HIPVIZ_SESSION_DIR": str(tmp_path)}
         result = subprocess.run(
-            [sys.executable, "-m", "hipviz.cli", "serve", "--port", str(port)],
+            [sys.executable, "-m", "hipviz.cli", "serve", "--port", str(port), *procs],
             capture_output=True,
             text=True,
             env=env,

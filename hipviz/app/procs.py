@@ -19,8 +19,8 @@ child before anything is read from it: it peeks at the request's head
 * anything else (a page, a script, a picture) goes to the children in turn;
   the child that builds a page's session is the one its websocket reaches.
 
-The connection's socket itself is passed (``SCM_RIGHTS`` over a Unix socket
-pair per child); the child serves it as if it had accepted it. So each
+The connection's socket itself is passed (``SCM_RIGHTS`` over a Unix stream
+socket pair per child); the child serves it as if it had accepted it. So each
 session is built once, in one process, with its link.
 
 Stopping: the parent handles Ctrl+C, SIGTERM and SIGHUP; it stops accepting,
@@ -170,8 +170,15 @@ class Dispatcher:
         child = self._pick(index)
         try:
             if child is not None:
-                socket.send_fds(child.channel, [b"c"], [conn.fileno()])
-        except OSError as exc:  # the child is gone or its queue full: drop the connection
+                try:
+                    socket.send_fds(child.channel, [b"c"], [conn.fileno()])
+                except BlockingIOError:  # its buffer is full: wait for the child a little
+                    child.channel.settimeout(5.0)
+                    try:
+                        socket.send_fds(child.channel, [b"c"], [conn.fileno()])
+                    finally:
+                        child.channel.setblocking(False)
+        except OSError as exc:  # the child is gone or stuck: drop the connection
             log.warning("could not pass a connection to server process %d: %s", child.index, exc)
         finally:
             conn.close()  # the child has its own copy of the socket
@@ -346,7 +353,7 @@ def receive_connections(channel: socket.socket, serve: Callable[[socket.socket],
     """
     while True:
         try:
-            msg, fds, _, _ = socket.recv_fds(channel, 16, 16)
+            msg, fds, _, _ = socket.recv_fds(channel, 64, 64)
         except BlockingIOError:
             return True
         except OSError:
@@ -370,7 +377,9 @@ def fork_children(
     parent_pid = os.getpid()
     children: list[_Child] = []
     for index in range(n):
-        parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        # a stream: its buffer holds thousands of passed connections while a child
+        # is busy (a datagram queue would refuse the eleventh on some systems)
+        parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         pid = os.fork()
         if pid == 0:  # the child
             code = 1
