@@ -1663,11 +1663,16 @@ def _serve_child(index: int, channel: Any, **options: Any) -> int:
     loop = server.io_loop
 
     def serve_connection(sock: Any) -> None:
+        try:
+            address = sock.getpeername()
+        except OSError:  # the client has gone already
+            sock.close()
+            return
         sock.setblocking(False)
         stream = IOStream(
             sock, max_buffer_size=http.max_buffer_size, read_chunk_size=http.read_chunk_size
         )
-        http.handle_stream(stream, sock.getpeername())
+        http.handle_stream(stream, address)
 
     def on_channel(fd: int, events: int) -> None:
         if not procs.receive_connections(channel, serve_connection):
@@ -1675,7 +1680,7 @@ def _serve_child(index: int, channel: Any, **options: Any) -> int:
 
     def report(removed: int) -> None:
         try:
-            channel.send(f"removed {removed}".encode())
+            channel.send(f"removed {removed}\n".encode())
         except OSError:
             pass
 

@@ -235,7 +235,7 @@ class Dispatcher:
             sel.register(conn, selectors.EVENT_READ, "conn")
 
     def _child_says(self, child: _Child) -> None:
-        """Read a child's report (``removed N``), or see that it has exited."""
+        """Read a child's reports (``removed N`` lines), or see that it has exited."""
         while True:
             try:
                 data = child.channel.recv(256)
@@ -246,9 +246,10 @@ class Dispatcher:
             if not data:
                 child.alive = False
                 return
-            words = data.decode("ascii", "replace").split()
-            if len(words) == 2 and words[0] == "removed" and words[1].isdigit():
-                child.removed = int(words[1])
+            for line in data.decode("ascii", "replace").splitlines():
+                words = line.split()  # each report counts folders not counted before
+                if len(words) == 2 and words[0] == "removed" and words[1].isdigit():
+                    child.removed += int(words[1])
 
     def _signal_children(self) -> None:
         for child in self._live():
