@@ -28,6 +28,9 @@ Usage::
     python scripts/bench_concurrency.py room --sessions 1,10,20,40
     python scripts/bench_concurrency.py room --sessions 40 --num-procs 2
     python scripts/bench_concurrency.py busy --source /path/to/other/checkout   # before/after
+    python scripts/bench_concurrency.py busy --what open      # while A opens new pages
+    python scripts/bench_concurrency.py room --sessions 20 --profile-loop /tmp/loop.txt
+        # samples the server with py-spy (pip install py-spy): where the event loop's time goes
 """
 
 from __future__ import annotations
