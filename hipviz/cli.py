@@ -417,7 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=1,
         metavar="N",
-        help="server processes sharing the port (default 1; 0: one per core)",
+        help="server processes, each page in one of them (default 1; 0: one per core)",
     )
     srv.add_argument(
         "--prefix",

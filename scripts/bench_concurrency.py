@@ -12,7 +12,8 @@ session until the server's message with the fragment's new matrices arrives
 (idle), then while another session A uploads a 60 MB femur (a binary STL of
 the built-in femur, subdivided: 1.18 M triangles, made in a temporary
 folder) with the built-in pelvis and presses "Load my meshes", then while A
-switches between teaching cases (each a new hip). Round trips of B: median,
+switches between teaching cases (each a new hip), then while A opens new
+pages one after the other (each page built by the server). Round trips of B: median,
 90th percentile and maximum in each phase; A's own times.
 
 ``room``: N sessions (1, 10, 20, 40) open the same plan and each moves its
@@ -27,6 +28,9 @@ Usage::
     python scripts/bench_concurrency.py room --sessions 1,10,20,40
     python scripts/bench_concurrency.py room --sessions 40 --num-procs 2
     python scripts/bench_concurrency.py busy --source /path/to/other/checkout   # before/after
+    python scripts/bench_concurrency.py busy --what open      # while A opens new pages
+    python scripts/bench_concurrency.py room --sessions 20 --profile-loop /tmp/loop.txt
+        # samples the server with py-spy (pip install py-spy): where the event loop's time goes
 """
 
 from __future__ import annotations
@@ -57,6 +61,8 @@ SLIDER = "Lateral turn (°)"
 QUERY = "case=dysplastic&procedure=pao"
 #: Teaching cases A switches through (each a hip the server has not built yet).
 CASES = ("borderline", "retroverted", "valga-antetorsion", "cam", "normal")
+#: New pages A opens, one after the other (each built by the server).
+OPENS = 4
 #: Bokeh drops a closed page's session after 15 s, checking every 17 s.
 SESSION_DROP_S = 40
 
@@ -299,6 +305,14 @@ async def busy(args: argparse.Namespace) -> None:
                 "A total s": round(time.perf_counter() - t0, 1),
             }
 
+        async def opens():
+            times = []
+            for _ in range(OPENS):
+                page = ThinSession(server.url)
+                times.append(round(await page.open(QUERY, timeout=300), 2))
+                await page.close()
+            return {"A page opens s": times}
+
         async def cases():
             (select,) = a.find("Select", title="Hip")
             times = []
@@ -317,6 +331,8 @@ async def busy(args: argparse.Namespace) -> None:
             await observe("idle again", idle)
         if args.what in ("case", "both"):
             await observe("case switches", cases)
+        if args.what in ("open", "both"):
+            await observe("page opens", opens)
         await a.close()
         await b.close()
         idle_p50, idle_p90 = phases["idle"]["rtt"]["p50"], phases["idle"]["rtt"]["p90"]
@@ -334,6 +350,52 @@ async def busy(args: argparse.Namespace) -> None:
     finally:
         server.stop()
         shutil.rmtree(files_dir, ignore_errors=True)
+
+
+def spy_on(server: Servers, args: argparse.Namespace) -> subprocess.Popen:
+    """Sample the server's threads with py-spy while the sessions move (``--profile-loop``)."""
+    return subprocess.Popen(
+        [
+            "py-spy",
+            "record",
+            "--pid",
+            str(server.servers[0].proc.pid),  # the first server (and only one, by default)
+            "--duration",
+            str(max(1, int(args.seconds) - 1)),
+            "--rate",
+            "250",
+            "--threads",
+            "--nonblocking",
+            "--format",
+            "raw",
+            "--output",
+            str(args.profile_loop),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def loop_profile(path: Path, n: int, top: int = 25) -> str:
+    """Where the event loop's thread spent its busy samples: the frames most often on its stack.
+
+    py-spy's raw format: ``thread (0x..): "Name";frame;frame... count`` per stack
+    (idle samples left out). Each frame counts once per sample it appears in.
+    """
+    busy, frames = 0, {}
+    for line in Path(path).read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        parts = stack.split(";")
+        if not parts[0].startswith("thread") or "MainThread" not in parts[0]:
+            continue
+        k = int(count)
+        busy += k
+        for frame in set(parts[1:]):
+            frames[frame] = frames.get(frame, 0) + k
+    rows = sorted(frames.items(), key=lambda kv: -kv[1])[:top]
+    out = [f"\nevent loop busy samples ({n} sessions): {busy}; frames on the stack, share of busy:"]
+    out += [f"  {100 * v / max(1, busy):5.1f} %  {f}" for f, v in rows]
+    return "\n".join(out)
 
 
 async def level(server: Server, n: int, args: argparse.Namespace) -> dict:
@@ -361,7 +423,11 @@ async def level(server: Server, n: int, args: argparse.Namespace) -> dict:
         for s in sessions
     ]
     sampler = asyncio.create_task(sample())
+    spy = spy_on(server, args) if args.profile_loop else None
     await asyncio.sleep(args.seconds)
+    if spy is not None:
+        spy.wait()
+        print(loop_profile(args.profile_loop, n), flush=True)
     stop.set()
     await asyncio.gather(*tasks, sampler)
     wall, cpu = time.perf_counter() - t0, server.cpu_s() - cpu0
@@ -433,7 +499,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("scenario", choices=("busy", "room"))
     p.add_argument("--source", type=Path, default=ROOT, help="checkout whose hipviz is served")
-    p.add_argument("--what", choices=("upload", "case", "both"), default="both")
+    p.add_argument("--what", choices=("upload", "case", "open", "both"), default="both")
     p.add_argument(
         "--sessions", default="1,10,20,40", type=lambda s: [int(v) for v in s.split(",")]
     )
@@ -445,6 +511,12 @@ def main() -> None:
         type=int,
         default=1,
         help="room: this many separate servers, pages shared out in turn (a sticky proxy)",
+    )
+    p.add_argument(
+        "--profile-loop",
+        type=Path,
+        help="room: sample the server with py-spy while sessions move; write its raw "
+        "stacks here and print where the event loop's thread was busy",
     )
     p.add_argument(
         "--launcher",

@@ -155,14 +155,15 @@ def test_folders_of_a_killed_server_are_removed_when_the_next_starts(tmp_path, s
     assert not mine[0].exists() and foreign.is_dir()
 
 
-def test_a_port_in_use_is_one_line_before_serving(tmp_path):
+@pytest.mark.parametrize("procs", [[], ["--num-procs", "2"]], ids=["one-process", "two-processes"])
+def test_a_port_in_use_is_one_line_before_serving(tmp_path, procs):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         env = {**os.environ, "PYTHONPATH": str(REPO), "HIPVIZ_SESSION_DIR": str(tmp_path)}
         result = subprocess.run(
-            [sys.executable, "-m", "hipviz.cli", "serve", "--port", str(port)],
+            [sys.executable, "-m", "hipviz.cli", "serve", "--port", str(port), *procs],
             capture_output=True,
             text=True,
             env=env,
@@ -187,3 +188,167 @@ def test_a_second_signal_while_stopping_still_removes_the_folders(tmp_path, serv
     code = server.proc.wait(timeout=60)
     assert code in (0, 128 + signal.SIGTERM), server.stderr
     assert session_folders(base) == []
+
+
+# --- several processes ------------------------------------------------------------
+
+
+def _models(obj):
+    """Every serialized Bokeh model in a pulled document."""
+    stack = [obj]
+    while stack:
+        o = stack.pop()
+        if isinstance(o, dict):
+            if o.get("type") == "object" and "id" in o:
+                yield o
+            stack.extend(o.values())
+        elif isinstance(o, list):
+            stack.extend(o)
+
+
+async def _open_tab(port: int, query: str):
+    """What a browser tab does: the page, then its websocket; the websocket and the case shown."""
+    import re
+
+    from tornado.httpclient import AsyncHTTPClient
+    from tornado.websocket import websocket_connect
+
+    page = await AsyncHTTPClient().fetch(f"http://127.0.0.1:{port}/?{query}", request_timeout=300)
+    token = re.search(r'"token":"([^"]+)"', page.body.decode()).group(1)
+    ws = await websocket_connect(
+        f"ws://127.0.0.1:{port}/ws", subprotocols=["bokeh", token], max_message_size=1 << 30
+    )
+
+    async def receive():
+        header = json.loads(await ws.read_message())
+        await ws.read_message()  # metadata
+        content = await ws.read_message()
+        for _ in range(2 * header.get("num_buffers", 0)):
+            await ws.read_message()
+        return header, content
+
+    assert (await receive())[0]["msgtype"] == "ACK"
+    for part in ({"msgid": "pull", "msgtype": "PULL-DOC-REQ"}, {}, {}):
+        await ws.write_message(json.dumps(part))
+    header, content = await receive()
+    while header["msgtype"] != "PULL-DOC-REPLY":  # e.g. a PATCH-DOC of the hip's build
+        header, content = await receive()
+    (case,) = [
+        m["attributes"]["value"]
+        for m in _models(json.loads(content))
+        if m.get("name", "").endswith("Select") and m["attributes"].get("title") == "Hip"
+    ]
+    return ws, case
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    # a zombie (exited, not yet reaped by its dead parent's adopter) counts as gone
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
+    except OSError:
+        return True
+
+
+CASES = ("cam", "retroverted", "borderline", "normal", "cam", "retroverted")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="several processes need fork")
+def test_each_page_is_built_once_in_one_of_several_processes(tmp_path, servers):
+    """--num-procs 2: every tab's websocket reaches the process that built its page."""
+    import asyncio
+
+    base = tmp_path / "sessions"
+    server = servers(base, "--num-procs", "2")
+    children = _children(server.proc.pid)
+    assert len(children) == 2, server.stderr
+    # each process warms up (builds the default hip) in a session of its own,
+    # with its own folder: wait until both have come and gone
+    end, warmed = time.monotonic() + 180, set()
+    while True:
+        now = {json.loads((f / MARKER).read_text())["pid"] for f in session_folders(base)}
+        warmed |= now
+        if warmed == set(children) and not now:
+            break
+        assert time.monotonic() < end, "the warm-ups did not end"
+        time.sleep(0.05)
+
+    async def tabs():
+        opened = [await _open_tab(server.port, f"case={c}") for c in CASES]
+        folders = session_folders(base)  # while the tabs are open
+        for ws, _ in opened:
+            ws.close()
+        return [case for _, case in opened], folders
+
+    shown, folders = asyncio.run(tabs())
+    assert shown == list(CASES), "a page lost its link's plan (built again from its websocket)"
+    # one folder per page: a page built a second time would make a second one
+    assert len(folders) == len(CASES), [f.name for f in folders]
+    owners = {json.loads((f / MARKER).read_text())["pid"] for f in folders}
+    assert owners == set(children), "the pages were not shared out between the processes"
+    assert "Launching server" not in server.stderr  # the children's private addresses
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="several processes need fork")
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_to_the_parent_alone_stops_every_process(tmp_path, servers, sig):
+    base = tmp_path / "sessions"
+    server = servers(base, "--num-procs", "2")
+    children = _children(server.proc.pid)
+    folders = open_sessions_of(server, base, 4)
+    assert {json.loads((f / MARKER).read_text())["pid"] for f in folders} == set(children)
+    assert server.stop(sig) == 0, server.stderr  # the parent only, not its group
+    assert all(_gone(pid) for pid in children), "a server process outlived the parent"
+    assert session_folders(base) == [], "patients' files were left on disk"
+    last = server.stderr.strip().splitlines()[-1]  # 4, and any warm-up still running
+    assert last.startswith("hipviz: stopped; removed ") and int(last.split()[3]) >= 4, last
+    assert "Traceback" not in server.stderr
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_the_children_of_a_killed_parent_stop_and_clean_up(tmp_path, servers):
+    base = tmp_path / "sessions"
+    server = servers(base, "--num-procs", "2")
+    children = _children(server.proc.pid)
+    open_sessions_of(server, base, 2)
+    server.stop(signal.SIGKILL)
+    end = time.monotonic() + 60
+    while not all(_gone(pid) for pid in children) or session_folders(base):
+        assert time.monotonic() < end, "the children of a killed server kept running"
+        time.sleep(0.2)
+
+
+def open_sessions_of(server: Server, base: Path, n: int) -> list[Path]:
+    """Open ``n`` sessions of a several-process server; a patient's file in each folder."""
+    before = set(session_folders(base))
+    for _ in range(n):
+        server.open_page()
+    end = time.monotonic() + 120
+    while len(set(session_folders(base)) - before) < n:
+        assert time.monotonic() < end, "the sessions made no folders"
+        time.sleep(0.2)
+    folders = sorted(set(session_folders(base)) - before)
+    for folder in folders:
+        (folder / "pelvis.stl").write_bytes(b"solid patient\nendsolid patient\n")
+    return folders
+
+
+def test_a_link_cannot_choose_its_session(tmp_path, servers):
+    """Unsigned, Bokeh would take ``?bokeh-session-id=`` and let its author join that session."""
+    import urllib.error
+
+    base = tmp_path / "sessions"
+    server = servers(base)
+    url = f"http://127.0.0.1:{server.port}/?bokeh-session-id=chosen-by-the-link-author-000000"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(url, timeout=120)
+    refused.value.close()
+    assert refused.value.code == 403

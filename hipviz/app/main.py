@@ -30,6 +30,7 @@ import ctypes.util
 import gc
 import logging
 import os
+import secrets
 import signal
 import sys
 import threading
@@ -45,7 +46,7 @@ from hipviz import cases
 from hipviz.errors import HipvizError, InputError
 from hipviz.io import Limits
 
-from . import web
+from . import procs, web
 
 # CASE_LABELS and PROCEDURE_LABELS are imported from here by tests and scripts
 from .controls import CASE_LABELS, PROCEDURE_LABELS, Controls  # noqa: F401
@@ -766,6 +767,134 @@ def send_frames_at_once() -> None:
     ]
 
 
+def _bokeh_server(
+    *,
+    port: int,
+    address: str,
+    show: bool,
+    limits: Limits,
+    prefix: str,
+    origins: list[str],
+    secret: str,
+    **kwargs: Any,
+) -> Any:
+    """The app's Bokeh server, listening but not started (one per process)."""
+    pn.extension(notifications=False)
+    # A thread that wants the interpreter's lock waits up to this long for
+    # the thread holding it; the event loop wants it back after every socket
+    # write, so with a measure running each message would wait up to 5 ms
+    # (Python's default) several times.
+    sys.setswitchinterval(0.001)
+    send_frames_at_once()
+    web.build_pages_off_loop()  # a page opening does not stop the others
+    web.allow_long_links()  # a long link gets its one-line message, not a blank page
+
+    def page() -> pn.viewable.Viewable:  # a plain function: Panel calls it per session
+        return create_app(limits=limits)
+
+    return pn.serve(
+        web.applications({"/": page}, title="hipviz"),
+        port=port,
+        address=address,
+        show=show,
+        start=False,
+        allow_websocket_origin=origins,
+        # a chosen file arrives as base64 in one websocket message: room for
+        # the largest allowed, and the page checks sizes against the same limit
+        websocket_max_message_size=websocket_max_message_bytes(limits.max_file_mb),
+        transforms=[web.SecurityHeaders],  # CSP and friends on every response
+        # Signed session ids and tokens: unsigned, Bokeh takes a session id
+        # from the page's address (?bokeh-session-id=...), so a crafted link
+        # would give its victim a session its author can join and watch.
+        sign_sessions=True,
+        secret_key=secret,
+        prefix=prefix,
+        **kwargs,
+    )
+
+
+def _run_until_stopped(
+    server: Any, stop_signals: tuple[int, ...], report: Callable[[int], None] | None = None
+) -> int:
+    """Run ``server`` until one of ``stop_signals``; delete the live sessions' folders.
+
+    A second signal while stopping (a long job holds the loop) deletes them,
+    reports their number to ``report`` and exits at once. Returns the number
+    of folders removed.
+    """
+    loop = server.io_loop
+    signals: list[int] = []
+
+    def stop(signum: int, frame: Any) -> None:
+        signals.append(signum)
+        if len(signals) > 1:  # asked again while stopping: go now
+            removed = remove_live_folders()
+            if report is not None:
+                report(removed)
+            os._exit(128 + signum)
+        loop.asyncio_loop.call_soon_threadsafe(loop.stop)
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():  # only it may set handlers
+        previous = {sig: signal.signal(sig, stop) for sig in stop_signals}
+    try:
+        server.start()
+        loop.start()
+    finally:
+        removed = remove_live_folders()  # first: the patients' files
+        try:
+            server.stop()
+        except Exception:  # stopping is best effort; the folders are gone already
+            log.exception("stopping the server")
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return removed
+
+
+def _serve_child(index: int, channel: Any, **options: Any) -> int:
+    """One of ``--num-procs`` processes: serve the connections the parent passes on."""
+    from tornado.ioloop import IOLoop
+    from tornado.iostream import IOStream
+
+    web.set_process_index(index)
+    for sig in STOP_SIGNALS:  # the terminal's Ctrl+C and hang-up reach every process:
+        if sig != signal.SIGTERM:  # only the parent's SIGTERM stops a child
+            signal.signal(sig, signal.SIG_IGN)
+    # verbose=False: its private address is of no use to anyone
+    server = _bokeh_server(port=0, address="127.0.0.1", show=False, verbose=False, **options)
+    http = server._http  # Bokeh's Tornado HTTPServer (no public accessor)
+    http.stop()  # it listens on nothing: every connection comes from the parent
+    loop = server.io_loop
+
+    def serve_connection(sock: Any) -> None:
+        try:
+            address = sock.getpeername()
+        except OSError:  # the client has gone already
+            sock.close()
+            return
+        sock.setblocking(False)
+        stream = IOStream(
+            sock, max_buffer_size=http.max_buffer_size, read_chunk_size=http.read_chunk_size
+        )
+        http.handle_stream(stream, address)
+
+    def on_channel(fd: int, events: int) -> None:
+        if not procs.receive_connections(channel, serve_connection):
+            loop.stop()  # the parent is gone
+
+    def report(removed: int) -> None:
+        try:
+            channel.send(f"removed {removed}\n".encode())
+        except OSError:
+            pass
+
+    channel.setblocking(False)
+    loop.add_handler(channel.fileno(), on_channel, IOLoop.READ)
+    _start_warm_up()  # after the fork: Embree's thread pool does not survive one
+    report(_run_until_stopped(server, (signal.SIGTERM,), report))
+    return 0
+
+
 def serve(
     port: int = 5006,
     address: str = "127.0.0.1",
@@ -796,15 +925,15 @@ def serve(
         Limits on uploads; default: :class:`~hipviz.io.Limits` with
         :data:`~hipviz.app.state.MAX_UPLOAD_MB` MB per file.
     on_ready : callable, optional
-        Called with the app's address once the port is bound (by the
-        first process only).
+        Called with the app's address once the port is bound.
     num_procs : int, default: 1
-        Server processes sharing the port (0: one per core). Each has its
-        own sessions, event loop and worker threads, and builds the default
-        hip once it has started (not before the fork: Embree's thread pool
-        does not survive one). A page's request and its websocket may reach
-        different processes; the page is then built in both, and the unused
-        copy dropped 15 s later (see docs/app.md).
+        Server processes (0: one per core). With more than one, this
+        process accepts the connections and passes each to a child process
+        (:mod:`hipviz.app.procs`): a page's websocket to the process that
+        built its session, so each page is built once. Each child has its
+        own sessions, event loop and worker threads and builds the default
+        hip once forked; a stop signal to this process stops them all, and
+        each deletes its sessions' folders. Not on Windows.
     prefix : str, default: ""
         URL path the app is served under (``hipviz`` -> ``/hipviz/``),
         for a reverse proxy that forwards such a path.
@@ -823,80 +952,66 @@ def serve(
     ------
     InputError
         If the address cannot be listened on (port in use, no such address,
-        not permitted), or no session folder can be made.
+        not permitted), no session folder can be made, or several processes
+        are asked for where processes cannot be forked.
     """
-    import tornado.process
+    from tornado.netutil import bind_sockets
 
+    num_procs = num_procs or os.cpu_count() or 1
+    if num_procs > 1 and not hasattr(os, "fork"):
+        raise InputError(f"--num-procs {num_procs}: several processes need os.fork (not Windows)")
     stale = remove_stale_folders()
     if stale:
         log.warning("removed %d session folder(s) left by an earlier run", len(stale))
     remove_session_folder(new_session_folder())  # sessions will be able to keep files
-    limits = limits or Limits(max_file_mb=MAX_UPLOAD_MB)
-    pn.extension(notifications=False)
-    # A thread that wants the interpreter's lock waits up to this long for
-    # the thread holding it; the event loop wants it back after every socket
-    # write, so with a measure running each message would wait up to 5 ms
-    # (Python's default) several times.
-    sys.setswitchinterval(0.001)
-    send_frames_at_once()
-    if num_procs == 1:
-        _start_warm_up()
-    else:  # in each process once forked: no thread may run during the fork
-        os.register_at_fork(after_in_child=_start_warm_up)
-    origins = [f"{address}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"]
-    web.allow_long_links()  # a long link gets its one-line message, not a blank page
-
-    def page() -> pn.viewable.Viewable:  # a plain function: Panel calls it per session
-        return create_app(limits=limits)
-
+    options = {
+        "limits": limits or Limits(max_file_mb=MAX_UPLOAD_MB),
+        "prefix": prefix,
+        "secret": secrets.token_urlsafe(32),  # shared by the processes forked below
+        **kwargs,
+    }
+    path = f"/{prefix.strip('/')}/" if prefix.strip("/") else "/"
     try:
-        server = pn.serve(
-            web.applications({"/": page}, title="hipviz"),
-            port=port,
-            address=address,
-            show=show,
-            start=False,
-            allow_websocket_origin=[*origins, *(allow_websocket_origin or [])],
-            # a chosen file arrives as base64 in one websocket message: room for
-            # the largest allowed, and the page checks sizes against the same limit
-            websocket_max_message_size=websocket_max_message_bytes(limits.max_file_mb),
-            transforms=[web.SecurityHeaders],  # CSP and friends on every response
-            num_procs=num_procs,
-            prefix=prefix,
-            **kwargs,
-        )
+        if num_procs == 1:
+            origins = [f"{address}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"]
+            server = _bokeh_server(
+                port=port,
+                address=address,
+                show=show,
+                origins=[*origins, *(allow_websocket_origin or [])],
+                **options,
+            )
+        else:
+            listeners = bind_sockets(port, address)
     except OSError as exc:
         reason = exc.strerror or str(exc)
         msg = f"cannot listen on {address}:{port} ({reason}); choose another --port or --address"
         raise InputError(msg) from None
-    if on_ready is not None and tornado.process.task_id() in (None, 0):
-        path = f"/{prefix.strip('/')}/" if prefix.strip("/") else "/"
-        on_ready(f"http://{address}:{server.port}{path}")
-    loop = server.io_loop
-    signals: list[int] = []
+    if num_procs == 1:
+        _start_warm_up()  # its session folder exists before the address is told
+        if on_ready is not None:
+            on_ready(f"http://{address}:{server.port}{path}")
+        return _run_until_stopped(server, STOP_SIGNALS)
 
-    def stop(signum: int, frame: Any) -> None:
-        signals.append(signum)
-        if len(signals) > 1:  # asked again while stopping (a long job holds the loop): go now
-            remove_live_folders()
-            os._exit(128 + signum)
-        loop.asyncio_loop.call_soon_threadsafe(loop.stop)
-
+    port = listeners[0].getsockname()[1]  # the one bound, when 0 asked for any
+    origins = [f"{address}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"]
+    options["origins"] = [*origins, *(allow_websocket_origin or [])]
+    dispatcher = procs.fork_children(
+        num_procs, listeners, lambda i, ch: _serve_child(i, ch, **options)
+    )
+    if on_ready is not None:
+        on_ready(f"http://{address}:{port}{path}")
     previous = {}
-    if threading.current_thread() is threading.main_thread():  # only it may set handlers
-        previous = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
+    if threading.current_thread() is threading.main_thread():
+        previous = {
+            sig: signal.signal(sig, lambda signum, frame: dispatcher.signals.append(signum))
+            for sig in STOP_SIGNALS
+        }
     try:
-        server.start()
-        loop.start()
+        return dispatcher.run()
     finally:
-        removed = remove_live_folders()  # first: the patients' files
-        try:
-            server.stop()
-        except Exception:  # stopping is best effort; the folders are gone already
-            log.exception("stopping the server")
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    return removed
 
 
 __all__ = [

@@ -29,19 +29,41 @@ converts each value (a value of more than 4300 digits fails the page with an
 internal error; ``[...]`` and ``{...}`` values are evaluated as literals), so
 the pages are built without it and :func:`page_query` hands the app the
 query as the browser sent it.
+
+**Pages built beside the event loop.** Bokeh builds a new session's page
+(Panel turning the app's widgets into models: 0.3-1.5 s on an idle machine,
+seconds under load) on the server's event loop, so every other page's
+slider waited for it. :func:`build_pages_off_loop` makes Bokeh build each
+new page in a worker thread (one page at a time); the event loop meanwhile
+serves the other pages, taking the interpreter's lock in turns. The new
+page's document belongs to nobody else until it is built (no connection,
+no session), so nothing else touches it; once built, Panel is told that it
+belongs to the event loop's thread, as if it had been built there.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
+import threading
+import weakref
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
 
 from bokeh.application import Application
 from bokeh.application.handlers.handler import Handler
+from bokeh.server.contexts import ApplicationContext, BokehSessionContext, _RequestProxy
+from bokeh.server.session import ServerSession
+from bokeh.util.token import get_token_payload
 from tornado import httputil
 from tornado.web import OutputTransform
+
+from .procs import PROCESS_KEY
+
+log = logging.getLogger(__name__)
 
 #: The policy's directives but ``connect-src``, which names the page's own
 #: host for its websocket (see :func:`content_security_policy`).
@@ -149,7 +171,19 @@ class _NoQueryInToken(Handler):
         """Nothing to add to the page."""
 
     def process_request(self, request: httputil.HTTPServerRequest) -> dict[str, Any]:
-        return {"arguments": {}}
+        payload: dict[str, Any] = {"arguments": {}}
+        if _PROCESS[0] is not None:  # which of several processes holds the session
+            payload[PROCESS_KEY] = _PROCESS[0]
+        return payload
+
+
+#: This process's index among ``hipviz serve --num-procs`` processes (None: the only one).
+_PROCESS: list[int | None] = [None]
+
+
+def set_process_index(index: int | None) -> None:
+    """Name this process in the tokens of the sessions it builds (see :mod:`hipviz.app.procs`)."""
+    _PROCESS[0] = index
 
 
 def applications(pages: Mapping[str, Callable[[], Any]], *, title: str) -> dict[str, Application]:
@@ -169,6 +203,97 @@ def applications(pages: Mapping[str, Callable[[], Any]], *, title: str) -> dict[
     for app in apps.values():
         app.add(_NoQueryInToken())
     return apps
+
+
+#: The thread that builds new pages: one at a time, so a class opening the
+#: page at once takes one thread's share of the interpreter, not all of it.
+_PAGE_BUILDER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hipviz-page")
+
+
+class OffLoopApplicationContext(ApplicationContext):
+    """Bokeh's application context, building each new session's page in a worker thread.
+
+    :meth:`create_session_if_needed` follows Bokeh's (3.9) with one change:
+    the document is initialized (the app's page function run, Panel's models
+    built) by :data:`_PAGE_BUILDER`, awaited, instead of on the event loop.
+    Bokeh has no hook for that step, so the method is restated here; it is
+    derived from Bokeh, Copyright (c) Anaconda, Inc., and Bokeh Contributors,
+    BSD-3-Clause (the licence is in Bokeh's distribution, ``bokeh/LICENSE.txt``).
+    """
+
+    async def create_session_if_needed(
+        self, session_id: Any, request: Any = None, token: str | None = None
+    ) -> ServerSession:
+        from bokeh.document import Document
+        from bokeh.protocol.exceptions import ProtocolError
+        from tornado import gen
+
+        if len(session_id) == 0:  # an empty id is "falsey": refuse it, as Bokeh does
+            raise ProtocolError("Session ID must not be empty")
+        if session_id not in self._sessions and session_id not in self._pending_sessions:
+            future = self._pending_sessions[session_id] = gen.Future()
+            doc = Document()
+            context = BokehSessionContext(
+                session_id, self.server_context, doc, logout_url=self._logout_url
+            )
+            if request is not None:
+                payload = get_token_payload(token) if token else {}
+                if (
+                    "cookies" in payload
+                    and "headers" in payload
+                    and "Cookie" not in payload["headers"]
+                ):
+                    payload["headers"]["Cookie"] = "; ".join(
+                        f"{k}={v}" for k, v in payload["cookies"].items()
+                    )
+                context._request = _RequestProxy(
+                    request,
+                    arguments=payload.get("arguments"),
+                    cookies=payload.get("cookies"),
+                    headers=payload.get("headers"),
+                )
+            context._token = token
+            doc._session_context = weakref.ref(context)
+            try:
+                await self._application.on_session_created(context)
+            except Exception as exc:
+                log.error("Failed to run session creation hooks %r", exc, exc_info=True)
+            try:
+                loop = asyncio.get_running_loop()
+                await loop.run_in_executor(
+                    _PAGE_BUILDER, self._application.initialize_document, doc
+                )
+            except BaseException as exc:
+                del self._pending_sessions[session_id]
+                future.set_exception(exc)
+                raise
+            _claim_for_this_thread(doc)
+            session = ServerSession(session_id, doc, io_loop=self._loop, token=token)
+            del self._pending_sessions[session_id]
+            self._sessions[session_id] = session
+            context._set_session(session)
+            self._session_contexts[session_id] = context
+            future.set_result(session)
+        if session_id in self._pending_sessions:  # another request is building it
+            return await self._pending_sessions[session_id]
+        return self._sessions[session_id]
+
+
+def _claim_for_this_thread(doc: Any) -> None:
+    """Tell Panel the document belongs to this (the event loop's) thread."""
+    from panel.io.state import state
+
+    state._thread_id_[doc] = threading.get_ident()
+
+
+def build_pages_off_loop() -> None:
+    """Make Bokeh's server build new pages with :class:`OffLoopApplicationContext`.
+
+    Call before the server is made (it looks the class up when it starts).
+    """
+    import bokeh.server.tornado
+
+    bokeh.server.tornado.ApplicationContext = OffLoopApplicationContext
 
 
 def page_query() -> str | None:
@@ -193,11 +318,14 @@ def page_query() -> str | None:
 
 __all__ = [
     "DIRECTIVES",
+    "OffLoopApplicationContext",
     "HEADERS",
     "MAX_QUERY_FIELDS",
     "SecurityHeaders",
     "allow_long_links",
     "applications",
+    "build_pages_off_loop",
     "content_security_policy",
     "page_query",
+    "set_process_index",
 ]
