@@ -25,6 +25,7 @@ SCENE_OF = {
     "incision": "before",
     "cuts": "cuts",
     "turn": "turn",
+    "too_far": "after",
     "fixation": "fixation",
     "closing": "after",
     "recovery": "after",

@@ -60,6 +60,11 @@ class Modes(pn.viewable.Viewer):
         self.w_next.on_click(lambda _: self.go(+1))
         self.w_replay.on_click(lambda _: self.show_step(replay=True))
         self.param.watch(self._on_step, ["step"])
+        #: Internal rotation at 90° flexion before and after the plan, and the
+        #: outcome they belong to (set by the Motion view, quoted in a step).
+        self._rom: tuple[Any, dict] | None = None
+        #: Asks for the limits of (sim, outcome) when a step needs them.
+        self.need_rom: Any = None
 
     def __panel__(self) -> pn.viewable.Viewable:
         """The Explain panel (hidden until the page is in Explain mode)."""
@@ -102,6 +107,21 @@ class Modes(pn.viewable.Viewer):
     def _on_step(self, *events: param.parameterized.Event) -> None:
         self.show_step(replay=True)
 
+    def set_rom(self, before: dict, after: dict, out: Any) -> None:
+        """The range of motion of ``out``'s plan (:func:`hipviz.motion.rom_dict` results)."""
+        key = "internal_rotation_90"
+        self._rom = (out, {"before": before["rom_deg"][key], "after": after["rom_deg"][key]})
+        steps = explain.STEP_KEYS
+        if self.page.plan.mode == "explain" and steps[self.step] == "too_far":
+            self.show_step()
+
+    def _rom_of(self, out: Any) -> dict | None:
+        if self._rom is not None and self._rom[0] is out:
+            return self._rom[1]
+        if self.need_rom is not None:
+            self.need_rom(self.page.session.sim, out)
+        return None
+
     def show_step(self, replay: bool = False) -> None:
         """The current step's text, and its scene on this hip (animated when ``replay``)."""
         session = self.page.session
@@ -109,7 +129,8 @@ class Modes(pn.viewable.Viewer):
         if sim is None or out is None or self.page.loading:  # the app shows it once built
             return
         kind = self._explain_kind()
-        steps = explain.steps(kind, out.before)
+        rom = self._rom_of(out) if explain.STEP_KEYS[self.step] == "too_far" else None
+        steps = explain.steps(kind, out.before, rom)
         step = steps[self.step]
         long = STEP_TEXT_CHARS
         self.step_pane.object = (
