@@ -17,6 +17,7 @@ one at a time per page, at the latest plan; meanwhile the table says
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -42,6 +43,9 @@ ANGLE_RANGE = (-150.0, 150.0)
 SPOT_MM = 3.0
 #: Colour of the contact spot.
 CONTACT = "#d62728"
+#: Half-length of the arms of the cross that marks the deepest contact point
+#: through the bones (so it shows from any side), mm.
+MARK_MM = 6.0
 #: A limit button takes the leg this far past the limit, so the contact shows, degrees.
 PAST_LIMIT_DEG = 1.0
 #: The pose (flexion, adduction, rotation) at ``t`` degrees along each limit's motion.
@@ -111,9 +115,10 @@ def rom_rows_html(before: dict | None, after: dict | None, *, moved: bool) -> st
             f'<td class="hv-value">{inert(value)}</td><td>{inert(where)}</td></tr>'
         )
     head = "before → after" if moved else "limit"
+    where = "contact after (clock, femur / pelvis)" if moved else "contact (clock, femur / pelvis)"
     return (
         '<table class="hv-rom"><thead><tr><th>motion</th>'
-        f"<th>{inert(head)}</th><th>contact (clock, femur / pelvis)</th></tr></thead>"
+        f"<th>{inert(head)}</th><th>{inert(where)}</th></tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table>"
         f'<div class="hv-status">{inert(motion.BONE_ONLY)}</div>'
     )
@@ -256,7 +261,22 @@ class MotionView(pn.viewable.Viewer):
                 rgb = np.tile(_rgb(base), (len(self.scene.mesh_points(name)), 1))
                 rgb[hit] = _rgb(CONTACT)
                 colors[name] = rgb
-        return Overlay(colors=colors, poses=poses)
+        return Overlay(colors=colors, poses=poses, lines=self._mark(contact))
+
+    @staticmethod
+    def _mark(contact: motion.PoseContact) -> dict[str, render.Line]:
+        """A red cross at the deepest contact point, drawn through the bones, labelled."""
+        if not contact.touching:
+            return {}
+        p = contact.points_mm[int(np.argmax(contact.depth_mm))]
+        arms = {
+            f"mark{i}": render.Line(
+                np.array([p - MARK_MM * e, p + MARK_MM * e]), CONTACT, width=4.0, on_top=True
+            )
+            for i, e in enumerate(np.eye(3))
+        }
+        arms["mark0"] = dataclasses.replace(arms["mark0"], label="contact")
+        return arms
 
     def _spot(self, name: str, local_mm: np.ndarray) -> np.ndarray:
         """Vertices of piece ``name`` (as sent) within SPOT_MM of the contact points."""
