@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_app import ROTATE, WALK, BenchPage, app_factory  # noqa: E402
+from bench_app import ROTATE, WALK, BenchPage, app_factory, timed  # noqa: E402
 from bench_viewer import CHROMIUM, CHROMIUM_ARGS, free_port  # noqa: E402
 
 QUERY = "?case=dysplastic&procedure=pao"
@@ -42,8 +42,9 @@ FIRST_PICTURE = "window.__hipvizTimes && window.__hipvizTimes.firstPicture != nu
 TARGET_MS = 50.0
 
 
-def step(page: BenchPage, title: str, key: str) -> float:
-    """One key on slider ``title``: ms from the keydown to the frame drawing its matrices."""
+def step(page: BenchPage, title: str, key: str) -> tuple[float, float]:
+    """One key on slider ``title``: ms from the keydown to the frame drawing its matrices,
+    and to their arrival."""
     page.settle(0.25)
     t0 = page.press(title, key)
     page.page.wait_for_function(
@@ -55,7 +56,8 @@ def step(page: BenchPage, title: str, key: str) -> float:
     events = page.page.evaluate(
         "(t0) => window.__hipvizTimes.events.filter((e) => e.recv > t0)", t0
     )
-    return min(e["frame"] for e in events if e["kind"] == "matrices") - t0
+    first = min((e for e in events if e["kind"] == "matrices"), key=lambda e: e["frame"])
+    return first["frame"] - t0, first["recv"] - t0
 
 
 def wait(fn, timeout: float = 60.0, what: str = "") -> None:
@@ -66,8 +68,13 @@ def wait(fn, timeout: float = 60.0, what: str = "") -> None:
         time.sleep(0.05)
 
 
-def fmt(values: list[float]) -> str:
-    return f"{statistics.median(values):.0f} ms ({min(values):.0f}–{max(values):.0f})"
+def fmt(values: list[tuple[float, float]]) -> str:
+    """Median (min–max) to the frame, and the median arrival of the matrices."""
+    frames = [v[0] for v in values]
+    recv = statistics.median(v[1] for v in values)
+    return (
+        f"{statistics.median(frames):.0f} ms ({min(frames):.0f}–{max(frames):.0f}) | {recv:.0f} ms"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         start=True,
     )
     load0 = os.getloadavg()
-    res: dict[str, list[float]] = {"baseline": [], "motion": [], "touching": []}
+    res: dict[str, list] = {"baseline": [], "motion": [], "touching": []}
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(
@@ -109,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
             page.page.get_by_role("button", name="IR 90°", exact=True).click()
             wait(lambda: app.motion.angles[0] == 90.0, 10, "the limit's pose")
             page.settle(1.5)  # the animation (about 1.5 s) ends
+            server_s: list[float] = []
+            timed(app.scene, "refresh_layers", server_s)
             for i in range(args.repeats + 1):
                 ms = step(page, MOTION_ROTATE, MOTION_WALK[i % len(MOTION_WALK)])
                 if i:
@@ -125,15 +134,18 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.stop()
     print(f"load average {load0[0]:.1f} -> {os.getloadavg()[0]:.1f}, {os.cpu_count()} cores")
-    print("| slider step -> new picture | median (min–max) | n |")
-    print("|---|---|---|")
+    print("| slider step -> new picture | median (min–max) | matrices arrive (median) | n |")
+    print("|---|---|---|---|")
     print(f"| plan: Lateral turn (baseline) | {fmt(res['baseline'])} | {len(res['baseline'])} |")
     touching = int(sum(res["touching"]))
     print(
         f"| Motion: rotation at 90° flexion across the IR limit | {fmt(res['motion'])} | "
         f"{len(res['motion'])} ({touching} touching) |"
     )
-    ok = statistics.median(res["motion"]) <= TARGET_MS
+    print(
+        f"server: a Motion step's picture (refresh_layers) {1e3 * statistics.median(server_s):.1f} ms median"
+    )
+    ok = statistics.median(v[0] for v in res["motion"]) <= TARGET_MS
     print(f"target {TARGET_MS:.0f} ms: {'met' if ok else 'NOT met'}")
     return 0
 

@@ -173,7 +173,7 @@ class MotionView(pn.viewable.Viewer):
         self._base: tuple[Any, Any, Any, Any] = (None, None, None, None)  # the hip as it is
         self._wanted: tuple[Any, Any] = (None, None)
         self._computing = False
-        self._trees: dict[str, tuple[Any, Any]] = {}
+        self._trees: dict[str, tuple[Any, Any]] = {}  # piece -> (points sent, as float)
         kw = {"start": ANGLE_RANGE[0], "end": ANGLE_RANGE[1], "step": 0.5, "width": 420}
         self.w_flexion = LiveSlider.from_param(
             self.param.flexion, name="Flexion + / extension − (°)", **kw
@@ -248,12 +248,13 @@ class MotionView(pn.viewable.Viewer):
         }
         world = dict(poses)
         world |= {name: piece.tf for name, piece in model.pelvis.items()}
+        touched = set(contact.femur_faces) | set(contact.pelvis_faces)  # pieces in contact
         colors = {}
         for name in world:
             if name not in self.scene.view3d.mesh_names:
                 continue
             base = render.FEMUR if name in poses else render.BONE
-            if contact.touching:
+            if name in touched:
                 hit = self._spot(name, apply(invert(world[name]), contact.points_mm))
             else:
                 hit = np.zeros(0, dtype=int)
@@ -279,18 +280,21 @@ class MotionView(pn.viewable.Viewer):
         return arms
 
     def _spot(self, name: str, local_mm: np.ndarray) -> np.ndarray:
-        """Vertices of piece ``name`` (as sent) within SPOT_MM of the contact points."""
-        from scipy.spatial import cKDTree
+        """Vertices of piece ``name`` (as sent) within SPOT_MM of the contact points.
 
+        The contact points are few and close together: a box around them
+        picks the candidates, then exact distances (faster than a tree here).
+        """
         points = self.scene.mesh_points(name)
         cached = self._trees.get(name)
         if cached is None or cached[0] is not points:
-            cached = (points, cKDTree(np.asarray(points, dtype=float)))
+            cached = (points, np.asarray(points, dtype=float))
             self._trees[name] = cached
-        hits = cached[1].query_ball_point(np.asarray(local_mm, dtype=float), SPOT_MM)
-        if not len(hits):
-            return np.zeros(0, dtype=int)
-        return np.unique(np.concatenate([np.asarray(h, dtype=int) for h in hits]))
+        verts, pts = cached[1], np.asarray(local_mm, dtype=float).reshape(-1, 3)
+        lo, hi = pts.min(axis=0) - SPOT_MM, pts.max(axis=0) + SPOT_MM
+        cand = np.flatnonzero(((verts >= lo) & (verts <= hi)).all(axis=1))
+        d2 = ((verts[cand, None, :] - pts[None, :, :]) ** 2).sum(axis=2).min(axis=1, initial=np.inf)
+        return cand[d2 <= SPOT_MM**2]
 
     def go_to(self, target: tuple[float, float, float]) -> None:
         """Animate the leg from the pose shown to ``target`` (flexion, adduction, rotation)."""
