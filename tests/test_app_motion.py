@@ -108,6 +108,11 @@ def test_the_leg_goes_to_the_pose_and_the_contact_is_lit_on_both_bones(app):
     # the contact is where hipviz.motion says the limit's contact is (the same rim)
     assert np.linalg.norm(pts - lim.point_mm, axis=1).min() < 10.0
 
+    # a plan slider's quick picture leaves the turned leg where it is
+    posed = list(view.matrices["femur"])
+    app.scene.move(app.session.transforms(app.plan))
+    assert view.matrices["femur"] == posed
+
     # back to standing: the plan's pose, the angle lines and the head's coverage colours
     m.go_to((0.0, 0.0, 0.0))
     np.testing.assert_allclose(np.reshape(view.matrices["femur"], (4, 4)), np.eye(4), atol=1e-12)

@@ -245,6 +245,7 @@ class SceneDriver(pn.viewable.Viewer):
         self._layers: dict[str, Layer] = {}
         self._layer_colored: set[str] = set()
         self._layer_posed = False
+        self._layer_poses: dict[str, np.ndarray] = {}  # pieces the layers placed last
         self._coverage: np.ndarray | None = None  # the head's coverage colours last sent
         self.w_view = pn.widgets.RadioButtonGroup.from_param(
             plan.param.view, options={v: k for k, v in VIEW_LABELS.items()}, label=""
@@ -328,6 +329,7 @@ class SceneDriver(pn.viewable.Viewer):
             if not k.removeprefix("line:").removeprefix("landmark:").startswith(own)
         }
         self._send_layer_colors(colors, coverage=False)
+        self._layer_poses = poses
         tfs = {**render.poses(self.page.session.sim, out), **poses}
         view.param.update(
             matrices=self.matrices(tfs),
@@ -441,7 +443,10 @@ class SceneDriver(pn.viewable.Viewer):
 
         ``tfs`` are the moves' transforms (:meth:`HipSession.transforms`).
         """
-        self.view3d.matrices = self.matrices(render.poses(self.page.session.sim, tfs))
+        tfs = render.poses(self.page.session.sim, tfs)
+        # pieces a layer places (the Motion view's leg) stay where it put them
+        kept = {k: v for k, v in self._layer_poses.items() if k in tfs}
+        self.view3d.matrices = self.matrices({**tfs, **kept})
 
     def pose(self, out: Any, *, fixation: bool | None = None, matrices: bool = True) -> None:
         """Matrices, head colours, angles and labels of one outcome, in one message.
@@ -478,7 +483,7 @@ class SceneDriver(pn.viewable.Viewer):
             if poses:  # the angle lines belong to the measured pose, not to a turned bone
                 lines, labels = {}, {}
             lines, labels = {**lines, **more_lines}, {**labels, **more_labels}
-        self._layer_posed = bool(poses)
+        self._layer_posed, self._layer_poses = bool(poses), poses
         tfs = {**tfs, **poses}
         coverage = out.coverage_after is not None and self._femur_key not in colors
         if coverage:
