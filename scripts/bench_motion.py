@@ -10,7 +10,10 @@ the change's matrices (``window.__hipvizTimes`` of ``hipviz/app/viewer.js``):
   after, back to back on the same page (target of bench_app: 50 ms);
 - motion: the Motion view's rotation slider at 90° flexion, walked across
   the internal-rotation limit, so most steps also change the contact
-  colours (sent before the matrices, drawn in the same frame). Target 50 ms.
+  colours. The matrices and the contact cross come in one message, the
+  colours in the next ones: the first frame shows the leg moved and the
+  cross, a later one (often the same) the red spot; both are reported, and
+  the target (50 ms) is checked on the later one.
 
 Usage::
 
@@ -42,9 +45,10 @@ FIRST_PICTURE = "window.__hipvizTimes && window.__hipvizTimes.firstPicture != nu
 TARGET_MS = 50.0
 
 
-def step(page: BenchPage, title: str, key: str) -> tuple[float, float]:
-    """One key on slider ``title``: ms from the keydown to the frame drawing its matrices,
-    and to their arrival."""
+def step(page: BenchPage, title: str, key: str) -> tuple[float, float, float]:
+    """One key on slider ``title``, ms from the keydown: the frame drawing its matrices
+    (the leg moved, the contact cross), their arrival, and the frame drawing the last of
+    the step's messages (the contact colours, sent after the matrices)."""
     page.settle(0.25)
     t0 = page.press(title, key)
     page.page.wait_for_function(
@@ -53,11 +57,13 @@ def step(page: BenchPage, title: str, key: str) -> tuple[float, float]:
         arg=t0,
         timeout=30_000,
     )
+    page.settle(0.15)  # the colours, if any, follow
     events = page.page.evaluate(
         "(t0) => window.__hipvizTimes.events.filter((e) => e.recv > t0)", t0
     )
     first = min((e for e in events if e["kind"] == "matrices"), key=lambda e: e["frame"])
-    return first["frame"] - t0, first["recv"] - t0
+    last = max(e["frame"] for e in events)
+    return first["frame"] - t0, first["recv"] - t0, last - t0
 
 
 def wait(fn, timeout: float = 60.0, what: str = "") -> None:
@@ -68,12 +74,14 @@ def wait(fn, timeout: float = 60.0, what: str = "") -> None:
         time.sleep(0.05)
 
 
-def fmt(values: list[tuple[float, float]]) -> str:
-    """Median (min–max) to the frame, and the median arrival of the matrices."""
-    frames = [v[0] for v in values]
+def fmt(values: list[tuple[float, float, float]]) -> str:
+    """Median (min–max) to the first frame, median arrival, median (max) to the last frame."""
+    first = [v[0] for v in values]
     recv = statistics.median(v[1] for v in values)
+    last = [v[2] for v in values]
     return (
-        f"{statistics.median(frames):.0f} ms ({min(frames):.0f}–{max(frames):.0f}) | {recv:.0f} ms"
+        f"{statistics.median(first):.0f} ms ({min(first):.0f}–{max(first):.0f}) | "
+        f"{recv:.0f} ms | {statistics.median(last):.0f} ms ({max(last):.0f})"
     )
 
 
@@ -134,8 +142,11 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.stop()
     print(f"load average {load0[0]:.1f} -> {os.getloadavg()[0]:.1f}, {os.cpu_count()} cores")
-    print("| slider step -> new picture | median (min–max) | matrices arrive (median) | n |")
-    print("|---|---|---|---|")
+    print(
+        "| slider step -> | new picture: median (min–max) | matrices arrive | "
+        "every message drawn: median (max) | n |"
+    )
+    print("|---|---|---|---|---|")
     print(f"| plan: Lateral turn (baseline) | {fmt(res['baseline'])} | {len(res['baseline'])} |")
     touching = int(sum(res["touching"]))
     print(
@@ -143,9 +154,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(res['motion'])} ({touching} touching) |"
     )
     print(
-        f"server: a Motion step's picture (refresh_layers) {1e3 * statistics.median(server_s):.1f} ms median"
+        "server: a Motion step's picture (refresh_layers) "
+        f"{1e3 * statistics.median(server_s):.1f} ms median"
     )
-    ok = statistics.median(v[0] for v in res["motion"]) <= TARGET_MS
+    ok = statistics.median(v[2] for v in res["motion"]) <= TARGET_MS
     print(f"target {TARGET_MS:.0f} ms: {'met' if ok else 'NOT met'}")
     return 0
 

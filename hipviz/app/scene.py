@@ -328,14 +328,16 @@ class SceneDriver(pn.viewable.Viewer):
             for k, v in view.labels.items()
             if not k.removeprefix("line:").removeprefix("landmark:").startswith(own)
         }
-        self._send_layer_colors(colors, coverage=False)
         self._layer_poses = poses
         tfs = {**render.poses(self.page.session.sim, out), **poses}
+        # the matrices and lines first, in one message: messages sent while the socket is
+        # busy wait for a retry (about 10 ms), so the colours, separate messages, follow
         view.param.update(
             matrices=self.matrices(tfs),
             lines={**kept_lines, **_lines_spec(lines)},
             labels={**kept_labels, **_labels_spec(lines, labels)},
         )
+        self._send_layer_colors(colors, coverage=False)
 
     def _send_layer_colors(self, colors: dict[str, np.ndarray], *, coverage: bool) -> None:
         """The layers' per-vertex colours; pieces a layer no longer colours get their own back.
