@@ -173,7 +173,7 @@ class MotionView(pn.viewable.Viewer):
         self._base: tuple[Any, Any, Any, Any] = (None, None, None, None)  # the hip as it is
         self._wanted: tuple[Any, Any] = (None, None)
         self._computing = False
-        self._trees: dict[str, tuple[Any, Any]] = {}  # piece -> (points sent, as float)
+        self._verts: dict[str, tuple[Any, Any]] = {}  # piece -> (points sent, as float)
         kw = {"start": ANGLE_RANGE[0], "end": ANGLE_RANGE[1], "step": 0.5, "width": 420}
         self.w_flexion = LiveSlider.from_param(
             self.param.flexion, name="Flexion + / extension − (°)", **kw
@@ -286,10 +286,11 @@ class MotionView(pn.viewable.Viewer):
         picks the candidates, then exact distances (faster than a tree here).
         """
         points = self.scene.mesh_points(name)
-        cached = self._trees.get(name)
-        if cached is None or cached[0] is not points:
-            cached = (points, np.asarray(points, dtype=float))
-            self._trees[name] = cached
+        sent = points.base if points.base is not None else points  # owner of the points the view holds
+        cached = self._verts.get(name)
+        if cached is None or cached[0] is not sent:
+            cached = (sent, np.asarray(points, dtype=float))
+            self._verts[name] = cached
         verts, pts = cached[1], np.asarray(local_mm, dtype=float).reshape(-1, 3)
         lo, hi = pts.min(axis=0) - SPOT_MM, pts.max(axis=0) + SPOT_MM
         cand = np.flatnonzero(((verts >= lo) & (verts <= hi)).all(axis=1))
@@ -421,4 +422,4 @@ class MotionView(pn.viewable.Viewer):
         self.scene.remove_layer("motion")
         self._model, self._model_for = None, (None, None)
         self._base = (None, None, None, None)
-        self._trees.clear()
+        self._verts.clear()
