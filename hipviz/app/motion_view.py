@@ -286,7 +286,8 @@ class MotionView(pn.viewable.Viewer):
         picks the candidates, then exact distances (faster than a tree here).
         """
         points = self.scene.mesh_points(name)
-        sent = points.base if points.base is not None else points  # owner of the points the view holds
+        # the owner of the points the view holds: the same object until the piece is re-sent
+        sent = points.base if points.base is not None else points
         cached = self._verts.get(name)
         if cached is None or cached[0] is not sent:
             cached = (sent, np.asarray(points, dtype=float))
