@@ -50,6 +50,7 @@ STEP_KEYS: tuple[str, ...] = (
     "incision",
     "cuts",
     "turn",
+    "too_far",
     "fixation",
     "closing",
     "recovery",
@@ -82,6 +83,7 @@ _SCENE_OF: dict[str, str] = {
     "incision": "before",
     "cuts": "cuts",
     "turn": "turn",
+    "too_far": "after",
     "fixation": "fixation",
     "closing": "after",
     "recovery": "after",
@@ -95,6 +97,7 @@ _TITLES: dict[str, str] = {
     "incision": "Reaching the bone",
     "cuts": "The bone cuts",
     "turn": "Moving the bone",
+    "too_far": "Why not turn it further",
     "fixation": "Holding it in place",
     "closing": "Closing the wound",
     "recovery": "Recovery",
@@ -601,6 +604,60 @@ _RISKS = (
 )
 
 
+#: Internal rotation of the thigh at 90° flexion before bone meets bone, degrees,
+#: in 3D bone simulations: healthy hips and hips that catch (symptomatic
+#: femoroacetabular impingement), Audenaert 2012 (DESIGN.md section 8.3).
+IR90_HEALTHY_DEG = 27.9
+IR90_IMPINGING_DEG = 12.3
+
+_TOO_FAR: dict[str, str] = {
+    "socket": (
+        "More turn is not better. A socket turned too far covers the front of the ball "
+        "so much that its rim meets the neck of the thigh bone when you bend your hip and "
+        "turn your knee inwards. This catching, called impingement, causes pain and wears "
+        "the joint."
+    ),
+    "chiari": (
+        "More is not better. A new roof placed too far forward meets the neck of the thigh "
+        "bone when you bend your hip and turn your knee inwards. This catching, called "
+        "impingement, causes pain and wears the joint."
+    ),
+    "femoral": (
+        "More turn is not better. A thigh bone turned too far brings its neck close to the "
+        "front of the socket, so bone meets bone when you bend your hip and turn your knee "
+        "inwards. This catching, called impingement, causes pain and wears the joint."
+    ),
+}
+
+
+def _too_far(kind: str, rom: Mapping[str, Any] | None) -> str:
+    """Why over-correction harms, with this plan's inward turn at 90° flexion if known."""
+    group = kind if kind in ("chiari", "femoral") else "socket"
+    before = _finite_or_none((rom or {}).get("before"))
+    after = _finite_or_none((rom or {}).get("after"))
+    if before is not None and after is not None:
+        numbers = (
+            f"With this plan, with the hip bent to a right angle, your thigh turns inwards "
+            f"{after:.0f}° before bone meets bone, against {before:.0f}° now (bone only; "
+            f"about {IR90_HEALTHY_DEG:.0f}° in healthy hips)."
+        )
+    else:
+        numbers = (
+            f"With the hip bent to a right angle, a healthy thigh turns inwards about "
+            f"{IR90_HEALTHY_DEG:.0f}° before bone meets bone, one that catches about "
+            f"{IR90_IMPINGING_DEG:.0f}°."
+        )
+    return f"{_TOO_FAR[group]} {numbers}"
+
+
+def _finite_or_none(x: Any) -> float | None:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
 def _check_kind(kind: object) -> str:
     name = kind.strip().lower() if isinstance(kind, str) else None
     if name not in KINDS:
@@ -609,7 +666,11 @@ def _check_kind(kind: object) -> str:
     return name
 
 
-def steps(kind: str, values: Mapping[str, Any] | None = None) -> tuple[Step, ...]:
+def steps(
+    kind: str,
+    values: Mapping[str, Any] | None = None,
+    rom: Mapping[str, Any] | None = None,
+) -> tuple[Step, ...]:
     """The whole operation for a patient, step by step, in order.
 
     Parameters
@@ -627,6 +688,12 @@ def steps(kind: str, values: Mapping[str, Any] | None = None) -> tuple[Step, ...
         to ``kind`` are quoted in the 'why' step, each with the usual range
         from :data:`hipviz.reference.MEASURES`. Missing or None values are
         left out.
+    rom : mapping, optional
+        ``{"before": deg, "after": deg}``: internal rotation at 90° flexion
+        before bone meets bone (``rom_deg["internal_rotation_90"]`` of
+        ``hipviz rom`` / ``hipviz simulate --rom``), before and after the plan;
+        quoted in the 'too far' step. Without it (or with None values) the
+        step quotes the reference values.
 
     Returns
     -------
@@ -646,6 +713,7 @@ def steps(kind: str, values: Mapping[str, Any] | None = None) -> tuple[Step, ...
         "incision": _INCISION[kind],
         "cuts": _CUTS[kind],
         "turn": _TURN[kind],
+        "too_far": _too_far(kind, rom),
         "fixation": _FIXATION[kind],
         "closing": _CLOSING,
         "recovery": _RECOVERY_CHILD if kind == "salter" else _RECOVERY,

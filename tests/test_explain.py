@@ -25,6 +25,7 @@ SCENE_OF = {
     "incision": "before",
     "cuts": "cuts",
     "turn": "turn",
+    "too_far": "after",
     "fixation": "fixation",
     "closing": "after",
     "recovery": "after",
@@ -295,3 +296,19 @@ def test_import_needs_no_renderer_or_web_stack():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     ).stdout
     assert not {"pyvista", "panel", "param", "vtk", "trimesh", "scipy"} & set(out.split())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_too_far_step_quotes_the_plans_inward_turn_at_90_degrees(kind):
+    step = next(s for s in steps(kind, None, {"before": 62.2, "after": 13.2}) if s.key == "too_far")
+    assert "13°" in step.text and "62°" in step.text and "bone only" in step.text
+    assert step.text.index("13°") < step.text.index("62°")  # after, against before
+    assert "impingement" in step.text
+
+
+@pytest.mark.parametrize("rom", [None, {}, {"before": None, "after": 20.0}, {"before": "x"}])
+def test_too_far_step_without_numbers_quotes_the_reference_values(rom):
+    step = next(s for s in steps("pao", None, rom) if s.key == "too_far")
+    assert f"{explain.IR90_HEALTHY_DEG:.0f}°" in step.text
+    assert f"{explain.IR90_IMPINGING_DEG:.0f}°" in step.text
+    assert "20°" not in step.text

@@ -16,8 +16,9 @@ The page is made of components, each in its own module, sharing one
 :class:`~hipviz.app.controls.Controls` (left column),
 :class:`~hipviz.app.scene.SceneDriver` (the 3D view and what is sent to it),
 :class:`~hipviz.app.measures_table.MeasuresTable`,
-:class:`~hipviz.app.modes.Modes` (Plan / Learn / Explain) and
-:class:`~hipviz.app.exports.Exports`. :class:`HipApp` lays them out and
+:class:`~hipviz.app.modes.Modes` (Plan / Learn / Explain),
+:class:`~hipviz.app.exports.Exports` and
+:class:`~hipviz.app.motion_view.MotionView`. :class:`HipApp` lays them out and
 runs the work between them: it watches the plan, builds and measures in
 worker threads, and hands each result to the components that show it.
 """
@@ -54,6 +55,7 @@ from .exports import Exports
 from .load_view import LoadView
 from .measures_table import MeasuresTable
 from .modes import Modes
+from .motion_view import MotionView
 from .scene import SceneDriver
 from .state import (
     BUILTIN,
@@ -123,6 +125,8 @@ class HipApp(pn.viewable.Viewer):
         The Plan / Learn / Explain picker and the Explain walk-through.
     exports : Exports
         The downloads.
+    motion : MotionView
+        The Motion view: the leg turned by sliders, the limits before -> after.
     """
 
     def __init__(
@@ -165,6 +169,8 @@ class HipApp(pn.viewable.Viewer):
         self.exports = Exports(self.page, self.scene, load_view=self.load_view)
         #: Work done in the measure worker right after each measure (outcome -> None).
         self.after_measure: list[Callable[[Any], Any]] = [self.load_view.compute]
+        self.motion = MotionView(self.page, self.scene, on_limits=self.modes.set_rom)
+        self.modes.need_rom = self.motion.request_limits
         self.plan.param.watch(self._on_plan, list(URL_PARAMS))
         self.scene.param.watch(self._on_display, ["angles", "fixation", "ghost"])
         self.page.doc = pn.state.curdoc
@@ -220,6 +226,7 @@ class HipApp(pn.viewable.Viewer):
             sizing_mode="stretch_both",
         )
         measures = pn.Column(
+            self.motion,
             pn.pane.Markdown("### Measures", margin=(0, 8)),
             self.measures.table,
             pn.pane.Markdown("### Export", margin=(0, 8)),
@@ -597,6 +604,7 @@ class HipApp(pn.viewable.Viewer):
 
     def close(self) -> None:
         """The page closed: delete its files, let go of its hip, give memory back soon."""
+        self.motion.close()
         self.scene.close()
         self.session.close()
         if self._doc is not None:

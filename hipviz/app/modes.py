@@ -65,6 +65,11 @@ class Modes(pn.viewable.Viewer):
         #: Told each step as it is shown (``Step -> None``), before its scene is drawn.
         self.on_show: list = []
         self.param.watch(self._on_step, ["step"])
+        #: Internal rotation at 90° flexion before and after the plan, and the
+        #: outcome they belong to (set by the Motion view, quoted in a step).
+        self._rom: tuple[Any, dict] | None = None
+        #: Asks for the limits of (sim, outcome) when a step needs them.
+        self.need_rom: Any = None
 
     def __panel__(self) -> pn.viewable.Viewable:
         """The Explain panel (hidden until the page is in Explain mode)."""
@@ -108,13 +113,30 @@ class Modes(pn.viewable.Viewer):
     def steps(self) -> list[explain.Step]:
         """The plan's steps on this hip, with those other views add after the move."""
         out = self.page.session.outcome
-        steps = list(explain.steps(self._explain_kind(), out.before))
+        rom = self._rom[1] if self._rom is not None and self._rom[0] is out else None
+        steps = list(explain.steps(self._explain_kind(), out.before, rom))
         turn = next(i for i, s in enumerate(steps) if s.key == "turn")
         extra = [s for s in (more(out) for more in self.more_steps) if s is not None]
         return [*steps[: turn + 1], *extra, *steps[turn + 1 :]]
 
     def _on_step(self, *events: param.parameterized.Event) -> None:
         self.show_step(replay=True)
+
+    def set_rom(self, before: dict, after: dict, out: Any) -> None:
+        """The range of motion of ``out``'s plan (:func:`hipviz.motion.rom_dict` results)."""
+        key = "internal_rotation_90"
+        self._rom = (out, {"before": before["rom_deg"][key], "after": after["rom_deg"][key]})
+        if self.page.plan.mode == "explain" and self.page.session.outcome is out:
+            steps = self.steps()
+            if steps[min(self.step, len(steps) - 1)].key == "too_far":
+                self.show_step()
+
+    def _rom_of(self, out: Any) -> dict | None:
+        if self._rom is not None and self._rom[0] is out:
+            return self._rom[1]
+        if self.need_rom is not None:
+            self.need_rom(self.page.session.sim, out)
+        return None
 
     def show_step(self, replay: bool = False) -> None:
         """The current step's text, and its scene on this hip (animated when ``replay``)."""
@@ -125,6 +147,8 @@ class Modes(pn.viewable.Viewer):
         kind = self._explain_kind()
         steps = self.steps()
         step = steps[min(self.step, len(steps) - 1)]
+        if step.key == "too_far":
+            self._rom_of(out)  # asks for the limits once; the step is shown again with them
         long = STEP_TEXT_CHARS
         self.step_pane.object = (
             f'<div class="hv-step-count">Step {steps.index(step) + 1} of {len(steps)} · '

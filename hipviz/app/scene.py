@@ -67,11 +67,17 @@ class Overlay:
         Per-vertex colours of named pieces (``"femur"``, ``"pelvis"``, ...),
         one per vertex of :meth:`SceneDriver.mesh_points`; they replace the
         piece's own colours (the head's coverage colours included).
+    poses : dict of str to (4, 4) float
+        Placements of named pieces (``tf_world_piece``, mm) that replace the
+        plan's, e.g. the leg turned by the Motion view. While a layer places
+        a piece, the angle lines are left out: they belong to the pose the
+        hip was measured in.
     """
 
     lines: Mapping[str, render.Line] = field(default_factory=dict)
     labels: Mapping[str, render.Label] = field(default_factory=dict)
     colors: Mapping[str, np.ndarray] = field(default_factory=dict)
+    poses: Mapping[str, np.ndarray] = field(default_factory=dict)
 
 
 #: A layer: (simulation, outcome shown, plan) -> what it adds to the picture.
@@ -238,6 +244,9 @@ class SceneDriver(pn.viewable.Viewer):
         self._animation: Any = None
         self._layers: dict[str, Layer] = {}
         self._layer_colored: set[str] = set()
+        self._layer_posed = False
+        self._layer_poses: dict[str, np.ndarray] = {}  # pieces the layers placed last
+        self._coverage: np.ndarray | None = None  # the head's coverage colours last sent
         self.w_view = pn.widgets.RadioButtonGroup.from_param(
             plan.param.view, options={v: k for k, v in VIEW_LABELS.items()}, label=""
         )
@@ -282,16 +291,71 @@ class SceneDriver(pn.viewable.Viewer):
         """The vertices of piece ``name`` as sent to the browser, (n, 3) float32 mm, unmoved."""
         return self.view3d._get(name)["points"].reshape(-1, 3)
 
-    def _overlays(self, out: Any) -> tuple[dict, dict, dict]:
+    def _overlays(self, out: Any) -> tuple[dict, dict, dict, dict]:
         lines: dict[str, render.Line] = {}
         labels: dict[str, render.Label] = {}
         colors: dict[str, np.ndarray] = {}
+        poses: dict[str, np.ndarray] = {}
+        names = set(self.view3d.mesh_names)
         for name, layer in self._layers.items():
             overlay = layer(self.page.session.sim, out, self.page.plan)
             lines |= {f"{name}:{k}": v for k, v in overlay.lines.items()}
             labels |= {f"{name}:{k}": v for k, v in overlay.labels.items()}
-            colors |= {k: v for k, v in overlay.colors.items() if k in self.view3d.mesh_names}
-        return lines, labels, colors
+            colors |= {k: v for k, v in overlay.colors.items() if k in names}
+            poses |= {k: v for k, v in overlay.poses.items() if k in names}
+        return lines, labels, colors, poses
+
+    def refresh_layers(self) -> None:
+        """Send only what the layers draw now: a layer's slider step (e.g. the leg turned).
+
+        The pieces' matrices, the layers' colours (those that changed) and
+        their lines and labels go in one message; the hip's own angle lines
+        and colours are left as they are. When a layer starts or stops placing
+        a piece, the whole picture is sent again (:meth:`pose`), as the angle
+        lines then go or come back.
+        """
+        out, view = self.page.session.outcome, self.view3d
+        if out is None or self.page.loading or self.page.plan.mode == "explain":
+            return
+        lines, labels, colors, poses = self._overlays(out)
+        if bool(poses) != self._layer_posed:
+            self.pose(out)
+            return
+        own = tuple(f"{name}:" for name in self._layers)
+        kept_lines = {k: v for k, v in view.lines.items() if not k.startswith(own)}
+        kept_labels = {
+            k: v
+            for k, v in view.labels.items()
+            if not k.removeprefix("line:").removeprefix("landmark:").startswith(own)
+        }
+        self._layer_poses = poses
+        tfs = {**render.poses(self.page.session.sim, out), **poses}
+        # the matrices and lines first, in one message: messages sent while the socket is
+        # busy wait for a retry (about 10 ms), so the colours, separate messages, follow
+        view.param.update(
+            matrices=self.matrices(tfs),
+            lines={**kept_lines, **_lines_spec(lines)},
+            labels={**kept_labels, **_labels_spec(lines, labels)},
+        )
+        self._send_layer_colors(colors, coverage=False)
+
+    def _send_layer_colors(self, colors: dict[str, np.ndarray], *, coverage: bool) -> None:
+        """The layers' per-vertex colours; pieces a layer no longer colours get their own back.
+
+        Colours equal to those the browser has are not sent again.
+        """
+        view = self.view3d
+        for name in self._layer_colored - set(colors):  # a layer stopped colouring it
+            if name != self._femur_key:
+                view.set_colors(name, None)
+            elif not coverage:  # (with ``coverage`` the head's colours were just sent)
+                view.set_colors(name, self._coverage)
+        for name, rgb in colors.items():
+            sent = view._meshes[name]["colors"]
+            flat = np.ascontiguousarray(rgb, dtype=np.uint8).ravel()
+            if sent is None or not np.array_equal(sent, flat):
+                view.set_colors(name, rgb)
+        self._layer_colored = set(colors)
 
     # ------------------------------------------------------------------ pieces
 
@@ -347,6 +411,7 @@ class SceneDriver(pn.viewable.Viewer):
         femur_key = "femur" if "femur" in pieces else "femur_proximal"
         if femur_key in resend:
             self._femur_key = femur_key
+            self._coverage = None
             self._coloring = render.HeadColoring(
                 pieces[femur_key].mesh.points,
                 sim.center_mm,
@@ -380,7 +445,10 @@ class SceneDriver(pn.viewable.Viewer):
 
         ``tfs`` are the moves' transforms (:meth:`HipSession.transforms`).
         """
-        self.view3d.matrices = self.matrices(render.poses(self.page.session.sim, tfs))
+        tfs = render.poses(self.page.session.sim, tfs)
+        # pieces a layer places (the Motion view's leg) stay where it put them
+        kept = {k: v for k, v in self._layer_poses.items() if k in tfs}
+        self.view3d.matrices = self.matrices({**tfs, **kept})
 
     def pose(self, out: Any, *, fixation: bool | None = None, matrices: bool = True) -> None:
         """Matrices, head colours, angles and labels of one outcome, in one message.
@@ -411,19 +479,20 @@ class SceneDriver(pn.viewable.Viewer):
             lines = render.measure_lines(sim, out)
         labels = render.landmark_labels(sim, out) if student else {}
         colors: dict[str, np.ndarray] = {}
+        poses: dict[str, np.ndarray] = {}
         if self._layers:
-            more_lines, more_labels, colors = self._overlays(out)
+            more_lines, more_labels, colors, poses = self._overlays(out)
+            if poses:  # the angle lines belong to the measured pose, not to a turned bone
+                lines, labels = {}, {}
             lines, labels = {**lines, **more_lines}, {**labels, **more_labels}
+        self._layer_posed, self._layer_poses = bool(poses), poses
+        tfs = {**tfs, **poses}
         coverage = out.coverage_after is not None and self._femur_key not in colors
         if coverage:
-            view.set_colors(self._femur_key, self._coloring(out.coverage_after.covered))
+            self._coverage = self._coloring(out.coverage_after.covered)
+            view.set_colors(self._femur_key, self._coverage)
         if colors or self._layer_colored:
-            for name in self._layer_colored - set(colors):  # a layer stopped colouring it
-                if not (coverage and name == self._femur_key):
-                    view.set_colors(name, None)
-            for name, rgb in colors.items():
-                view.set_colors(name, rgb)
-            self._layer_colored = set(colors)
+            self._send_layer_colors(colors, coverage=coverage)
         # param sends only the values that differ (an unchanged ghost style costs nothing)
         update = {
             "actors": {**view.actors, **styles},
@@ -483,18 +552,32 @@ class SceneDriver(pn.viewable.Viewer):
 
     # ------------------------------------------------------------------ animation
 
+    def play(self, frame: Callable[[float], None]) -> None:
+        """Run ``frame(s)`` for s eased from 0 to 1 over ANIMATION_FRAMES frames (about 1.5 s).
+
+        The animation before it, if any, stops first; ``frame`` may call
+        :meth:`stop_animation` to end early.
+        """
+        self.stop_animation()
+        count = {"i": 0}
+
+        def tick():
+            count["i"] += 1
+            t = min(1.0, count["i"] / ANIMATION_FRAMES)
+            frame(t * t * (3 - 2 * t))  # ease in and out
+
+        self._animation = pn.state.add_periodic_callback(
+            tick, period=ANIMATION_PERIOD_MS, count=ANIMATION_FRAMES
+        )
+
     def animate(self, out: Any) -> None:
         """Turn the pieces from where they were to the plan, over about 1.5 s."""
         plan, sim = self.page.plan, self.page.session.sim
         acet, fem = plan.acetabular_move(), plan.femoral_move()
         if plan.procedure == "none":
             acet = ost.AcetabularMove()
-        frame = {"i": 0}
 
-        def tick():
-            frame["i"] += 1
-            t = min(1.0, frame["i"] / ANIMATION_FRAMES)
-            s = t * t * (3 - 2 * t)  # ease in and out
+        def tick(s: float) -> None:
             a = ost.AcetabularMove(
                 acet.lateral_deg * s,
                 acet.anterior_deg * s,
@@ -510,9 +593,7 @@ class SceneDriver(pn.viewable.Viewer):
             except HipvizError:
                 self.stop_animation()
 
-        self._animation = pn.state.add_periodic_callback(
-            tick, period=ANIMATION_PERIOD_MS, count=ANIMATION_FRAMES
-        )
+        self.play(tick)
 
     def stop_animation(self) -> None:
         """Stop the explain-mode animation, where the pieces are."""

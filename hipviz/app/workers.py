@@ -18,5 +18,8 @@ MEASURE_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hipviz-meas
 #: New bones, cuts, uploads and exports are built here: seconds each, so
 #: apart from the measures, which must not queue behind them.
 BUILD_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="hipviz-build")
+#: The Motion view's model and limits (some hundred ms per plan): one at a
+#: time, apart from the measures and the builds.
+MOTION_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hipviz-motion")
 #: One export renders at a time.
 EXPORT_LOCK = threading.Lock()
