@@ -232,6 +232,23 @@ def _clearance_radii(pelvis: trimesh.Trimesh, femur: trimesh.Trimesh, head: Sphe
     return radii
 
 
+def ream_to_head(
+    pelvis: trimesh.Trimesh, femur: trimesh.Trimesh, head: Sphere
+) -> tuple[trimesh.Trimesh, float]:
+    """Ream ``pelvis`` about ``head`` to :data:`SOCKET_CLEARANCE_MM` off the femur's real head.
+
+    :func:`ream_socket` with the per-direction radii of :func:`_clearance_radii`:
+    only bone closer than that to the head surface moves, so it also clears a
+    socket that a teaching case's map has turned over a bulge of the head.
+
+    Returns
+    -------
+    pelvis, shift_mm
+        As :func:`ream_socket`.
+    """
+    return ream_socket(pelvis, head.center_mm, _clearance_radii(pelvis, femur, head))
+
+
 def _app_geometry(weights: tuple[float, ...], subdivisions: int):
     """Pelvis, left femur and landmarks of the model, in its APP frame."""
     geo = atlas.evaluate(np.asarray(weights), subdivisions=subdivisions)
@@ -263,8 +280,7 @@ def _seated_gaps(
     # so ream each socket to a cartilage-like clearance around the real head
     # surface, which bulges up to a few mm off its sphere.
     for side, (_, head, _) in seats.items():
-        clear = _clearance_radii(pelvis, moved[side], head)
-        pelvis, _ = ream_socket(pelvis, head.center_mm, clear)
+        pelvis, _ = ream_to_head(pelvis, moved[side], head)
     out = {}
     for side, (_, head, _) in seats.items():
         gap = min_gap_mm(

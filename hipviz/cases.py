@@ -46,7 +46,7 @@ from scipy.spatial.transform import Rotation
 from . import atlas
 from . import landmarks as lmk
 from ._typing import ArrayLike, FloatArray, Points, Side, Vector
-from .anatomy import BuiltinHip, builtin_hip
+from .anatomy import BuiltinHip, builtin_hip, ream_to_head
 from .errors import HipvizError, InputError
 from .geometry import Sphere, project_onto_plane, unit
 from .hip import femur_landmarks
@@ -778,6 +778,11 @@ def _case_hip(name: str, side: Side, subdivisions: int) -> BuiltinHip:
     )
     femur = trimesh.Trimesh(maps.femur(base.femur.vertices), base.femur.faces.copy(), process=False)
     head, socket, landmarks, tf = base.head, base.socket, dict(base.landmarks), base.tf_app_raw
+    # The built-in socket is reamed to the shape of its head; turning the roof
+    # about the head centre can bring a ridge of it over a bulge of the head,
+    # so the same reamer clears the case's socket (directions, and with them the
+    # rim edges, stay as the maps made them).
+    pelvis, _ = ream_to_head(pelvis, femur, head)
     if side == "right":
         pelvis, femur = atlas.mirror_x(pelvis), atlas.mirror_x(femur)
         head, socket = _mirror_sphere(head), _mirror_sphere(socket)
