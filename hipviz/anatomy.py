@@ -32,6 +32,7 @@ from .proximity import min_gap_mm
 
 #: Radial clearance (mm) between the seated head sphere and the reamed socket.
 SOCKET_CLEARANCE_MM = 2.0
+SIDES = ("left", "right")
 #: Reamed bone is pressed into a shell this thick outside the clearance, mm.
 REAM_BLEND_MM = 1.0
 #: The head surface is followed this far off its sphere when reaming; beyond,
@@ -173,8 +174,28 @@ def _socket_near(
     return socket, lmk.socket_opening(local, inliers, socket.center_mm)
 
 
+def _sockets_near(
+    pelvis: trimesh.Trimesh, seeds_mm: list[Vector], head_radius_mm: float
+) -> list[Sphere]:
+    """The socket sphere of :func:`_socket_near` for each seed, from one shared search."""
+    lo, hi = SOCKET_RADIUS_FROM_HEAD_MM
+    radii = (head_radius_mm + lo, head_radius_mm + hi)
+    found = lmk.find_spheres(pelvis, list(seeds_mm), radius_range_mm=radii, concave=True)
+    out = []
+    for seed, socket in zip(seeds_mm, found, strict=True):
+        if socket is None or np.linalg.norm(socket.center_mm - seed) > SOCKET_SEARCH_MM:
+            socket = _socket_near(pelvis, seed, head_radius_mm)[0]  # the search on local bone
+        out.append(socket)
+    return out
+
+
 def seat_femur(
-    pelvis: trimesh.Trimesh, femur: trimesh.Trimesh, socket_seed_mm: ArrayLike
+    pelvis: trimesh.Trimesh,
+    femur: trimesh.Trimesh,
+    socket_seed_mm: ArrayLike,
+    *,
+    head: Sphere | None = None,
+    socket: Sphere | None = None,
 ) -> tuple[Transform, Sphere, Sphere]:
     """Move a femur so it stands in neutral in the socket nearest ``socket_seed_mm``.
 
@@ -182,13 +203,23 @@ def seat_femur(
     centre; y: anterior, away from the posterior condylar line) is turned onto
     the pelvic axes and the head centre put on the socket centre.
 
+    Parameters
+    ----------
+    head : Sphere, optional
+        The femur's head sphere, when the caller has fitted it already
+        (:func:`hipviz.landmarks.find_head`, the costliest step).
+    socket : Sphere, optional
+        The socket sphere near ``socket_seed_mm``, when the caller has found it
+        already (:func:`_sockets_near`).
+
     Returns
     -------
     tf_seated_femur, head, socket
         The (4, 4) rigid move of the femur, its head sphere after the move and
         the socket sphere.
     """
-    head, _ = lmk.find_head(femur)
+    if head is None:
+        head, _ = lmk.find_head(femur)
     shaft = lmk.shaft_axis(femur, head)
     cond = lmk.posterior_condylar_axis(femur, shaft, posterior_hint=np.array([0.0, -1.0, 0.0]))
     if cond is None:  # pragma: no cover - the atlas femur is whole
@@ -198,7 +229,8 @@ def seat_femur(
     y = unit(-cond[2] - (-cond[2] @ z) * z)
     x = np.cross(y, z)
     r = np.vstack([x, y, z])
-    socket, _ = _socket_near(pelvis, socket_seed_mm, head.radius_mm)
+    if socket is None:
+        socket, _ = _socket_near(pelvis, socket_seed_mm, head.radius_mm)
     tf = rigid(r, socket.center_mm - r @ head.center_mm)
     head_moved = Sphere(socket.center_mm.copy(), head.radius_mm, head.rms_mm, head.n)
     return tf, head_moved, socket
@@ -332,6 +364,11 @@ def _back_out(
     return (seats, *_seated_gaps(pelvis, femurs, seats))
 
 
+def _mirror_x(s: Sphere) -> Sphere:
+    """The sphere mirrored about x = 0, as :func:`hipviz.atlas.mirror_x` mirrors a mesh."""
+    return Sphere(s.center_mm * [-1.0, 1.0, 1.0], s.radius_mm, s.rms_mm, s.n)
+
+
 @lru_cache(maxsize=8)
 def _seating(weights: tuple[float, ...]) -> tuple[dict, tuple]:
     """Seating moves of both femurs, found once per shape at a fixed resolution.
@@ -351,11 +388,17 @@ def _seating(weights: tuple[float, ...]) -> tuple[dict, tuple]:
     # The raw left femur sits near its socket (10-20 mm off along the modes):
     # it picks the left socket among the pelvis's concave spheres; its mirror
     # image picks the right one.
-    seed = lmk.find_head(left)[0].center_mm
+    # The right femur is the left one's mirror image, and so is its head sphere.
+    head = lmk.find_head(left)[0]
     femurs = {"left": left, "right": atlas.mirror_x(left)}
+    heads = {"left": head, "right": _mirror_x(head)}
+    seeds = [heads[side].center_mm for side in SIDES]
+    sockets = dict(zip(SIDES, _sockets_near(pelvis, seeds, head.radius_mm), strict=True))
     seats = {
-        "left": seat_femur(pelvis, left, seed),
-        "right": seat_femur(pelvis, femurs["right"], seed * [-1.0, 1.0, 1.0]),
+        side: seat_femur(
+            pelvis, femurs[side], heads[side].center_mm, head=heads[side], socket=sockets[side]
+        )
+        for side in SIDES
     }
     seats, reamed, gaps = _back_out(pelvis, femurs, seats)
     return seats, (reamed, gaps, landmarks, tf)
