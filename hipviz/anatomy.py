@@ -34,7 +34,7 @@ from .proximity import min_gap_mm
 SOCKET_CLEARANCE_MM = 2.0
 SIDES = ("left", "right")
 #: Reamed bone is pressed into a shell this thick outside the clearance, mm.
-REAM_BLEND_MM = 1.0
+REAM_BLEND_MM = 3.0
 #: The head surface is followed this far off its sphere when reaming; beyond,
 #: the ray runs along the neck, mm.
 HEAD_BULGE_MAX_MM = 8.0
@@ -240,10 +240,10 @@ def _clearance_radii(pelvis: trimesh.Trimesh, femur: trimesh.Trimesh, head: Sphe
     """Per pelvis vertex, the head surface along its direction from the head centre plus clearance.
 
     The head is not a sphere (it bulges a few mm off its fitted sphere in
-    places, and has the foveal pit), so the socket is reamed to its real
-    surface: the first exit of the ray from the centre through the femur,
-    at most :data:`HEAD_BULGE_MAX_MM` off the sphere (beyond, the ray runs
-    along the neck), plus :data:`SOCKET_CLEARANCE_MM`. Vertices too far out
+    places), so the socket is reamed to its real surface where that lies
+    outside the sphere: the first exit of the ray from the centre through
+    the femur, between the sphere and :data:`HEAD_BULGE_MAX_MM` off it
+    (beyond, the ray runs along the neck), plus :data:`SOCKET_CLEARANCE_MM`. Vertices too far out
     to be reached get the largest radius without a ray cast.
 
     Returns
@@ -260,7 +260,9 @@ def _clearance_radii(pelvis: trimesh.Trimesh, femur: trimesh.Trimesh, head: Sphe
     near = np.flatnonzero((d < r_max + SOCKET_CLEARANCE_MM + REAM_BLEND_MM) & (d > 0))
     if len(near):
         surface = RayCaster(femur).first_hit(head.center_mm, v[near] / d[near, None])
-        radii[near] = np.minimum(surface, r_max) + SOCKET_CLEARANCE_MM
+        # Never less than the sphere: following the foveal pit would leave a
+        # ridge that a teaching case's roof turn carries onto the round head.
+        radii[near] = np.clip(surface, head.radius_mm, r_max) + SOCKET_CLEARANCE_MM
     return radii
 
 
@@ -270,8 +272,7 @@ def ream_to_head(
     """Ream ``pelvis`` about ``head`` to :data:`SOCKET_CLEARANCE_MM` off the femur's real head.
 
     :func:`ream_socket` with the per-direction radii of :func:`_clearance_radii`:
-    only bone closer than that to the head surface moves, so it also clears a
-    socket that a teaching case's map has turned over a bulge of the head.
+    only bone closer than that to the head surface moves.
 
     Returns
     -------

@@ -778,10 +778,11 @@ def _case_hip(name: str, side: Side, subdivisions: int) -> BuiltinHip:
     )
     femur = trimesh.Trimesh(maps.femur(base.femur.vertices), base.femur.faces.copy(), process=False)
     head, socket, landmarks, tf = base.head, base.socket, dict(base.landmarks), base.tf_app_raw
-    # The built-in socket is reamed to the shape of its head; turning the roof
-    # about the head centre can bring a ridge of it over a bulge of the head,
-    # so the same reamer clears the case's socket (directions, and with them the
-    # rim edges, stay as the maps made them).
+    # Turning the periacetabular bone about the head centre keeps its distance
+    # from the centre but can carry the posterior-inferior wall onto the neck
+    # (the dysplastic roof turns 32 degrees), so the built-in reamer clears the
+    # case's socket again; it moves bone only along rays from the centre, so
+    # the rim edges stay where the maps put them.
     pelvis, _ = ream_to_head(pelvis, femur, head)
     if side == "right":
         pelvis, femur = atlas.mirror_x(pelvis), atlas.mirror_x(femur)
