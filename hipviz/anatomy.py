@@ -24,20 +24,29 @@ import trimesh
 
 from . import atlas
 from . import landmarks as lmk
-from ._typing import ArrayLike, Side, Transform, Vector
+from ._typing import ArrayLike, FloatArray, Side, Transform, Vector
 from .errors import InputError
 from .frames import app_from_points
 from .geometry import Sphere, apply, rigid, translation, unit
 from .proximity import min_gap_mm
 
 #: Radial clearance (mm) between the seated head sphere and the reamed socket.
-SOCKET_CLEARANCE_MM = 1.5
+SOCKET_CLEARANCE_MM = 2.0
+SIDES = ("left", "right")
+#: Reamed bone is pressed into a shell this thick outside the clearance, mm.
+REAM_BLEND_MM = 3.0
+#: The head surface is followed this far off its sphere when reaming; beyond,
+#: the ray runs along the neck, mm.
+HEAD_BULGE_MAX_MM = 8.0
 #: Resolution at which the femurs are seated (the result serves every resolution).
 SEATING_SUBDIVISIONS = 8
 #: A socket found farther than this from its seed is the other one: it is then
 #: looked for on bone within this distance of the seed only, mm (the seed lies
 #: 10-20 mm from its socket's centre, the other socket 150 mm away).
 SOCKET_SEARCH_MM = 60.0
+#: The socket a head is seated in has a radius within these bounds of the head's, mm
+#: (the model's mean: 21.5-23.9 mm under a 22.7 mm head).
+SOCKET_RADIUS_FROM_HEAD_MM = (-3.0, 6.0)
 #: A seated femur closer to the (reamed) pelvis than this backs out of its socket, mm.
 MIN_SEATED_GAP_MM = 0.5
 #: ... aiming at a gap of this, mm ...
@@ -85,18 +94,36 @@ class BuiltinHip:
 def ream_socket(
     pelvis: trimesh.Trimesh,
     center_mm: ArrayLike,
-    clear_radius_mm: float,
+    clear_radius_mm: float | ArrayLike,
     *,
-    blend_mm: float = 8.0,
+    blend_mm: float = REAM_BLEND_MM,
 ) -> tuple[trimesh.Trimesh, float]:
     """Push bone near ``center_mm`` radially outward so none lies within ``clear_radius_mm``.
 
-    A radial map ``p -> c + f(|p - c|) (p - c)/|p - c|`` with ``f`` smooth and
-    strictly increasing: it moves nothing beyond ``clear_radius_mm + blend_mm``,
-    keeps every direction seen from the centre (so rim edges, and with them
-    the centre-edge angles and version, do not change) and cannot fold the
-    surface. Used to give the model's socket, which is smaller than its
-    head, a cartilage-like clearance.
+    A radial map ``p -> c + f(|p - c|) (p - c)/|p - c|``, as a reamer cuts:
+    bone nearer than ``clear_radius_mm + blend_mm`` is pressed into the shell
+    between ``clear_radius_mm`` and ``clear_radius_mm + blend_mm`` (``f``
+    linear and strictly increasing there, so the surface cannot fold and
+    stacked layers keep their order); bone farther out does not move at all.
+    Every direction seen from the centre is kept (so rim edges, and with them
+    the centre-edge angles and version, do not change), and so is the shape
+    of the bone beyond the clearance: the ischium or pubis past the rim is
+    never pressed onto the socket's sphere, where a rim sweep would take it
+    for acetabular wall. Used to give the model's socket, which is smaller
+    than its head, a cartilage-like clearance.
+
+    Parameters
+    ----------
+    pelvis : trimesh.Trimesh
+        mm.
+    center_mm : (3,) float
+        Reaming centre (the seated head centre).
+    clear_radius_mm : float or (n_vertices,) float
+        Clearance radius, one for all directions or one per vertex (along the
+        vertex's direction from the centre: the head surface there plus the
+        clearance).
+    blend_mm : float
+        Thickness of the shell the reamed bone is pressed into, mm.
 
     Returns
     -------
@@ -106,45 +133,69 @@ def ream_socket(
     c = np.asarray(center_mm, dtype=float)
     v = np.asarray(pelvis.vertices, dtype=float) - c
     d = np.linalg.norm(v, axis=1)
-    inner = d[d < clear_radius_mm]
-    if len(inner) == 0:
+    clear = np.broadcast_to(np.asarray(clear_radius_mm, dtype=float), d.shape)
+    inside = (d < clear) & (d > 0)
+    if not inside.any():
         return pelvis.copy(), 0.0
-    d_lo = float(inner.min())
-    d_hi = clear_radius_mm + blend_mm
-    delta = clear_radius_mm - d_lo
-    # f(d) = d + delta * s(u), u = (d_hi - d) / (d_hi - d_lo), smoothstep s:
-    # f(d_lo) = clear_radius, f(d_hi) = d_hi, f' >= 1 - 1.5 delta / (d_hi - d_lo) > 0.
-    if 1.5 * delta >= d_hi - d_lo:
-        msg = "the socket is too small for the head to ream it smoothly"
-        raise InputError(msg)
-    u = np.clip((d_hi - d) / (d_hi - d_lo), 0.0, 1.0)
-    f = d + delta * (3 * u**2 - 2 * u**3)
-    moved = np.where(
-        (d < d_hi)[:, None] & (d > 0)[:, None], c + v * (f / np.maximum(d, 1e-12))[:, None], v + c
-    )
-    return trimesh.Trimesh(moved, pelvis.faces.copy(), process=False), float(delta)
+    d_lo = float(d[inside].min())
+    outer = clear + blend_mm
+    # f(d_lo) = clear, f(outer) = outer, linear between: slope blend / (outer - d_lo) > 0.
+    moving = (d < outer) & (d > 0)
+    f = clear + blend_mm * (d - d_lo) / np.maximum(outer - d_lo, 1e-9)
+    f = np.where(moving, np.maximum(f, d), d)
+    moved = c + v * (f / np.maximum(d, 1e-12))[:, None]
+    return trimesh.Trimesh(moved, pelvis.faces.copy(), process=False), float(np.max(f - d))
 
 
-def _socket_near(pelvis: trimesh.Trimesh, seed_mm: ArrayLike) -> tuple[Sphere, Vector]:
+def _socket_near(
+    pelvis: trimesh.Trimesh, seed_mm: ArrayLike, head_radius_mm: float
+) -> tuple[Sphere, Vector]:
     """The socket sphere nearest ``seed_mm`` and the unit axis out of it.
 
     The concave sphere of the whole pelvis that is best supported near the
-    seed; should that be the other socket (a right femur was seen seated
-    in the left one), the search is repeated on the bone within
-    :data:`SOCKET_SEARCH_MM` of the seed only.
+    seed, among radii that can hold the head
+    (:data:`SOCKET_RADIUS_FROM_HEAD_MM` about ``head_radius_mm``): a smaller
+    concave patch (the acetabular fossa, the quadrilateral plate behind it)
+    can fit a sphere better than the lunate surface does, and a head seated
+    on its centre would sit through the medial wall. Should the sphere found
+    be the other socket (a right femur was seen seated in the left one),
+    the search is repeated on the bone within :data:`SOCKET_SEARCH_MM` of
+    the seed only.
     """
     seed = np.asarray(seed_mm, dtype=float)
-    socket, inliers = lmk.find_head(pelvis, near_mm=seed, concave=True)
+    lo, hi = SOCKET_RADIUS_FROM_HEAD_MM
+    radii = (head_radius_mm + lo, head_radius_mm + hi)
+    socket, inliers = lmk.find_head(pelvis, near_mm=seed, concave=True, radius_range_mm=radii)
     if np.linalg.norm(socket.center_mm - seed) <= SOCKET_SEARCH_MM:
         return socket, lmk.socket_opening(pelvis, inliers, socket.center_mm)
     near = np.linalg.norm(np.asarray(pelvis.vertices) - seed, axis=1) <= SOCKET_SEARCH_MM
     local = pelvis.submesh([np.flatnonzero(near[pelvis.faces].all(axis=1))], append=True)
-    socket, inliers = lmk.find_head(local, near_mm=seed, concave=True)
+    socket, inliers = lmk.find_head(local, near_mm=seed, concave=True, radius_range_mm=radii)
     return socket, lmk.socket_opening(local, inliers, socket.center_mm)
 
 
+def _sockets_near(
+    pelvis: trimesh.Trimesh, seeds_mm: list[Vector], head_radius_mm: float
+) -> list[Sphere]:
+    """The socket sphere of :func:`_socket_near` for each seed, from one shared search."""
+    lo, hi = SOCKET_RADIUS_FROM_HEAD_MM
+    radii = (head_radius_mm + lo, head_radius_mm + hi)
+    found = lmk.find_spheres(pelvis, list(seeds_mm), radius_range_mm=radii, concave=True)
+    out = []
+    for seed, socket in zip(seeds_mm, found, strict=True):
+        if socket is None or np.linalg.norm(socket.center_mm - seed) > SOCKET_SEARCH_MM:
+            socket = _socket_near(pelvis, seed, head_radius_mm)[0]  # the search on local bone
+        out.append(socket)
+    return out
+
+
 def seat_femur(
-    pelvis: trimesh.Trimesh, femur: trimesh.Trimesh, socket_seed_mm: ArrayLike
+    pelvis: trimesh.Trimesh,
+    femur: trimesh.Trimesh,
+    socket_seed_mm: ArrayLike,
+    *,
+    head: Sphere | None = None,
+    socket: Sphere | None = None,
 ) -> tuple[Transform, Sphere, Sphere]:
     """Move a femur so it stands in neutral in the socket nearest ``socket_seed_mm``.
 
@@ -152,13 +203,23 @@ def seat_femur(
     centre; y: anterior, away from the posterior condylar line) is turned onto
     the pelvic axes and the head centre put on the socket centre.
 
+    Parameters
+    ----------
+    head : Sphere, optional
+        The femur's head sphere, when the caller has fitted it already
+        (:func:`hipviz.landmarks.find_head`, the costliest step).
+    socket : Sphere, optional
+        The socket sphere near ``socket_seed_mm``, when the caller has found it
+        already (:func:`_sockets_near`).
+
     Returns
     -------
     tf_seated_femur, head, socket
         The (4, 4) rigid move of the femur, its head sphere after the move and
         the socket sphere.
     """
-    head, _ = lmk.find_head(femur)
+    if head is None:
+        head, _ = lmk.find_head(femur)
     shaft = lmk.shaft_axis(femur, head)
     cond = lmk.posterior_condylar_axis(femur, shaft, posterior_hint=np.array([0.0, -1.0, 0.0]))
     if cond is None:  # pragma: no cover - the atlas femur is whole
@@ -168,18 +229,57 @@ def seat_femur(
     y = unit(-cond[2] - (-cond[2] @ z) * z)
     x = np.cross(y, z)
     r = np.vstack([x, y, z])
-    socket, _ = _socket_near(pelvis, socket_seed_mm)
+    if socket is None:
+        socket, _ = _socket_near(pelvis, socket_seed_mm, head.radius_mm)
     tf = rigid(r, socket.center_mm - r @ head.center_mm)
     head_moved = Sphere(socket.center_mm.copy(), head.radius_mm, head.rms_mm, head.n)
     return tf, head_moved, socket
 
 
-def _head_reach(femur: trimesh.Trimesh, head: Sphere) -> float:
-    """Largest distance of the head surface (not the neck) from the head centre, mm."""
-    rel = np.asarray(femur.vertices) - head.center_mm
-    dist = np.linalg.norm(rel, axis=1)
-    on_head = (dist < head.radius_mm + 4.0) & (rel @ lmk.neck_axis(femur, head) < 0)
-    return float(dist[on_head].max()) if on_head.any() else head.radius_mm
+def _clearance_radii(pelvis: trimesh.Trimesh, femur: trimesh.Trimesh, head: Sphere) -> FloatArray:
+    """Per pelvis vertex, the head surface along its direction from the head centre plus clearance.
+
+    The head is not a sphere (it bulges a few mm off its fitted sphere in
+    places), so the socket is reamed to its real surface where that lies
+    outside the sphere: the first exit of the ray from the centre through
+    the femur, between the sphere and :data:`HEAD_BULGE_MAX_MM` off it
+    (beyond, the ray runs along the neck), plus :data:`SOCKET_CLEARANCE_MM`. Vertices too far out
+    to be reached get the largest radius without a ray cast.
+
+    Returns
+    -------
+    (n_vertices,) float
+        mm.
+    """
+    from .raycast import RayCaster
+
+    r_max = head.radius_mm + HEAD_BULGE_MAX_MM
+    v = np.asarray(pelvis.vertices, dtype=float) - head.center_mm
+    d = np.linalg.norm(v, axis=1)
+    radii = np.full(len(v), r_max + SOCKET_CLEARANCE_MM)
+    near = np.flatnonzero((d < r_max + SOCKET_CLEARANCE_MM + REAM_BLEND_MM) & (d > 0))
+    if len(near):
+        surface = RayCaster(femur).first_hit(head.center_mm, v[near] / d[near, None])
+        # Never less than the sphere: following the foveal pit would leave a
+        # ridge that a teaching case's roof turn carries onto the round head.
+        radii[near] = np.clip(surface, head.radius_mm, r_max) + SOCKET_CLEARANCE_MM
+    return radii
+
+
+def ream_to_head(
+    pelvis: trimesh.Trimesh, femur: trimesh.Trimesh, head: Sphere
+) -> tuple[trimesh.Trimesh, float]:
+    """Ream ``pelvis`` about ``head`` to :data:`SOCKET_CLEARANCE_MM` off the femur's real head.
+
+    :func:`ream_socket` with the per-direction radii of :func:`_clearance_radii`:
+    only bone closer than that to the head surface moves.
+
+    Returns
+    -------
+    pelvis, shift_mm
+        As :func:`ream_socket`.
+    """
+    return ream_socket(pelvis, head.center_mm, _clearance_radii(pelvis, femur, head))
 
 
 def _app_geometry(weights: tuple[float, ...], subdivisions: int):
@@ -213,8 +313,7 @@ def _seated_gaps(
     # so ream each socket to a cartilage-like clearance around the real head
     # surface, which bulges up to a few mm off its sphere.
     for side, (_, head, _) in seats.items():
-        reach = _head_reach(moved[side], head) + SOCKET_CLEARANCE_MM
-        pelvis, _ = ream_socket(pelvis, head.center_mm, reach)
+        pelvis, _ = ream_to_head(pelvis, moved[side], head)
     out = {}
     for side, (_, head, _) in seats.items():
         gap = min_gap_mm(
@@ -253,7 +352,7 @@ def _back_out(
         moved_any = False
         for side, gap in short.items():
             tf, head, socket = seats[side]
-            out = _socket_near(pelvis, socket.center_mm)[1]
+            out = _socket_near(pelvis, socket.center_mm, head.radius_mm)[1]
             depth = float((head.center_mm - socket.center_mm) @ out)
             step = min(BACK_OUT_GAP_MM - gap, MAX_BACK_OUT_MM - depth) * out
             if step @ out <= 1e-3:  # as far out as it may go
@@ -264,6 +363,11 @@ def _back_out(
         if not moved_any:
             return seats, reamed, gaps
     return (seats, *_seated_gaps(pelvis, femurs, seats))
+
+
+def _mirror_x(s: Sphere) -> Sphere:
+    """The sphere mirrored about x = 0, as :func:`hipviz.atlas.mirror_x` mirrors a mesh."""
+    return Sphere(s.center_mm * [-1.0, 1.0, 1.0], s.radius_mm, s.rms_mm, s.n)
 
 
 @lru_cache(maxsize=8)
@@ -285,11 +389,17 @@ def _seating(weights: tuple[float, ...]) -> tuple[dict, tuple]:
     # The raw left femur sits near its socket (10-20 mm off along the modes):
     # it picks the left socket among the pelvis's concave spheres; its mirror
     # image picks the right one.
-    seed = lmk.find_head(left)[0].center_mm
+    # The right femur is the left one's mirror image, and so is its head sphere.
+    head = lmk.find_head(left)[0]
     femurs = {"left": left, "right": atlas.mirror_x(left)}
+    heads = {"left": head, "right": _mirror_x(head)}
+    seeds = [heads[side].center_mm for side in SIDES]
+    sockets = dict(zip(SIDES, _sockets_near(pelvis, seeds, head.radius_mm), strict=True))
     seats = {
-        "left": seat_femur(pelvis, left, seed),
-        "right": seat_femur(pelvis, femurs["right"], seed * [-1.0, 1.0, 1.0]),
+        side: seat_femur(
+            pelvis, femurs[side], heads[side].center_mm, head=heads[side], socket=sockets[side]
+        )
+        for side in SIDES
     }
     seats, reamed, gaps = _back_out(pelvis, femurs, seats)
     return seats, (reamed, gaps, landmarks, tf)

@@ -47,7 +47,7 @@ from scipy.spatial.transform import Rotation
 from . import atlas
 from . import landmarks as lmk
 from ._typing import ArrayLike, FloatArray, Points, Side, Vector
-from .anatomy import BuiltinHip, builtin_hip
+from .anatomy import BuiltinHip, builtin_hip, ream_to_head
 from .errors import HipvizError, InputError
 from .geometry import Sphere, project_onto_plane, unit
 from .hip import femur_landmarks
@@ -870,6 +870,12 @@ def _case_hip(name: str, side: Side, subdivisions: int) -> BuiltinHip:
     )
     femur = trimesh.Trimesh(maps.femur(base.femur.vertices), base.femur.faces.copy(), process=False)
     head, socket, landmarks, tf = base.head, base.socket, dict(base.landmarks), base.tf_app_raw
+    # Turning the periacetabular bone about the head centre keeps its distance
+    # from the centre but can carry the posterior-inferior wall onto the neck
+    # (the dysplastic roof turns 32 degrees), so the built-in reamer clears the
+    # case's socket again; it moves bone only along rays from the centre, so
+    # the rim edges stay where the maps put them.
+    pelvis, _ = ream_to_head(pelvis, femur, head)
     if side == "right":
         pelvis, femur = atlas.mirror_x(pelvis), atlas.mirror_x(femur)
         head, socket = _mirror_sphere(head), _mirror_sphere(socket)

@@ -386,12 +386,58 @@ def find_head(
         No sphere of head size is supported by the surface.
     """
     flip = -1.0 if concave else 1.0
+    found = find_spheres(
+        mesh,
+        [near_mm],
+        radius_range_mm=radius_range_mm,
+        max_points=max_points,
+        concave=concave,
+    )[0]
+    if found is None:
+        raise LandmarkError(_no_head_message(mesh, radius_range_mm))
+    sphere = found
+    # Flat or cylindrical patches can fit a sphere too; a head covers most of its own.
+    if not concave and head_support(mesh, sphere) < HEAD_SUPPORT_MIN:
+        raise LandmarkError(_no_head_message(mesh, radius_range_mm))
+    normals = flip * _outward_normals(mesh)
+    tol = max(0.75, 3.0 * sphere.rms_mm)
+    inliers = _on_sphere(np.asarray(mesh.vertices), normals, sphere, tol, np.cos(np.radians(25)))
+    return sphere, inliers
+
+
+def find_spheres(
+    mesh: trimesh.Trimesh,
+    near_mm: list[Vector | None],
+    *,
+    radius_range_mm: tuple[float, float] = HEAD_RADIUS_RANGE_MM,
+    max_points: int = 12000,
+    concave: bool = False,
+) -> list[Sphere | None]:
+    """The best-supported sphere near each of several points, sharing one search.
+
+    The candidates of :func:`find_head` (votes, and the quick refits that
+    tell them apart) do not depend on where the sphere is wanted, only their
+    ranking does; two sockets of one pelvis are found for the cost of one
+    search plus a final refit each.
+
+    Parameters
+    ----------
+    near_mm : list of (3,) float or None
+        Prefer candidates near each point (None: no preference).
+
+    Returns
+    -------
+    list of Sphere or None
+        Per point, the sphere refined to its fixed point, or None when no
+        candidate of the radius range is supported.
+    """
+    flip = -1.0 if concave else 1.0
     vote_p, vote_f = trimesh.sample.sample_surface(mesh, max_points, seed=0)
     vote_n = flip * _outward_sign(mesh) * np.asarray(mesh.face_normals)[vote_f]
     radii = np.arange(np.floor(radius_range_mm[0]), np.ceil(radius_range_mm[1]) + 1, 1.0)
     centres, rads = _vote_candidates(vote_p, vote_n, radii, bin_mm=3.0)
 
-    best: tuple[float, Sphere, tuple] | None = None
+    fits: list[tuple[float, Sphere, tuple]] = []
     tried: list[np.ndarray] = []
     for c0, r0 in zip(centres[:80], rads[:80], strict=True):
         if any(np.linalg.norm(c0 - t) < 8.0 for t in tried):
@@ -415,22 +461,22 @@ def find_head(
         dirs = unit(pts[few][inl] - sphere.center_mm)
         cells = np.unique(np.floor((dirs + 1) * 6).astype(int), axis=0)
         support = len(cells) / 260.0  # ~ cells a full sphere occupies at this size
-        quality = support / (1.0 + sphere.rms_mm)
-        if near_mm is not None:
-            quality /= 1.0 + np.linalg.norm(sphere.center_mm - near_mm) / 30.0
-        if best is None or quality > best[0]:
-            best = (quality, sphere, (pts, flip * nrm, wts))
-    if best is None:
-        raise LandmarkError(_no_head_message(mesh, radius_range_mm))
-    pts, nrm, wts = best[2]
-    sphere, _ = refine_sphere(pts, nrm, best[1].center_mm, best[1].radius_mm, weights=wts)
-    # Flat or cylindrical patches can fit a sphere too; a head covers most of its own.
-    if not concave and head_support(mesh, sphere) < HEAD_SUPPORT_MIN:
-        raise LandmarkError(_no_head_message(mesh, radius_range_mm))
-    normals = flip * _outward_normals(mesh)
-    tol = max(0.75, 3.0 * sphere.rms_mm)
-    inliers = _on_sphere(np.asarray(mesh.vertices), normals, sphere, tol, np.cos(np.radians(25)))
-    return sphere, inliers
+        fits.append((support / (1.0 + sphere.rms_mm), sphere, (pts, flip * nrm, wts)))
+
+    out: list[Sphere | None] = []
+    for near in near_mm:
+        best: tuple[float, Sphere, tuple] | None = None
+        for quality, sphere, samples in fits:
+            if near is not None:
+                quality /= 1.0 + np.linalg.norm(sphere.center_mm - near) / 30.0
+            if best is None or quality > best[0]:
+                best = (quality, sphere, samples)
+        if best is None:
+            out.append(None)
+            continue
+        pts, nrm, wts = best[2]
+        out.append(refine_sphere(pts, nrm, best[1].center_mm, best[1].radius_mm, weights=wts)[0])
+    return out
 
 
 def head_support(mesh: trimesh.Trimesh, head: Sphere, *, max_normal_deg: float = 25.0) -> float:

@@ -182,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
             r = measure_draw(task)
             rows += r
             _progress(k, len(tasks), r, start)
+            if k % 10 == 0:  # an interrupted sweep still leaves its rows
+                write_csv(Path(args.out), rows)
     write_csv(Path(args.out), rows)
     print(f"\nseed {args.seed}, clip +-{args.clip} SD, subdivisions {args.subdivisions}")
     print(summarise(rows))

@@ -6,8 +6,9 @@ import trimesh
 from scipy.spatial.transform import Rotation
 
 from hipviz import cases, hip
-from hipviz.anatomy import builtin_hip
+from hipviz.anatomy import builtin_hip, ream_to_head
 from hipviz.errors import InputError
+from hipviz.geometry import unit
 from hipviz.measures import HipAxes
 from hipviz.proximity import min_gap_mm
 
@@ -86,10 +87,19 @@ def test_case_bones_do_not_overlap(name, side):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_case_maps_are_what_was_applied(name):
+    """The case is the maps applied to the built-in hip, its socket then reamed to the head."""
     base, case = builtin_hip(side="left"), cases.case_hip(name, side="left")
     maps = cases.case_maps(name)
-    np.testing.assert_allclose(maps.pelvis(base.pelvis.vertices), case.pelvis.vertices, atol=1e-9)
-    np.testing.assert_allclose(maps.femur(base.femur.vertices), case.femur.vertices, atol=1e-9)
+    femur = maps.femur(base.femur.vertices)
+    np.testing.assert_allclose(femur, case.femur.vertices, atol=1e-9)
+    mapped = trimesh.Trimesh(maps.pelvis(base.pelvis.vertices), base.pelvis.faces, process=False)
+    femur_mesh = trimesh.Trimesh(femur, base.femur.faces, process=False)
+    reamed, _ = ream_to_head(mapped, femur_mesh, base.head)
+    np.testing.assert_allclose(reamed.vertices, case.pelvis.vertices, atol=1e-9)
+    # Reaming moves bone only along rays from the head centre.
+    d0 = unit(mapped.vertices - base.head.center_mm)
+    d1 = unit(case.pelvis.vertices - base.head.center_mm)
+    np.testing.assert_allclose(d0, d1, atol=1e-9)
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -257,3 +257,100 @@ def test_rim_edges_stay_on_the_acetabular_wall(side):
     edge = a.edges["posterior_rim"].point_mm
     dist = np.linalg.norm(edge - a.socket.center_mm)
     assert dist == pytest.approx(a.socket.radius_mm, abs=1.0)
+
+
+def _with_pit(h: datasets.SyntheticHip, pit_radius_mm: float = 16.0, pit_at_mm: float = 36.0):
+    """The analytic right hip plus a block of bone behind its floor, hollowed by a spherical pit.
+
+    The pit (a sphere of ``pit_radius_mm``, its centre ``pit_at_mm`` from the head
+    centre along the socket's pole) opens into the fossa, as the fossa and the
+    plate behind it can in a model pelvis: a concave sphere, smaller than the
+    head, that fits a sphere better than the socket itself does.
+    """
+    import manifold3d
+
+    from hipviz._manifold import affine34, to_manifold
+    from hipviz.geometry import rigid, rotation_z_to
+
+    o = np.asarray(h.params["opening_las"])  # a right hip: (lateral, anterior, superior) = xyz
+    c = h.head_center_mm
+    r_in = h.params["socket_radius_mm"]
+    half = 22.0
+    block = manifold3d.Manifold.cube([2 * half] * 3, center=True).translate(
+        [0, 0, r_in + 5.5 + half]
+    )
+    block = block.transform(affine34(rigid(rotation_z_to(-o), [0, 0, 0])))
+    pit = manifold3d.Manifold.sphere(pit_radius_mm, 128).translate((-pit_at_mm * o).tolist())
+    socket = manifold3d.Manifold.sphere(r_in, 200)
+    bone = (to_manifold(h.pelvis).translate((-c).tolist()) + block) - socket - pit
+    return datasets._manifold_to_trimesh(bone.translate(c.tolist()))
+
+
+def _seated_builtin_way(pelvis, femur, seed_mm):
+    """Seat and ream as the built-in hip does (:mod:`hipviz.anatomy`); reamed pelvis, femur."""
+    from hipviz import anatomy
+
+    seat = anatomy.seat_femur(pelvis, femur, seed_mm)
+    reamed, gaps = anatomy._seated_gaps(pelvis, {"right": femur}, {"right": seat})
+    return reamed, gaps["right"][0], seat
+
+
+def test_seating_takes_the_socket_not_a_smaller_concave_sphere():
+    """A pit that fits a sphere better than the socket must not become the socket.
+
+    Seated on the pit's centre the head would sit through the floor, and reaming
+    round it would press the floor, the ischium and the pubis into a false wall
+    whose edges read LCEA 58 and ACEA 98 degrees on this hip; seated in the
+    socket every rim angle is exact.
+    """
+    h = datasets.socket_hip(opening_las=OPENINGS["normal"], segments=160)
+    pelvis = _with_pit(h)
+    # The unseated femur lies 10 mm deep of the socket, as the model's femurs lie
+    # 10-20 mm off theirs; its head centre is the seed of the socket search.
+    shift = -10.0 * np.asarray(h.params["opening_las"])
+    femur = h.femur.copy()
+    femur.apply_translation(shift)
+    reamed, seated, (_, head, socket) = _seated_builtin_way(pelvis, femur, h.head_center_mm + shift)
+    np.testing.assert_allclose(socket.center_mm, h.head_center_mm, atol=MM_TOL)
+    np.testing.assert_allclose(head.center_mm, h.head_center_mm, atol=MM_TOL)
+    exp = expected(h)
+    values = hip.analyze(reamed, seated, frame="ras").values
+    for key in ("lcea_deg", "acea_deg", "pcea_deg", "acetabular_version_deg"):
+        assert values[key] == pytest.approx(exp[key], abs=ANGLE_TOL), key
+
+
+def _with_bump(h: datasets.SyntheticHip, rise_mm: float = 4.0):
+    """The analytic femur with a bony bump rising ``rise_mm`` off the head, outside the socket."""
+    import manifold3d
+
+    from hipviz._manifold import to_manifold
+
+    d = np.array([0.3, 0.6, 0.5]) / np.linalg.norm([0.3, 0.6, 0.5])  # anterior-superior
+    assert d @ np.asarray(h.params["opening_las"]) > 0.1  # outside the socket
+    r = h.params["head_radius_mm"]
+    bump = manifold3d.Manifold.sphere(6.0, 64).translate(
+        (h.head_center_mm + (r + rise_mm - 6.0) * d).tolist()
+    )
+    return datasets._manifold_to_trimesh(to_manifold(h.femur) + bump)
+
+
+def test_reaming_keeps_the_joint_space_where_the_head_is_round():
+    """A socket reamed for a head with one bump keeps a cartilage-thin joint elsewhere.
+
+    The socket is 2 mm smaller than the head, as the model's sockets are, so it
+    must be reamed; reaming to a sphere through the bump's top would open the
+    joint wider than the 5 mm coverage margin all round (0 % coverage). Reamed
+    to the head's own surface, coverage is the socket's closed-form coverage.
+    """
+    # Fossa floor 6.5 mm off the head as in the other socket hips: beyond the coverage margin.
+    h = datasets.socket_hip(
+        opening_las=OPENINGS["normal"], gap_mm=-2.0, wall_mm=12.0, fossa_depth_mm=8.5, segments=160
+    )
+    femur = _with_bump(h)
+    reamed, seated, _ = _seated_builtin_way(h.pelvis, femur, h.head_center_mm)
+    exp = expected(h)
+    values = hip.analyze(reamed, seated, frame="ras").values
+    for key in ("lcea_deg", "acea_deg", "pcea_deg", "acetabular_version_deg"):
+        assert values[key] == pytest.approx(exp[key], abs=ANGLE_TOL), key
+    for k in ("sphere", "upper_hemisphere", "superior"):
+        assert values["coverage_pct"][k] == pytest.approx(exp["coverage_pct"][k], abs=0.5), k

@@ -88,14 +88,6 @@ REMESHINGS = {
 }
 
 
-# Known: the anterior rim edge of the built-in pelvis (a coarse mesh) moves 0.55 deg when the
-# pelvis is decimated, just over the bound; every other measure holds. Strict, so that the
-# mark has to go once the rim edge is steadier.
-ACEA_ON_DECIMATED_PELVIS = pytest.mark.xfail(
-    strict=True, reason="ACEA of the decimated built-in pelvis moves 0.55 deg (rim edge scan)"
-)
-
-
 def test_retriangulation_keeps_the_surface_and_changes_every_edge():
     sphere = trimesh.creation.icosphere(subdivisions=3, radius=25.0)
     other = retriangulate(sphere)
@@ -127,13 +119,7 @@ def check(pelvis, femur, names, *, remesh_pelvis=True, **kwargs) -> None:
         compare(hip.analyze(pelvis_r, remesh(femur), **kwargs).as_dict(), reference, name)
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(name, marks=ACEA_ON_DECIMATED_PELVIS) if name == "decimated to half" else name
-        for name in REMESHINGS
-    ],
-)
+@pytest.mark.parametrize("name", list(REMESHINGS))
 def test_builtin_hip(builtin_left, name):
     check(builtin_left.pelvis, builtin_left.femur, [name])
 
