@@ -344,6 +344,28 @@ def test_url_reproduces_plan(page, served, expected):
     assert {k: float(v) for k, v in query_now.items()} == values
 
 
+def test_a_link_with_moves_and_no_procedure_opens_the_pao(page, served, expected):
+    # the link a surgeon shares by hand: the PAO is implied by its fragment move
+    session = open_app(page, served, "case=dysplastic&pao_lateral=20")
+    out = expected(case="dysplastic", procedure="pao", pao_lateral=20.0)
+    wait_value(
+        page, "lcea_deg", f"{deg(out['before']['lcea_deg'])} → {deg(out['after']['lcea_deg'])}"
+    )
+    assert on_server(session, lambda: session["app"].plan.procedure) == "pao"
+    assert not page.locator(".alert-danger").is_visible()
+    wait_for(
+        lambda: parse_qs(urlsplit(address(page)).query).get("procedure") == ["pao"],
+        5,
+        "the URL to name the procedure",
+    )
+    # a link that contradicts itself: one escaped line, the rest of it applies
+    session = open_app(page, served, "case=dysplastic&procedure=none&pao_lateral=20")
+    text = _assert_one_line_error(page, session, "pao_lateral not applied: procedure=none")
+    assert "choose a procedure" in text
+    lcea = expected(case="dysplastic")["before"]["lcea_deg"]
+    wait_value(page, "lcea_deg", deg(lcea))
+
+
 def _still_works(page, session, expected) -> None:
     """After an error: another case loads, its measures show and the error goes."""
     from hipviz.app.main import CASE_LABELS
