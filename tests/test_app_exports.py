@@ -59,6 +59,7 @@ def test_handout_button_gives_a_self_contained_page_with_the_plan(app):
     for key in ("lcea_deg", "acea_deg"):
         assert f"{out.before[key]:.1f}°" in text and f"{out.after[key]:.1f}°" in text, key
     assert "lateral +20°" in text and "Periacetabular osteotomy" in text
+    assert text.count("<th>Hip</th>") == 1 and "teaching case" in text
     # the chosen load's rows, with the page's numbers
     state = app.load_view.state(out)
     assert 'data-key="contact_peak_mpa"' in text

@@ -139,6 +139,12 @@ class Exports(pn.viewable.Viewer):
             result["after"].update(state.after.values())
         return result
 
+    def _facts(self, result: dict[str, Any]) -> list[tuple[str, str]]:
+        """The plan's lines (:func:`hipviz.report.plan_facts`), the hip as the page names it."""
+        session = self.page.session
+        hip = ("Hip", f"{session.source}, {session.sim.analysis.side} side")
+        return [hip, *report.plan_facts(result)]  # no side, no sources: no second "Hip" line
+
     def _handout(self) -> io.BytesIO:
         session = self.page.session
         result = self._result()
@@ -146,10 +152,7 @@ class Exports(pn.viewable.Viewer):
             session.sim,
             session.outcome,
             result=result,
-            facts=[
-                ("Hip", session.source),
-                *report.plan_facts(result, side=session.sim.analysis.side),
-            ],
+            facts=self._facts(result),
         )
         return io.BytesIO(text.encode("utf-8"))
 
@@ -163,7 +166,7 @@ class Exports(pn.viewable.Viewer):
             subtitle=f"{sim.analysis.side} hip · made {time.strftime('%Y-%m-%d')} with hipviz",
             rows=self._rows(),
             pictures=report.plan_pictures(sim, out, camera=camera, camera_zoom=zoom),
-            facts=[("Hip", session.source), *report.plan_facts(result, side=sim.analysis.side)],
+            facts=self._facts(result),
             warnings=out.warnings,
             notes=report.METHOD_NOTES,
         )
