@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from . import explain, report
+from .reference import LOAD_MEASURES, lookup
 from .simulate import Outcome, Simulation
 
 #: Triangles of all the pieces together in a handout (a phone draws this smoothly).
@@ -376,6 +377,10 @@ def handout_html(
     before = result["before"]
     after = result.get("after") if outcome is not None else None
     rows = report.measure_rows(before, after)
+    # a load's rows (--load, or the app's Load view) when the result carries them
+    loaded = [m.key for m in LOAD_MEASURES if _has(before, m.key)]
+    if loaded:
+        rows += report.measure_rows(before, after, keys=loaded)
     warnings = [*report.impossible_warnings(rows), *result.get("warnings", [])]
     payload = json.dumps(mesh_payload(sim, outcome, max_triangles=max_triangles))
     # A JSON string never holds a raw "<", so "</script>" cannot end the block early.
@@ -434,6 +439,10 @@ window.HIPVIZ_THREE = exports; }})();
 <script>{_JS}</script>
 </body></html>
 """
+
+
+def _has(values: Mapping[str, Any], key: str) -> bool:
+    return lookup(dict(values), key) is not None
 
 
 def write_handout(path, text: str) -> int:

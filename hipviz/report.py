@@ -380,6 +380,7 @@ def plan_pictures(
     camera: tuple | None = None,
     window_size: tuple[int, int] = (700, 560),
     zoom: float = 2.2,
+    camera_zoom: float | None = None,
 ) -> dict[str, bytes]:
     """Captioned PNG pictures of a plan, before and after, from standard views (and a camera).
 
@@ -393,6 +394,9 @@ def plan_pictures(
     camera : (position, focal_point, view_up), optional
         A camera a user turned to (mm, measurement frame), drawn after the
         standard views.
+    camera_zoom : float, optional
+        Zoom of the ``camera`` pictures (default ``zoom``); 1 draws them with
+        a 30 degree view angle, as the app's view shows them.
     """
     from . import render
 
@@ -406,12 +410,13 @@ def plan_pictures(
     after = None if outcome is None else render.scene(sim, outcome, fixation=True)
     shots: list[tuple[str, dict[str, Any]]] = [(names[v], {"view": v}) for v in views]
     if camera is not None:
-        shots.append(("your view", {"camera_position": camera}))
+        z = zoom if camera_zoom is None else camera_zoom
+        shots.append(("your view", {"camera_position": camera, "zoom": z}))
     out: dict[str, bytes] = {}
     for name, where in shots:
         for label, sc in (("Before", before), ("After", after)):
             if sc is not None:
-                img = render.picture(sc, window_size=window_size, zoom=zoom, **where)
+                img = render.picture(sc, window_size=window_size, **{"zoom": zoom, **where})
                 out[f"{label} ({name})"] = render.png_bytes(img)
     return out
 

@@ -176,3 +176,70 @@ def test_every_url_parameter_still_applies():
     assert again.apply_query(plan.url_query()) == []
     assert again.query() == plan.query()
     assert set(plan.query()) <= set(URL_PARAMS)
+
+
+# --- links that mean what they say (implied procedure, conflicts) -----------
+
+
+def test_fragment_moves_without_a_procedure_open_the_pao():
+    plan = Plan()
+    assert plan.apply_query("case=dysplastic&pao_lateral=20") == []
+    assert (plan.case, plan.procedure, plan.pao_lateral) == ("dysplastic", "pao", 20.0)
+    # the link it writes back names the procedure and reopens the same plan
+    again = Plan()
+    assert again.apply_query(plan.url_query()) == []
+    assert again.query() == plan.query()
+
+
+def test_no_fragment_move_implies_nothing():
+    for query in ("case=dysplastic", "pao_lateral=0", "fem_varus=10", "cut_iliac=2"):
+        plan = Plan()
+        plan.apply_query(query)
+        assert plan.procedure == "none", query
+
+
+def test_a_named_procedure_is_never_overridden():
+    plan = Plan()
+    problems = plan.apply_query("procedure=triple&pao_lateral=20")
+    assert (plan.procedure, problems) == ("triple", [])
+    plan = Plan()
+    problems = plan.apply_query("procedure=none&pao_lateral=20&pao_medial=3&fem_varus=10")
+    assert plan.procedure == "none" and plan.fem_varus == 10.0
+    assert problems == [
+        "link parameters pao_lateral, pao_medial not applied: procedure=none (no pelvic "
+        "osteotomy); choose a procedure to move the fragment"
+    ]
+    # an unreadable procedure is reported, and the moves it leaves without one too
+    plan = Plan()
+    problems = plan.apply_query("procedure=<b>x</b>&pao_lateral=20")
+    assert plan.procedure == "none" and len(problems) == 2
+    assert problems[0].startswith("link parameter procedure='<b>x</b>' ignored")
+    assert "pao_lateral not applied" in problems[1]
+
+
+def test_a_page_with_moves_and_no_osteotomy_writes_a_link_that_says_so():
+    plan = Plan(case="dysplastic", pao_lateral=20.0)  # set, then the procedure left at none
+    assert plan.query()["procedure"] == "none"
+    again = Plan()
+    problems = again.apply_query(plan.url_query())
+    assert again.procedure == "none" and again.query() == plan.query()
+    assert len(problems) == 1 and "pao_lateral not applied" in problems[0]
+
+
+@pytest.mark.parametrize(
+    ("query", "ignored"),
+    [
+        ("procedure=salter&cut_retro=2&cut_iliac=1", "cut_retro"),
+        ("procedure=pao&cut_sphere=3&cut_pubic_tilt=5", "cut_sphere"),
+        ("procedure=rao&cut_ischial_tilt=5&cut_sphere=3", "cut_ischial_tilt"),
+        ("cut_iliac=2", "cut_iliac"),
+    ],
+)
+def test_cut_adjustments_the_procedure_has_no_cut_for_are_reported(query, ignored):
+    plan = Plan()
+    problems = plan.apply_query(query)
+    assert len(problems) == 1, problems
+    assert problems[0] == (
+        f"link parameters {ignored} not applied: procedure={plan.procedure} has no such cut"
+    )
+    assert getattr(plan, ignored) != 0.0  # kept: choosing a procedure that has it applies it

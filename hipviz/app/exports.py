@@ -4,7 +4,11 @@
 rendered on the server from the current view preset, the measures as CSV,
 the plan with every measure before and after as JSON (the keys of
 ``hipviz simulate --json`` plus ``plan`` and ``source``), the moved bones as
-STL (zipped) and a one-page HTML report. Each file is made in a worker thread.
+STL (zipped), a one-page HTML report, the patient's handout (one
+self-contained HTML file, :mod:`hipviz.handout`) and the A4 PDF report of
+``hipviz report``. The PNG and the PDF's "your view" pictures are drawn from
+the camera the user turned to in the browser. Each file is made in a worker
+thread.
 """
 
 from __future__ import annotations
@@ -12,13 +16,14 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import time
 import zipfile
 from collections.abc import Callable
 from typing import Any
 
 import panel as pn
 
-from hipviz import render, report
+from hipviz import handout, render, report
 
 from .controls import PROCEDURE_LABELS
 from .scene import SceneDriver
@@ -57,6 +62,8 @@ class Exports(pn.viewable.Viewer):
                 (self._json, "hipviz-plan.json", "Plan + measures (JSON)"),
                 (self._stl, "hipviz-meshes.zip", "Moved bones (STL, zip)"),
                 (self._report, "hipviz-report.html", "Report (HTML)"),
+                (self._handout, "hipviz-handout.html", "Handout (HTML)"),
+                (self._report_pdf, "hipviz-report.pdf", "Report (PDF)"),
             )
         ]
 
@@ -99,15 +106,76 @@ class Exports(pn.viewable.Viewer):
         sim, out = self.page.session.sim, self.page.session.outcome
         return render.scene(sim, out if after else None, **kwargs)
 
+    def camera(self) -> tuple[tuple | None, float | None]:
+        """The browser's camera and the zoom that draws it as seen, or (None, None).
+
+        ``render.picture`` draws with a 30 degree view angle before zooming, so
+        the zoom is 30 / the browser's view angle (1 for vtk.js's default).
+        """
+        view3d = self.scene.view3d
+        if view3d.camera is None:
+            return None, None
+        return view3d.camera, 30.0 / view3d.view_angle
+
     def _png(self) -> io.BytesIO:
         plan = self.page.plan
+        camera, zoom = self.camera()
         img = render.picture(
             self._scene(True, fixation=self.scene.fixation, labels=plan.mode == "student"),
             view=plan.view,
             window_size=(1200, 900),
-            zoom=2.0,
+            zoom=2.0 if camera is None else zoom,
+            camera_position=camera,
         )
         return io.BytesIO(render.png_bytes(img))
+
+    def _result(self) -> dict[str, Any]:
+        """The plan as ``hipviz simulate --json`` gives it, and the load's keys when chosen."""
+        out = self.page.session.outcome
+        result = out.as_dict()
+        state = self.load_view.state(out) if self.load_view is not None else None
+        if state is not None:
+            result["before"].update(state.before.values())
+            result["after"].update(state.after.values())
+        return result
+
+    def _facts(self, result: dict[str, Any]) -> list[tuple[str, str]]:
+        """The plan's lines (:func:`hipviz.report.plan_facts`), the hip as the page names it."""
+        session = self.page.session
+        hip = ("Hip", f"{session.source}, {session.sim.analysis.side} side")
+        return [hip, *report.plan_facts(result)]  # no side, no sources: no second "Hip" line
+
+    def _handout(self) -> io.BytesIO:
+        session = self.page.session
+        result = self._result()
+        text = handout.handout_html(
+            session.sim,
+            session.outcome,
+            result=result,
+            facts=self._facts(result),
+        )
+        return io.BytesIO(text.encode("utf-8"))
+
+    def _report_pdf(self) -> io.BytesIO:
+        session = self.page.session
+        out, sim = session.outcome, session.sim
+        result = self._result()
+        camera, zoom = self.camera()
+        text = report.report_html(
+            title="hipviz plan",
+            subtitle=f"{sim.analysis.side} hip · made {time.strftime('%Y-%m-%d')} with hipviz",
+            rows=self._rows(),
+            pictures=report.plan_pictures(sim, out, camera=camera, camera_zoom=zoom),
+            facts=self._facts(result),
+            warnings=out.warnings,
+            notes=report.METHOD_NOTES,
+        )
+        path = session.folder / "export" / "report.pdf"
+        path.parent.mkdir(exist_ok=True)
+        report.write_pdf(text, path)
+        data = path.read_bytes()
+        path.unlink()
+        return io.BytesIO(data)
 
     def _stl(self) -> io.BytesIO:
         sim, out = self.page.session.sim, self.page.session.outcome

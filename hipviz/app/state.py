@@ -224,12 +224,19 @@ class Plan(param.Parameterized):
         return tuple(float(getattr(self, f"mode{i + 1}")) for i in range(N_SHAPE_SLIDERS))
 
     def query(self) -> dict[str, Any]:
-        """The URL query of this plan: only values that differ from the defaults."""
+        """The URL query of this plan: only values that differ from the defaults.
+
+        One exception: ``procedure=none`` is written when fragment moves are
+        set with no osteotomy, since a link whose moves have no ``procedure``
+        opens the PAO (:func:`implied_procedure`).
+        """
         out = {}
         for name in URL_PARAMS:
             value = getattr(self, name)
             if value != self.param[name].default:
                 out[name] = value
+        if self.procedure == "none" and any(k in out for k in PAO_PARAMS):
+            out = {"procedure": "none", **out}
         return out
 
     def url_query(self) -> str:
@@ -294,8 +301,84 @@ class Plan(param.Parameterized):
                 f"{unread} more link parameters not read (a link is read up to its first "
                 f"{MAX_LINK_FIELDS})"
             )
+        given = {name for name, _ in fields}
+        implied = implied_procedure(given, values)
+        if implied is not None:
+            values["procedure"] = implied
         self.param.update(values)
+        problems.extend(link_conflicts(self, given))
         return problems
+
+
+#: The moves of the pelvic fragment (they act only when an osteotomy is chosen).
+PAO_PARAMS = tuple(k for k in MOVE_PARAMS if k.startswith("pao_"))
+#: The cut roles each procedure's cuts are adjusted through (``cut_<role>``,
+#: ``cut_<role>_tilt``; the rotational osteotomy's sphere through ``cut_sphere``).
+_CUT_ROLE = {"salter_iliac": "iliac", "chiari": "iliac", "ischial_ramus": "ischial"}
+
+
+def implied_procedure(given: Iterable[str], values: Mapping[str, Any]) -> str | None:
+    """The procedure a link means without naming it: ``"pao"`` or None.
+
+    A link with a fragment move (a non-zero ``pao_*``) and no ``procedure``
+    field opens the PAO, so ``?case=dysplastic&pao_lateral=20`` shows the
+    turn its author set. A ``procedure`` field, even one that could not be
+    read, is never overridden.
+    """
+    if "procedure" in set(given):
+        return None
+    if any(values.get(k, 0.0) != 0.0 for k in PAO_PARAMS):
+        return "pao"
+    return None
+
+
+def _cut_names(procedure: str) -> set[str]:
+    """The ``cut_*`` link names that adjust ``procedure``'s cuts (none for ``"none"``)."""
+    proc = ost.PROCEDURES.get(procedure)
+    if proc is None:
+        return set()
+    roles = {_CUT_ROLE.get(c, c) for c in proc.cuts}
+    names = {f"cut_{r}" for r in roles} | {f"cut_{r}_tilt" for r in roles}
+    return names | ({"cut_sphere"} if proc.sphere else set())
+
+
+def link_conflicts(plan: Plan, given: Iterable[str]) -> list[str]:
+    """One line per group of a link's non-zero settings that the plan's procedure ignores.
+
+    Parameters
+    ----------
+    plan : Plan
+        The plan after the link applied.
+    given : iterable of str
+        The names the link carried (only those are reported: a setting the
+        user made on the page is not the link's).
+
+    Returns
+    -------
+    list of str
+        At most two lines: fragment moves with no osteotomy
+        (``procedure=none``), and cut adjustments the procedure has no cut for.
+        Femoral moves act with any procedure (or none): never reported.
+    """
+    given = set(given)
+
+    def nonzero(names: Iterable[str]) -> list[str]:
+        return [k for k in names if k in given and getattr(plan, k) != 0.0]
+
+    out = []
+    moves = nonzero(PAO_PARAMS)
+    if plan.procedure == "none" and moves:
+        out.append(
+            f"link parameters {', '.join(moves)} not applied: procedure=none (no pelvic "
+            "osteotomy); choose a procedure to move the fragment"
+        )
+    cuts = [k for k in nonzero(CUT_PARAMS) if k not in _cut_names(plan.procedure)]
+    if cuts:
+        out.append(
+            f"link parameters {', '.join(cuts)} not applied: procedure={plan.procedure} "
+            "has no such cut"
+        )
+    return out
 
 
 #: Analyses of the built-in bones, shared by the sessions (the landmark and
@@ -842,6 +925,8 @@ __all__ = [
     "UPLOAD",
     "URL_PARAMS",
     "Upload",
+    "implied_procedure",
+    "link_conflicts",
     "check_upload_name",
     "new_session_folder",
     "parse_labels",

@@ -10,7 +10,9 @@
 // {type: "remove", name}, {type: "synced"} (a batch of meshes is complete:
 // they are drawn together),
 // {type: "reset_camera"}, {type: "screenshot", id}. To Python: {type: "ready"}
-// on start, {type: "screenshot", id, png} (base64) or {..., error}.
+// on start, {type: "screenshot", id, png} (base64) or {..., error}, and
+// {type: "camera", position, focal_point, view_up, view_angle} a moment after
+// the camera comes to rest (what the exports draw from).
 //
 // window.__hipvizTimes logs, for each change, when its message arrived (recv)
 // and when the frame showing it was drawn (frame), both performance.now() ms;
@@ -638,10 +640,27 @@ export function render({model}) {
   })
 
   const camera = renderer.getActiveCamera()
+  // The camera goes to Python once it rests, not on every step of a drag.
+  let cameraTimer = null
+  function sendCamera() {
+    cameraTimer = null
+    if (destroyed) {
+      return
+    }
+    model.send_msg({
+      type: "camera",
+      position: [...camera.getPosition()],
+      focal_point: [...camera.getFocalPoint()],
+      view_up: [...camera.getViewUp()],
+      view_angle: camera.getViewAngle(),
+    })
+  }
   const camSub = camera.onModified(() => {
     if (!framePending) {
       requestAnimationFrame(placeLabels)
     }
+    clearTimeout(cameraTimer)
+    cameraTimer = setTimeout(sendCamera, 300)
   })
   const observer = new ResizeObserver(resize)
 
@@ -656,6 +675,7 @@ export function render({model}) {
   })
   model.on("remove", () => {
     destroyed = true
+    clearTimeout(cameraTimer)
     observer.disconnect()
     camSub.unsubscribe()
     for (const name of [...actors.keys()]) {

@@ -30,6 +30,7 @@ import asyncio
 import base64
 import contextlib
 import itertools
+import math
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,28 @@ def _point3(p: ArrayLike, name: str) -> list[float]:
         msg = f"expected `{name}` to be a finite point of shape (3,), got shape {v.shape}"
         raise InputError(msg)
     return [float(c) for c in v]
+
+
+def parse_camera(data: Any) -> tuple[tuple[tuple[float, ...], ...], float] | None:
+    """A browser's camera message as ``((position, focal_point, view_up), view_angle)``.
+
+    The message is the browser's to write: anything but three finite
+    3-vectors (a non-zero ``view_up``, a position off the focal point) and a
+    view angle in (0, 180) degrees gives None, and the camera is not changed.
+    """
+    try:
+        vecs = tuple(
+            tuple(float(v) for v in data[key]) for key in ("position", "focal_point", "view_up")
+        )
+        angle = float(data.get("view_angle", 30.0))
+    except (TypeError, ValueError, KeyError, OverflowError):
+        return None
+    arr = np.array(vecs) if all(len(v) == 3 for v in vecs) else None
+    if arr is None or not np.isfinite(arr).all() or not math.isfinite(angle):
+        return None
+    if not 0.0 < angle < 180.0 or not np.any(arr[2]) or np.allclose(arr[0], arr[1]):
+        return None
+    return vecs, angle
 
 
 class SceneView(pn.custom.JSComponent):
@@ -202,6 +225,11 @@ class SceneView(pn.custom.JSComponent):
         self._sync_due = False
         self._shot_ids = itertools.count()
         self._shot_callbacks: dict[int, Callable[[bytes], Any]] = {}
+        #: The browser's camera once it has rested (``(position, focal_point,
+        #: view_up)``, mm, scene frame), or None before it first reports it.
+        self.camera: tuple[tuple[float, ...], ...] | None = None
+        #: The browser camera's vertical view angle (degrees) with :attr:`camera`.
+        self.view_angle: float = 30.0
 
     # --- meshes ---------------------------------------------------------------
 
@@ -481,6 +509,10 @@ class SceneView(pn.custom.JSComponent):
             for name in self._meshes:
                 self._send_msg(self._mesh_msg(name))
             self._send_msg({"type": "synced"})
+        elif kind == "camera":
+            camera = parse_camera(data)
+            if camera is not None:
+                self.camera, self.view_angle = camera
         elif kind == "screenshot":
             callback = self._shot_callbacks.pop(data.get("id"), None)
             if callback is not None and "png" in data:

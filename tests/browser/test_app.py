@@ -344,6 +344,51 @@ def test_url_reproduces_plan(page, served, expected):
     assert {k: float(v) for k, v in query_now.items()} == values
 
 
+def test_a_link_with_moves_and_no_procedure_opens_the_pao(page, served, expected):
+    # the link a surgeon shares by hand: the PAO is implied by its fragment move
+    session = open_app(page, served, "case=dysplastic&pao_lateral=20")
+    out = expected(case="dysplastic", procedure="pao", pao_lateral=20.0)
+    wait_value(
+        page, "lcea_deg", f"{deg(out['before']['lcea_deg'])} → {deg(out['after']['lcea_deg'])}"
+    )
+    assert on_server(session, lambda: session["app"].plan.procedure) == "pao"
+    assert not page.locator(".alert-danger").is_visible()
+    wait_for(
+        lambda: parse_qs(urlsplit(address(page)).query).get("procedure") == ["pao"],
+        5,
+        "the URL to name the procedure",
+    )
+    # a link that contradicts itself: one escaped line, the rest of it applies
+    session = open_app(page, served, "case=dysplastic&procedure=none&pao_lateral=20")
+    text = _assert_one_line_error(page, session, "pao_lateral not applied: procedure=none")
+    assert "choose a procedure" in text
+    lcea = expected(case="dysplastic")["before"]["lcea_deg"]
+    wait_value(page, "lcea_deg", deg(lcea))
+
+
+def test_the_browser_tells_the_server_its_camera(page, served):
+    """The exports draw from the camera the user turned to: it reaches the server."""
+    session = open_app(page, served, "case=dysplastic")
+    view3d = session["app"].scene.view3d
+    wait_for(lambda: on_server(session, lambda: view3d.camera) is not None, 10, "a camera")
+    first = on_server(session, lambda: view3d.camera)
+    box = page.locator(".hipviz-scene").bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 120, y + 10, steps=8)
+    page.mouse.up()
+    wait_for(lambda: on_server(session, lambda: view3d.camera) != first, 10, "the turned camera")
+    turned = on_server(session, lambda: view3d.camera)
+    # an orbit keeps the focal point and the distance to it
+    assert np.allclose(turned[1], first[1], atol=1e-6)
+    dist = [np.linalg.norm(np.subtract(c[0], c[1])) for c in (first, turned)]
+    assert dist[1] == pytest.approx(dist[0], rel=1e-3)
+    assert not np.allclose(turned[0], first[0], atol=1.0)
+    assert page.get_by_role("button", name="Handout (HTML)").is_visible()
+    assert page.get_by_role("button", name="Report (PDF)").is_visible()
+
+
 def _still_works(page, session, expected) -> None:
     """After an error: another case loads, its measures show and the error goes."""
     from hipviz.app.main import CASE_LABELS
