@@ -25,7 +25,7 @@ import trimesh
 from . import atlas
 from . import landmarks as lmk
 from ._typing import ArrayLike, FloatArray, Side, Transform, Vector
-from .errors import InputError
+from .errors import InputError, LandmarkError
 from .frames import app_from_points
 from .geometry import Sphere, apply, rigid, translation, unit
 from .proximity import min_gap_mm
@@ -47,6 +47,9 @@ SOCKET_SEARCH_MM = 60.0
 #: The socket a head is seated in has a radius within these bounds of the head's, mm
 #: (the model's mean: 21.5-23.9 mm under a 22.7 mm head).
 SOCKET_RADIUS_FROM_HEAD_MM = (-3.0, 6.0)
+#: The range searched when none of the first fits: a socket much larger than its head (a
+#: shallow dysplastic shape), still excluding fossa-sized pits, mm about the head radius.
+SOCKET_RADIUS_WIDER_MM = (-5.0, 12.0)
 #: A seated femur closer to the (reamed) pelvis than this backs out of its socket, mm.
 MIN_SEATED_GAP_MM = 0.5
 #: ... aiming at a gap of this, mm ...
@@ -163,15 +166,39 @@ def _socket_near(
     the seed only.
     """
     seed = np.asarray(seed_mm, dtype=float)
-    lo, hi = SOCKET_RADIUS_FROM_HEAD_MM
-    radii = (head_radius_mm + lo, head_radius_mm + hi)
-    socket, inliers = lmk.find_head(pelvis, near_mm=seed, concave=True, radius_range_mm=radii)
+    socket, inliers = _concave_sphere(pelvis, seed, head_radius_mm)
     if np.linalg.norm(socket.center_mm - seed) <= SOCKET_SEARCH_MM:
         return socket, lmk.socket_opening(pelvis, inliers, socket.center_mm)
     near = np.linalg.norm(np.asarray(pelvis.vertices) - seed, axis=1) <= SOCKET_SEARCH_MM
     local = pelvis.submesh([np.flatnonzero(near[pelvis.faces].all(axis=1))], append=True)
-    socket, inliers = lmk.find_head(local, near_mm=seed, concave=True, radius_range_mm=radii)
+    socket, inliers = _concave_sphere(local, seed, head_radius_mm)
     return socket, lmk.socket_opening(local, inliers, socket.center_mm)
+
+
+def _concave_sphere(
+    mesh: trimesh.Trimesh, seed: Vector, head_radius_mm: float
+) -> tuple[Sphere, np.ndarray]:
+    """The best concave sphere near ``seed`` that could hold the head, and its inliers.
+
+    Radii within :data:`SOCKET_RADIUS_FROM_HEAD_MM` of the head's first, then
+    within :data:`SOCKET_RADIUS_WIDER_MM`.
+
+    Raises
+    ------
+    LandmarkError
+        No such sphere in either range.
+    """
+    for lo, hi in (SOCKET_RADIUS_FROM_HEAD_MM, SOCKET_RADIUS_WIDER_MM):
+        radii = (head_radius_mm + lo, head_radius_mm + hi)
+        try:
+            return lmk.find_head(mesh, near_mm=seed, concave=True, radius_range_mm=radii)
+        except LandmarkError:
+            continue
+    msg = (
+        f"no socket that could hold the femoral head (radius {head_radius_mm:.1f} mm) "
+        f"was found on the pelvis: no concave sphere of radius {radii[0]:.1f}-{radii[1]:.1f} mm"
+    )
+    raise LandmarkError(msg, bone="pelvis")
 
 
 def _sockets_near(
@@ -180,7 +207,10 @@ def _sockets_near(
     """The socket sphere of :func:`_socket_near` for each seed, from one shared search."""
     lo, hi = SOCKET_RADIUS_FROM_HEAD_MM
     radii = (head_radius_mm + lo, head_radius_mm + hi)
-    found = lmk.find_spheres(pelvis, list(seeds_mm), radius_range_mm=radii, concave=True)
+    try:
+        found = lmk.find_spheres(pelvis, list(seeds_mm), radius_range_mm=radii, concave=True)
+    except LandmarkError:  # each seed searched on its own, in the wider range too
+        found = [None] * len(seeds_mm)
     out = []
     for seed, socket in zip(seeds_mm, found, strict=True):
         if socket is None or np.linalg.norm(socket.center_mm - seed) > SOCKET_SEARCH_MM:
