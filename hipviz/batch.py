@@ -30,6 +30,7 @@ import re
 import shlex
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -1054,20 +1055,34 @@ def _connect(workers: int | None, scheduler: str | None):  # type: ignore[no-unt
         "distributed.worker.profile.enabled": False,
         "distributed.nanny.pre-spawn-environ": _worker_environ(n),
     }
-    with dask.config.set(config), _one_line("cannot start a local Dask cluster"):
-        cluster = LocalCluster(
-            n_workers=n,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-            worker_dashboard_address=None,
-            silence_logs=logging.ERROR,
-            # The scheduler serves a few HTTP routes (health, metrics) even without the
-            # dashboard: on 127.0.0.1 at a free port, not on every interface at 8787.
-            scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
-        )
+    # The workers start with Ctrl+C ignored (a disposition a new process keeps): a terminal's
+    # Ctrl+C reaches the whole process group, and only this process should act on it (it
+    # closes the cluster), not each worker with a traceback of its own.
+    main = threading.current_thread() is threading.main_thread()  # signals: main thread only
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    try:
+        with dask.config.set(config), _one_line("cannot start a local Dask cluster"):
+            cluster = _local_cluster(LocalCluster, n, logging.ERROR)
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, before)
     return Client(cluster), cluster
+
+
+def _local_cluster(local_cluster: Any, n: int, log_level: int) -> Any:
+    """A LocalCluster of ``n`` one-thread worker processes on 127.0.0.1 without dashboards."""
+    return local_cluster(
+        n_workers=n,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        worker_dashboard_address=None,
+        silence_logs=log_level,
+        # The scheduler serves a few HTTP routes (health, metrics) even without the
+        # dashboard: on 127.0.0.1 at a free port, not on every interface at 8787.
+        scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
+    )
 
 
 def _worker_environ(n: int) -> dict[str, Any]:

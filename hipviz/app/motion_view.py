@@ -95,7 +95,11 @@ def rom_rows_html(before: dict | None, after: dict | None, *, moved: bool) -> st
         if res is None:
             return "computing…"
         v = res["rom_deg"].get(key)
-        return "none within 150°" if v is None else f"{v:.1f}°"
+        if v is not None:
+            return f"{v:.1f}°"
+        # None is either no contact at all or no room to start the motion: say which
+        note = res.get("rom_notes", {}).get(key, "")
+        return "no room to start" if "meet before" in note else "none within 150°"
 
     rows = []
     for key, (title, _) in motion.LIMITS.items():
