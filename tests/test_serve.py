@@ -206,6 +206,31 @@ def _models(obj):
             stack.extend(o)
 
 
+def _in_own_loop(make_coroutine):
+    """Run ``make_coroutine()`` to its end on a new event loop in a thread of its own.
+
+    An earlier test may leave an event loop running in this thread (a browser or
+    server fixture), where :func:`asyncio.run` refuses to start another.
+    """
+    import asyncio
+    import threading
+
+    out: dict = {}
+
+    def run() -> None:
+        try:
+            out["value"] = asyncio.run(make_coroutine())
+        except BaseException as err:  # handed to the test's thread
+            out["error"] = err
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
+
+
 async def _open_tab(port: int, query: str):
     """What a browser tab does: the page, then its websocket; the websocket and the case shown."""
     import re
@@ -264,7 +289,6 @@ CASES = ("cam", "retroverted", "borderline", "normal", "cam", "retroverted")
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="several processes need fork")
 def test_each_page_is_built_once_in_one_of_several_processes(tmp_path, servers):
     """--num-procs 2: every tab's websocket reaches the process that built its page."""
-    import asyncio
 
     base = tmp_path / "sessions"
     server = servers(base, "--num-procs", "2")
@@ -288,7 +312,7 @@ def test_each_page_is_built_once_in_one_of_several_processes(tmp_path, servers):
             ws.close()
         return [case for _, case in opened], folders
 
-    shown, folders = asyncio.run(tabs())
+    shown, folders = _in_own_loop(tabs)
     assert shown == list(CASES), "a page lost its link's plan (built again from its websocket)"
     # one folder per page: a page built a second time would make a second one
     assert len(folders) == len(CASES), [f.name for f in folders]
