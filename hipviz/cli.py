@@ -1368,8 +1368,18 @@ def _quiet_stdout() -> None:
         pass
 
 
+#: Environment variables that keep the BLAS library to one thread per process.
+#: hipviz's linear algebra is on small (n, 3) arrays, where waking BLAS threads
+#: costs more than it saves (measures take ~20 % more CPU time threaded, and
+#: several times longer when a batch or the server already fills the cores).
+#: Set by the command line before numpy loads; a value the user set is kept.
+SINGLE_THREAD_BLAS = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``hipviz`` console script."""
+    for name in SINGLE_THREAD_BLAS:
+        os.environ.setdefault(name, "1")
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

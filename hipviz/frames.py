@@ -183,28 +183,35 @@ def app_from_points(asis_a: Vector, asis_b: Vector, pubis: Vector, inside: Vecto
     return frame_from_axes(x, y, z, mid)
 
 
-def _umeyama(src: Points, dst: Points) -> tuple[float, np.ndarray, Vector]:
-    """Similarity (s, R, t) minimising |s R src + t - dst|^2 (Umeyama 1991)."""
-    mu_s, mu_d = src.mean(axis=0), dst.mean(axis=0)
-    a, b = src - mu_s, dst - mu_d
-    cov = b.T @ a / len(src)
+def _umeyama(src: np.ndarray, dst: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Weighted similarities (s, R, t) minimising sum w |s R src + t - dst|^2 (Umeyama 1991).
+
+    Batched: ``src``, ``dst`` (B, n, 3), weights ``w`` (B, n) >= 0; returns
+    s (B,), R (B, 3, 3), t (B, 3). Weights 0/1 fit the kept pairs only.
+    """
+    wn = w / w.sum(axis=1, keepdims=True)
+    mu_s = np.einsum("bn,bnd->bd", wn, src)
+    mu_d = np.einsum("bn,bnd->bd", wn, dst)
+    a = src - mu_s[:, None, :]
+    b = dst - mu_d[:, None, :]
+    cov = np.einsum("bn,bni,bnj->bij", wn, b, a)
     u, sig, vt = np.linalg.svd(cov)
-    d = np.ones(3)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        d[2] = -1.0
-    r = u @ np.diag(d) @ vt
-    var_s = (a**2).sum() / len(src)
-    s = float((sig * d).sum() / var_s)
-    return s, r, mu_d - s * r @ mu_s
+    d = np.ones((len(src), 3))
+    d[np.linalg.det(u) * np.linalg.det(vt) < 0, 2] = -1.0
+    r = u @ (d[:, :, None] * vt)
+    var_s = np.einsum("bn,bn->b", wn, np.einsum("bnd,bnd->bn", a, a))
+    s = (sig * d).sum(axis=1) / var_s
+    return s, r, mu_d - s[:, None] * np.einsum("bij,bj->bi", r, mu_s), mu_s, mu_d
 
 
-def _percentile(values: np.ndarray, q: float) -> float:
-    """``np.percentile(values, q)`` (linear) by partial sorting: a fraction of the time."""
-    k = q / 100.0 * (len(values) - 1)
+def _percentile_rows(values: np.ndarray, q: float) -> np.ndarray:
+    """``np.percentile(values, q, axis=1)`` (linear) of (B, n) rows, by partial sorting."""
+    n = values.shape[1]
+    k = q / 100.0 * (n - 1)
     lo = int(np.floor(k))
-    hi = min(lo + 1, len(values) - 1)
-    part = np.partition(values, [lo, hi])
-    return float(part[lo] + (k - lo) * (part[hi] - part[lo]))
+    hi = min(lo + 1, n - 1)
+    part = np.partition(values, [lo, hi], axis=1)
+    return part[:, lo] + (k - lo) * (part[:, hi] - part[:, lo])
 
 
 def _proper_axis_maps() -> list[np.ndarray]:
@@ -216,6 +223,74 @@ def _proper_axis_maps() -> list[np.ndarray]:
             if np.linalg.det(m) > 0:
                 out.append(m)
     return out
+
+
+def _icp(tpl: _Template, sub: Points, s, r, t, iterations: int, *, with_scale: bool):
+    """Trimmed two-way ICP of ``sub`` onto the template from B starts at once.
+
+    Pairs run both ways (input -> template and template -> input), each
+    trimmed: one-way pairs let a similarity fit shrink the input onto a part
+    of the template, and trimming drops a missing sacrum. The starts are
+    independent; running them as one batch shares each step's overhead.
+
+    Parameters
+    ----------
+    sub : (n, 3) float
+        Input points, input mm.
+    s, r, t : (B,), (B, 3, 3), (B, 3)
+        Starting similarities, ``template ~ s R p + t``.
+
+    Returns
+    -------
+    s, r, t as above, and the median point-to-template distance (B,), mm.
+    """
+    tree_in = cKDTree(sub)
+    tpl_sub = tpl.points[:: max(1, len(tpl.points) // len(sub))]
+    n_b = len(s)
+    s, r, t = np.array(s, float), np.array(r, float), np.array(t, float)
+    tpl_all = np.broadcast_to(tpl_sub, (n_b, *tpl_sub.shape))
+    sub_all = np.broadcast_to(sub, (n_b, *sub.shape))
+    previous = None
+    for _ in range(iterations):
+        moved = s[:, None, None] * np.einsum("nj,bij->bni", sub, r) + t[:, None, :]
+        d_f, i_f = tpl.tree.query(moved.reshape(-1, 3))
+        d_f, i_f = d_f.reshape(n_b, -1), i_f.reshape(n_b, -1)
+        keep_f = d_f <= _percentile_rows(d_f, 85)[:, None]
+        # Template points in input coordinates.
+        back = np.einsum("bni,bij->bnj", tpl_sub[None] - t[:, None, :], r) / s[:, None, None]
+        d_b, i_b = tree_in.query(back.reshape(-1, 3))
+        d_b, i_b = d_b.reshape(n_b, -1), i_b.reshape(n_b, -1)
+        keep_b = d_b <= _percentile_rows(d_b, 80)[:, None]
+        pairs = (i_f, keep_f, i_b, keep_b)
+        if previous is not None and all(map(np.array_equal, pairs, previous)):
+            break  # a fixed point: the same pairs give the same fit
+        previous = pairs
+        src = np.concatenate([sub_all, sub[i_b]], axis=1)
+        dst = np.concatenate([tpl.points[i_f], tpl_all], axis=1)
+        w = np.concatenate([keep_f, keep_b], axis=1).astype(float)
+        s_new, r, t_new, mu_s, mu_d = _umeyama(src, dst, w)
+        if with_scale:
+            s, t = s_new, t_new
+        else:
+            t = mu_d - s[:, None] * np.einsum("bij,bj->bi", r, mu_s)
+    moved = s[:, None, None] * np.einsum("nj,bij->bni", sub, r) + t[:, None, :]
+    dist, _ = tpl.tree.query(moved.reshape(-1, 3))
+    return s, r, t, np.median(dist.reshape(n_b, -1), axis=1)
+
+
+def _best_start(tpl: _Template, sub: Points, s, r, t, *, iterations=10, screen=3, keep=4):
+    """The best of B ICP starts after ``iterations`` steps: (s, R, t, median_mm).
+
+    Every start takes ``screen`` steps; only the ``keep`` closest go on. The
+    start that ends best ranks first or second after three steps on every
+    pelvis tried (shape-model draws and specimens, in any pose), so the
+    screen changes no outcome and saves most of the work.
+    """
+    s, r, t, fit = _icp(tpl, sub, s, r, t, screen, with_scale=False)
+    top = np.argsort(fit, kind="stable")[:keep]
+    s, r, t, fit = _icp(tpl, sub, s[top], r[top], t[top], iterations - screen, with_scale=False)
+    i = int(np.argmin(fit))
+    return float(s[i]), r[i], t[i], float(fit[i])
 
 
 def register_template(points: Points, *, coarse: int = 500, fine: int = 2500):
@@ -237,51 +312,31 @@ def register_template(points: Points, *, coarse: int = 500, fine: int = 2500):
     rms_i = np.sqrt(((pts - mean_i) ** 2).sum(axis=1).mean())
     s0 = tpl.scale_mm / rms_i
 
-    def icp(sub, s, r, t, iterations, *, with_scale):
-        # Pairs both ways (input -> template and template -> input), each
-        # trimmed: one-way pairs let a similarity fit shrink the input onto a
-        # part of the template, and trimming drops a missing sacrum.
-        tree_in = cKDTree(sub)
-        tpl_sub = tpl.points[:: max(1, len(tpl.points) // len(sub))]
-        for _ in range(iterations):
-            moved = s * sub @ r.T + t
-            d_f, i_f = tpl.tree.query(moved)
-            keep_f = d_f <= _percentile(d_f, 85)
-            back = (tpl_sub - t) @ r / s  # template points in input coordinates
-            d_b, i_b = tree_in.query(back)
-            keep_b = d_b <= _percentile(d_b, 80)
-            src = np.vstack([sub[keep_f], sub[i_b[keep_b]]])
-            dst = np.vstack([tpl.points[i_f[keep_f]], tpl_sub[keep_b]])
-            s_new, r, t = _umeyama(src, dst)
-            if with_scale:
-                s = s_new
-            else:
-                t = dst.mean(axis=0) - s * r @ src.mean(axis=0)
-        dist, _ = tpl.tree.query(s * sub @ r.T + t)
-        return s, r, t, float(np.median(dist))
-
-    best = None
-    for m in _proper_axis_maps():
-        r0 = axes_t.T @ m @ axes_i
-        t0 = mean_t - s0 * r0 @ mean_i
-        fit = icp(sub_c, s0, r0, t0, 10, with_scale=False)
-        if best is None or fit[3] < best[3]:
-            best = fit
+    maps = _proper_axis_maps()
+    r0 = np.array([axes_t.T @ m @ axes_i for m in maps])
+    t0 = mean_t - s0 * r0 @ mean_i
+    best = _best_start(tpl, sub_c, np.full(len(maps), s0), r0, t0)
     # Principal axes are ill-defined when two spreads are alike (a pelvis
     # about as tall as it is wide), so the best axis start can lie in a
     # wrong basin, turned 10-20 degrees: hop out of it by restarting from
     # the best fit turned about each template axis, while that improves it.
+    turns = np.array([rotation(axis, HOP_DEG) for axis in (*np.eye(3), *-np.eye(3))])
     for _ in range(HOP_ROUNDS):
         s, r, t, fit_mm = best
-        for axis in (*np.eye(3), *-np.eye(3)):
-            turn = rotation(axis, HOP_DEG)
-            hop = icp(sub_c, s, turn @ r, mean_t + turn @ (t - mean_t), 10, with_scale=False)
-            if hop[3] < best[3]:
-                best = hop
+        hop = _best_start(
+            tpl,
+            sub_c,
+            np.full(len(turns), s),
+            turns @ r,
+            mean_t + np.einsum("bij,j->bi", turns, t - mean_t),
+        )
+        if hop[3] < best[3]:
+            best = hop
         if best[3] >= fit_mm:
             break
     s, r, t, _ = best
-    return icp(sub_f, s, r, t, 30, with_scale=True)
+    out = _icp(tpl, sub_f, [s], [r], [t], 30, with_scale=True)
+    return float(out[0][0]), out[1][0], out[2][0], float(out[3][0])
 
 
 class AppSearchError(LandmarkError):

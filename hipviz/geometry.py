@@ -157,14 +157,16 @@ def fit_sphere(points: Points, weights: ArrayLike | None = None) -> Sphere:
     w = w / w.sum()
     mean = w @ pts
     q = pts - mean
-    a = np.hstack([2.0 * q, np.ones((len(q), 1))])
-    b = np.sum(q * q, axis=1)
-    # The 4x4 normal equations: well conditioned on centred coordinates, and
-    # far cheaper than a least-squares solve over all n rows.
-    aw = a * w[:, None]
-    sol = np.linalg.solve(aw.T @ a, aw.T @ b)
-    center = sol[:3]
-    radius = float(np.sqrt(max(sol[3] + center @ center, 0.0)))
+    b = np.einsum("ij,ij->i", q, q)
+    # The normal equations of [2q, 1] [c; k] = |q|^2 with weights w. On
+    # centred coordinates (sum w q = 0) they split: 4 C c = 2 sum w q |q|^2
+    # with C = sum w q q^T, and k = sum w |q|^2. Moments are far cheaper than
+    # forming the (n, 4) system.
+    wq = q * w[:, None]
+    cov = wq.T @ q
+    center = np.linalg.solve(2.0 * cov, wq.T @ b)
+    k = float(w @ b)
+    radius = float(np.sqrt(max(k + center @ center, 0.0)))
     resid = np.linalg.norm(q - center, axis=1) - radius
     return Sphere(center + mean, radius, float(np.sqrt(w @ resid**2)), len(pts))
 

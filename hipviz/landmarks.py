@@ -21,7 +21,12 @@ Definitions (see ``docs/measures.md`` for sources):
 
 from __future__ import annotations
 
+import threading
+import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
+from functools import cached_property
+from typing import ClassVar
 
 import numpy as np
 import trimesh
@@ -120,7 +125,7 @@ def _outward_sign(mesh: trimesh.Trimesh) -> float:
     Files read by :func:`hipviz.io.load_mesh` are already wound outward,
     body by body; this guards meshes handed in directly.
     """
-    return -1.0 if mesh.is_watertight and mesh.volume < 0 else 1.0
+    return FaceSet.of(mesh).outward_sign
 
 
 def _outward_normals(mesh: trimesh.Trimesh) -> np.ndarray:
@@ -135,6 +140,8 @@ FIT_SPACING_MM = 1.0
 SPHERICITY_SPACING_MM = 0.5
 #: Most samples one call of :func:`surface_samples` makes (the spacing grows beyond).
 MAX_SAMPLES = 2_000_000
+#: Extra width of the band of candidate points :func:`refine_sphere` keeps, mm.
+BAND_MARGIN_MM = 6.0
 
 # Barycentric centroids of the k*k triangles of a k-fold split of a triangle, by k.
 _SPLIT_CACHE: dict[int, np.ndarray] = {}
@@ -156,8 +163,87 @@ def _split_centroids(k: int) -> np.ndarray:
     return _SPLIT_CACHE[k]
 
 
+class FaceSet:
+    """Per-face arrays of a surface, gathered once for many regional queries.
+
+    Searches that sample or select faces around several candidate points
+    (:func:`find_spheres`, the head and neck searches) share one per mesh,
+    instead of re-reading the mesh each time: :meth:`of` keeps the sets of
+    the last few meshes, checked against the mesh's data hash so an edited
+    mesh gets a new one.
+
+    Attributes
+    ----------
+    triangles : (m, 3, 3) float
+        Vertex coordinates of each face, mm.
+    centroids : (m, 3) float
+        Face centroids, mm.
+    sizes : (m,) float
+        Largest centroid-to-vertex distance of each face, mm.
+    normals : (m, 3) float
+        Outward unit face normals (flipped for a closed mesh wound inward).
+    areas : (m,) float
+        Face areas, mm^2.
+    """
+
+    _recent: ClassVar[OrderedDict[int, tuple[weakref.ref, int, FaceSet]]] = OrderedDict()
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, triangles: np.ndarray, *, watertight: bool) -> None:
+        self.triangles = triangles
+        self._watertight = watertight
+
+    @classmethod
+    def of(cls, mesh: trimesh.Trimesh | FaceSet) -> FaceSet:
+        """The face set of ``mesh`` (mm); a FaceSet is returned as is."""
+        if isinstance(mesh, FaceSet):
+            return mesh
+        key, data = id(mesh), hash(mesh)
+        with cls._lock:  # the app measures in several threads
+            hit = cls._recent.get(key)
+            if hit is not None and hit[0]() is mesh and hit[1] == data:
+                cls._recent.move_to_end(key)
+                return hit[2]
+        tri = np.asarray(mesh.vertices, dtype=float)[np.asarray(mesh.faces)]
+        out = cls(tri, watertight=bool(mesh.is_watertight))
+        with cls._lock:
+            cls._recent[key] = (weakref.ref(mesh), data, out)
+            while len(cls._recent) > 8:
+                cls._recent.popitem(last=False)
+        return out
+
+    @cached_property
+    def centroids(self) -> np.ndarray:
+        return self.triangles.mean(axis=1)
+
+    @cached_property
+    def sizes(self) -> np.ndarray:
+        return np.linalg.norm(self.triangles - self.centroids[:, None, :], axis=2).max(axis=1)
+
+    @cached_property
+    def _cross(self) -> np.ndarray:
+        tri = self.triangles
+        return np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+
+    @cached_property
+    def areas(self) -> np.ndarray:
+        return 0.5 * np.linalg.norm(self._cross, axis=1)
+
+    @cached_property
+    def outward_sign(self) -> float:
+        """+1, or -1 for a closed surface wound inward (negative signed volume)."""
+        # 6 x the signed volume: the tetrahedra from the origin to each face.
+        six_volume = np.einsum("ij,ij->", self.triangles[:, 0], self._cross)
+        return -1.0 if self._watertight and six_volume < 0 else 1.0
+
+    @cached_property
+    def normals(self) -> np.ndarray:
+        unit_normals = self._cross / np.maximum(2.0 * self.areas, 1e-300)[:, None]
+        return self.outward_sign * unit_normals
+
+
 def surface_samples(
-    mesh: trimesh.Trimesh, spacing_mm: float, *, faces: np.ndarray | None = None
+    mesh: trimesh.Trimesh | FaceSet, spacing_mm: float, *, faces: np.ndarray | None = None
 ) -> tuple[Points, Points, np.ndarray]:
     """Points spread evenly over a surface, whatever its triangulation.
 
@@ -169,8 +255,8 @@ def surface_samples(
 
     Parameters
     ----------
-    mesh : trimesh.Trimesh
-        The surface, mm, wound outward.
+    mesh : trimesh.Trimesh or FaceSet
+        The surface, mm, wound outward (or inside-out, if closed).
     spacing_mm : float
         Largest sample spacing, mm; triangles smaller than it give one sample.
     faces : (m,) int, optional
@@ -185,10 +271,9 @@ def surface_samples(
     weights : (n,) float
         Surface area each sample stands for, mm^2 (they sum to the area).
     """
-    idx = np.arange(len(mesh.faces)) if faces is None else np.asarray(faces, dtype=np.int64)
-    tri = np.asarray(mesh.vertices, dtype=float)[np.asarray(mesh.faces)[idx]]
-    normals = _outward_sign(mesh) * np.asarray(mesh.face_normals)[idx]
-    area = np.asarray(mesh.area_faces)[idx]
+    fs = FaceSet.of(mesh)
+    idx = slice(None) if faces is None else np.asarray(faces, dtype=np.int64)
+    tri, normals, area = fs.triangles[idx], fs.normals[idx], fs.areas[idx]
     edges = np.linalg.norm(tri - np.roll(tri, 1, axis=1), axis=2).max(axis=1)
     spacing = float(spacing_mm)
     k = np.maximum(1, np.ceil(edges / spacing)).astype(np.int64)
@@ -207,16 +292,14 @@ def surface_samples(
     return np.vstack(pts), np.vstack(nrm), np.concatenate(wts)
 
 
-def _faces_near(mesh: trimesh.Trimesh, center: Vector, reach_mm: float) -> np.ndarray:
+def _faces_near(mesh: trimesh.Trimesh | FaceSet, center: Vector, reach_mm: float) -> np.ndarray:
     """Indices of the faces that may come within ``reach_mm`` of ``center``.
 
     A face counts when its bounding sphere (about its centroid) does, so a
     large triangle crossing the region is kept even with no vertex in it.
     """
-    tri = np.asarray(mesh.vertices)[np.asarray(mesh.faces)]
-    mid = tri.mean(axis=1)
-    size = np.linalg.norm(tri - mid[:, None, :], axis=2).max(axis=1)
-    return np.flatnonzero(np.linalg.norm(mid - center, axis=1) - size <= reach_mm)
+    fs = FaceSet.of(mesh)
+    return np.flatnonzero(np.linalg.norm(fs.centroids - center, axis=1) - fs.sizes <= reach_mm)
 
 
 def head_surface_points(
@@ -237,8 +320,9 @@ def head_surface_points(
     (n, 3) float
         Points on the surface, mm.
     """
-    faces = _faces_near(mesh, head.center_mm, head.radius_mm + reach_mm)
-    pts, _, _ = surface_samples(mesh, spacing_mm, faces=faces)
+    fs = FaceSet.of(mesh)
+    faces = _faces_near(fs, head.center_mm, head.radius_mm + reach_mm)
+    pts, _, _ = surface_samples(fs, spacing_mm, faces=faces)
     verts = np.asarray(mesh.vertices)[np.unique(np.asarray(mesh.faces)[faces])]
     return np.vstack([pts, verts])
 
@@ -274,19 +358,34 @@ def refine_sphere(
     """
     cos_max = np.cos(np.radians(max_normal_deg))
     tol = 3.0
-    sign = -1.0 if inward else 1.0
+    facing = -normals if inward else normals
     sphere = Sphere(np.asarray(center, float), float(radius), np.inf, 0)
-    inl = np.zeros(len(points), bool)
+    idx = np.zeros(0, np.int64)
+    # Only points in a band about a reference sphere can be inliers while the
+    # sphere stays near it: iterate on the band, not on every point, and
+    # renew it when the sphere has moved too far for that to hold.
+    ref, ref_band, cand = None, 0.0, idx
     for _ in range(iterations):
-        new = _on_sphere(points, sign * normals, sphere, tol, cos_max)
-        if new.sum() < 20:
+        if ref is None or tol + _sphere_shift(sphere, ref) > ref_band:
+            ref, ref_band = sphere, tol + BAND_MARGIN_MM
+            dist = np.linalg.norm(points - ref.center_mm, axis=1)
+            cand = np.flatnonzero(np.abs(dist - ref.radius_mm) < ref_band)
+        new = cand[_on_sphere(points[cand], facing[cand], sphere, tol, cos_max)]
+        if len(new) < 20:
             break
-        if np.array_equal(new, inl):
+        if np.array_equal(new, idx):
             break  # a fixed point: the same inliers give the same sphere
-        inl = new
-        sphere = fit_sphere(points[inl], None if weights is None else weights[inl])
+        idx = new
+        sphere = fit_sphere(points[idx], None if weights is None else weights[idx])
         tol = max(0.75, 3.0 * sphere.rms_mm)
+    inl = np.zeros(len(points), bool)
+    inl[idx] = True
     return sphere, inl
+
+
+def _sphere_shift(a: Sphere, b: Sphere) -> float:
+    """Bound on how far any point's distance to sphere ``a`` differs from that to ``b``, mm."""
+    return float(np.linalg.norm(a.center_mm - b.center_mm) + abs(a.radius_mm - b.radius_mm))
 
 
 def _on_sphere(
@@ -432,8 +531,9 @@ def find_spheres(
         candidate of the radius range is supported.
     """
     flip = -1.0 if concave else 1.0
+    fs = FaceSet.of(mesh)
     vote_p, vote_f = trimesh.sample.sample_surface(mesh, max_points, seed=0)
-    vote_n = flip * _outward_sign(mesh) * np.asarray(mesh.face_normals)[vote_f]
+    vote_n = flip * fs.normals[vote_f]
     radii = np.arange(np.floor(radius_range_mm[0]), np.ceil(radius_range_mm[1]) + 1, 1.0)
     centres, rads = _vote_candidates(vote_p, vote_n, radii, bin_mm=3.0)
 
@@ -446,8 +546,8 @@ def find_spheres(
         if len(tried) > 6:
             break
         r0 = float(r0)
-        faces = _faces_near(mesh, c0, r0 + 15.0)
-        pts, nrm, wts = surface_samples(mesh, FIT_SPACING_MM, faces=faces)
+        faces = _faces_near(fs, c0, r0 + 15.0)
+        pts, nrm, wts = surface_samples(fs, FIT_SPACING_MM, faces=faces)
         # A few steps on every 4th sample tell the candidates apart; the winner is
         # refined on all of them, to its fixed point.
         few = slice(None, None, 4)
@@ -492,8 +592,9 @@ def head_support(mesh: trimesh.Trimesh, head: Sphere, *, max_normal_deg: float =
 
     from .geometry import fibonacci_directions
 
-    faces = _faces_near(mesh, head.center_mm, head.radius_mm + 5.0)
-    pts, nrm, _ = surface_samples(mesh, FIT_SPACING_MM, faces=faces)
+    fs = FaceSet.of(mesh)
+    faces = _faces_near(fs, head.center_mm, head.radius_mm + 5.0)
+    pts, nrm, _ = surface_samples(fs, FIT_SPACING_MM, faces=faces)
     tol = max(0.75, 3.0 * head.rms_mm)
     on = _on_sphere(pts, nrm, head, tol, np.cos(np.radians(max_normal_deg)))
     if not on.any():
@@ -728,8 +829,8 @@ def neck_axis(
         raise LandmarkError(msg)
     axis = unit(pts[ring].mean(axis=0) - c)
     lo, hi = NECK_SEARCH_RADII
-    near = _faces_near(femur, c, (hi + 1.0) * r)
-    tri = femur.vertices[femur.faces[near]]  # (k, 3, 3)
+    fs = FaceSet.of(femur)
+    tri = fs.triangles[_faces_near(fs, c, (hi + 1.0) * r)]  # (k, 3, 3)
 
     def waist(axis: Vector, levels: FloatArray) -> tuple[float, float, Vector]:
         # Only faces that straddle a level can be cut by it.

@@ -284,8 +284,9 @@ def greater_trochanter_tip(
     c, r = head.center_mm, head.radius_mm
     up = -unit(shaft_direction)
     lat = -unit(project_onto_plane(c - np.asarray(shaft_point_mm, float), up))
-    faces = lmk._faces_near(femur, c, 5.0 * r)
-    pts, _, wts = lmk.surface_samples(femur, spacing_mm, faces=faces)
+    fs = lmk.FaceSet.of(femur)
+    faces = lmk._faces_near(fs, c, 5.0 * r)
+    pts, _, wts = lmk.surface_samples(fs, spacing_mm, faces=faces)
     h = (pts - c) @ up
     lc = (pts - c) @ lat  # lateral of the head centre
     keep = (lc >= 0) & (h > -3.0 * r)
