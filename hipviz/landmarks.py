@@ -242,6 +242,21 @@ class FaceSet:
         return self.outward_sign * unit_normals
 
 
+def _split_counts(longest_edges: np.ndarray, spacing_mm: float) -> np.ndarray:
+    """(m,) int: how many ways :func:`surface_samples` splits each face's edges.
+
+    ``ceil(longest edge / spacing)``, at least 1, so every piece's edges are at
+    most ``spacing_mm``; a huge surface gets a coarser spacing, never more
+    than :data:`MAX_SAMPLES` samples (or one per face, when it has more faces).
+    """
+    spacing = float(spacing_mm)
+    while True:
+        k = np.maximum(1, np.ceil(longest_edges / spacing)).astype(np.int64)
+        if (k * k).sum() <= MAX_SAMPLES or k.max(initial=1) == 1:
+            return k
+        spacing *= 1.5
+
+
 def surface_samples(
     mesh: trimesh.Trimesh | FaceSet, spacing_mm: float, *, faces: np.ndarray | None = None
 ) -> tuple[Points, Points, np.ndarray]:
@@ -275,11 +290,7 @@ def surface_samples(
     idx = slice(None) if faces is None else np.asarray(faces, dtype=np.int64)
     tri, normals, area = fs.triangles[idx], fs.normals[idx], fs.areas[idx]
     edges = np.linalg.norm(tri - np.roll(tri, 1, axis=1), axis=2).max(axis=1)
-    spacing = float(spacing_mm)
-    k = np.maximum(1, np.ceil(edges / spacing)).astype(np.int64)
-    while (k * k).sum() > MAX_SAMPLES:  # a huge surface: coarser, never out of memory
-        spacing *= 1.5
-        k = np.maximum(1, np.ceil(edges / spacing)).astype(np.int64)
+    k = _split_counts(edges, spacing_mm)
     pts, nrm, wts = [], [], []
     for kk in np.unique(k):
         sel = np.flatnonzero(k == kk)

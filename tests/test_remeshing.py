@@ -144,3 +144,30 @@ def test_mri_specimen_pelvis_in_scanner_axes(specimen):
     """The pelvis re-meshed too, measured in its own axes (the APP search is vertex-based)."""
     pelvis, femur = specimen("icl_mri_staple")
     check(pelvis, femur, ["subdivided", "decimated to half", "retriangulated"], frame="lps")
+
+
+def test_surface_samples_cap_ends_on_a_mesh_of_many_small_faces(monkeypatch):
+    """Over the sample cap with every face already below the spacing: one sample per face."""
+    from hipviz import landmarks
+
+    sphere = trimesh.creation.icosphere(subdivisions=3, radius=20.0)  # 1280 faces, ~2 mm
+    monkeypatch.setattr(landmarks, "MAX_SAMPLES", 100)
+    pts, _, wts = landmarks.surface_samples(sphere, 0.5)
+    assert len(pts) == len(sphere.faces)
+    assert np.isclose(wts.sum(), sphere.area)
+
+
+def test_face_set_follows_an_edited_mesh():
+    """The shared per-mesh face arrays are rebuilt when the mesh's vertices change."""
+    from hipviz import landmarks
+
+    mesh = trimesh.creation.icosphere(subdivisions=2, radius=10.0)
+    first = landmarks.FaceSet.of(mesh)
+    assert landmarks.FaceSet.of(mesh) is first
+    mesh.vertices[:, 0] += 5.0
+    moved = landmarks.FaceSet.of(mesh)
+    assert moved is not first
+    assert np.allclose(moved.centroids.mean(axis=0), first.centroids.mean(axis=0) + [5, 0, 0])
+    inside_out = mesh.copy()
+    inside_out.invert()
+    assert np.allclose(landmarks.FaceSet.of(inside_out).normals, moved.normals)
