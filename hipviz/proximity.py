@@ -7,6 +7,7 @@ import trimesh
 from scipy.spatial import cKDTree
 
 from ._typing import ArrayLike
+from .landmarks import _faces_near
 
 
 def _one_way(src: trimesh.Trimesh, dst: trimesh.Trimesh, sel: np.ndarray) -> float:
@@ -24,7 +25,15 @@ def _one_way(src: trimesh.Trimesh, dst: trimesh.Trimesh, sel: np.ndarray) -> flo
     to_vertex, _ = cKDTree(dst.vertices).query(pts)
     reach = float(dst.edges_unique_length.max())
     near = to_vertex <= to_vertex.min() + reach
-    _, dist, _ = trimesh.proximity.closest_point(dst, pts[near])
+    # The closest surface point of each queried vertex lies within its
+    # nearest-vertex distance: only faces that come that close to one of them
+    # take part, which spares building a search tree over the whole bone.
+    pts = pts[near]
+    middle = 0.5 * (pts.min(axis=0) + pts.max(axis=0))
+    span = 0.5 * float(np.linalg.norm(pts.max(axis=0) - pts.min(axis=0)))
+    faces = _faces_near(dst, middle, span + float(to_vertex[near].max()))
+    part = trimesh.Trimesh(dst.vertices, np.asarray(dst.faces)[faces], process=False)
+    _, dist, _ = trimesh.proximity.closest_point(part, pts)
     return float(dist.min())
 
 
