@@ -369,6 +369,7 @@ class LoadView(pn.viewable.Viewer):
         self._models: dict[Any, _CutModel] = {}
         self._states: OrderedDict[int, tuple[Any, LoadState]] = OrderedDict()
         scene.add_layer("load", self._layer)
+        scene.add_move_layer("load", self._move_colors)
         plan.param.watch(self._on_load, ["load"])
         plan.param.watch(self._on_mode, ["mode"])
         self.param.watch(self._on_see_socket, ["see_socket"])
@@ -466,6 +467,31 @@ class LoadView(pn.viewable.Viewer):
             while len(self._states) > CACHE_SIZE:
                 self._states.popitem(last=False)
         return state
+
+    def _move_colors(self, sim: Any, transforms: Any, plan: Any) -> dict[str, np.ndarray]:
+        """Pressure colours of a move not yet measured, sent with its matrices (milliseconds).
+
+        On the event loop, without the session's lock (a measure may hold it):
+        only the cut's springs moved, the load in the new pose and the solve,
+        from the cut model the measures made (none before the first: the
+        colours then come with the measure). The same numbers as
+        :meth:`compute` gives the measured move.
+        """
+        load, weight = plan.load, float(plan.body_weight)
+        model = self._models.get((id(sim), id(sim.pelvis_cut), id(sim.femur_cut)))
+        if load == "none" or model is None:
+            return {}
+        view = self.scene.view3d
+        try:
+            pressure = pressure_of(model, sim, transforms, load, weight)
+            points = {
+                name: self.scene.mesh_points(name)
+                for name in (model.socket_piece, model.femur_piece)
+                if name in view.mesh_names
+            }
+            return piece_colors(model, sim, pressure, points, render.poses(sim, transforms))
+        except HipvizError:  # the measured picture reports it
+            return {}
 
     def state(self, out: Any) -> LoadState | None:
         """The pressure of ``out``: computed already in the worker, else now."""

@@ -18,6 +18,7 @@ picture, in the same message.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -82,6 +83,9 @@ class Overlay:
 
 #: A layer: (simulation, outcome shown, plan) -> what it adds to the picture.
 Layer = Callable[[Any, Any, Any], Overlay]
+#: A move layer: (simulation, the move's transforms, plan) -> per-vertex colours of named
+#: pieces for a move not yet measured (milliseconds, on the event loop).
+MoveLayer = Callable[[Any, Mapping[str, np.ndarray], Any], Mapping[str, np.ndarray]]
 
 
 def _rgb(color: str) -> np.ndarray:
@@ -243,6 +247,7 @@ class SceneDriver(pn.viewable.Viewer):
         self._coloring: render.HeadColoring | None = None
         self._animation: Any = None
         self._layers: dict[str, Layer] = {}
+        self._move_layers: dict[str, MoveLayer] = {}
         self._layer_colored: set[str] = set()
         self._layer_posed = False
         self._layer_poses: dict[str, np.ndarray] = {}  # pieces the layers placed last
@@ -286,6 +291,23 @@ class SceneDriver(pn.viewable.Viewer):
     def remove_layer(self, name: str) -> None:
         """Remove a layer; what it drew goes with the next picture."""
         self._layers.pop(name, None)
+        self._move_layers.pop(name, None)
+
+    def add_move_layer(self, name: str, layer: MoveLayer) -> None:
+        """Colours a layer can give a move before it is measured (e.g. the contact pressure).
+
+        :meth:`move` sends them with the pieces' matrices, in one message (one
+        frame in the browser); the measured picture (:meth:`pose`) follows
+        with the layer's own :class:`Overlay`. ``layer`` runs on the event
+        loop, while a measure may run: it must be quick and must not wait for
+        the session's lock.
+        """
+        self._move_layers[name] = layer
+
+    def _hold(self) -> Any:
+        """Changes made inside leave in one message (a no-op outside a server)."""
+        doc = self.page.doc
+        return contextlib.nullcontext() if doc is None else pn.io.hold(doc)
 
     def mesh_points(self, name: str) -> np.ndarray:
         """The vertices of piece ``name`` as sent to the browser, (n, 3) float32 mm, unmoved."""
@@ -330,14 +352,15 @@ class SceneDriver(pn.viewable.Viewer):
         }
         self._layer_poses = poses
         tfs = {**render.poses(self.page.session.sim, out), **poses}
-        # the matrices and lines first, in one message: messages sent while the socket is
-        # busy wait for a retry (about 10 ms), so the colours, separate messages, follow
-        view.param.update(
-            matrices=self.matrices(tfs),
-            lines={**kept_lines, **_lines_spec(lines)},
-            labels={**kept_labels, **_labels_spec(lines, labels)},
-        )
-        self._send_layer_colors(colors, coverage=False)
+        # matrices, lines and colours in one message: the browser draws them in one frame
+        # (a second message would wait for the frame of the first)
+        with self._hold():
+            view.param.update(
+                matrices=self.matrices(tfs),
+                lines={**kept_lines, **_lines_spec(lines)},
+                labels={**kept_labels, **_labels_spec(lines, labels)},
+            )
+            self._send_layer_colors(colors, coverage=False)
 
     def _send_layer_colors(self, colors: dict[str, np.ndarray], *, coverage: bool) -> None:
         """The layers' per-vertex colours; pieces a layer no longer colours get their own back.
@@ -351,10 +374,7 @@ class SceneDriver(pn.viewable.Viewer):
             elif not coverage:  # (with ``coverage`` the head's colours were just sent)
                 view.set_colors(name, self._coverage)
         for name, rgb in colors.items():
-            sent = view._meshes[name]["colors"]
-            flat = np.ascontiguousarray(rgb, dtype=np.uint8).ravel()
-            if sent is None or not np.array_equal(sent, flat):
-                view.set_colors(name, rgb)
+            self._send_colors(name, rgb)
         self._layer_colored = set(colors)
 
     # ------------------------------------------------------------------ pieces
@@ -441,14 +461,43 @@ class SceneDriver(pn.viewable.Viewer):
         return matrices
 
     def move(self, tfs: Any) -> None:
-        """Only the pieces' new places: a slider move's picture.
+        """The pieces' new places, and the move layers' colours: a slider move's picture.
 
         ``tfs`` are the moves' transforms (:meth:`HipSession.transforms`).
+        Matrices and colours go in one message, drawn in one frame.
         """
-        tfs = render.poses(self.page.session.sim, tfs)
+        sim, view = self.page.session.sim, self.view3d
+        colors = self._move_colors(sim, tfs)
+        poses = render.poses(sim, tfs)
         # pieces a layer places (the Motion view's leg) stay where it put them
-        kept = {k: v for k, v in self._layer_poses.items() if k in tfs}
-        self.view3d.matrices = self.matrices({**tfs, **kept})
+        kept = {k: v for k, v in self._layer_poses.items() if k in poses}
+        with self._hold():
+            view.matrices = self.matrices({**poses, **kept})
+            for name, rgb in colors.items():
+                self._send_colors(name, rgb)
+                self._layer_colored.add(name)
+
+    def _move_colors(self, sim: Any, tfs: Any) -> dict[str, np.ndarray]:
+        """The move layers' colours of the pieces in view (not those a layer places)."""
+        out: dict[str, np.ndarray] = {}
+        if not self._move_layers or self.page.plan.mode == "explain":
+            return out
+        names = set(self.view3d.mesh_names) - set(self._layer_poses)
+        for layer in self._move_layers.values():
+            out |= {k: v for k, v in layer(sim, tfs, self.page.plan).items() if k in names}
+        return out
+
+    def _send_colors(self, name: str, rgb: np.ndarray | None) -> None:
+        """Per-vertex colours of piece ``name``, unless the browser has these already."""
+        view = self.view3d
+        sent = view._meshes[name]["colors"]
+        if rgb is None:
+            if sent is not None:
+                view.set_colors(name, None)
+            return
+        flat = np.ascontiguousarray(rgb, dtype=np.uint8).ravel()
+        if sent is None or not np.array_equal(sent, flat):
+            view.set_colors(name, rgb)
 
     def pose(self, out: Any, *, fixation: bool | None = None, matrices: bool = True) -> None:
         """Matrices, head colours, angles and labels of one outcome, in one message.
