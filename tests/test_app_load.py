@@ -239,10 +239,15 @@ def test_explain_looks_into_the_socket_on_the_pressure_step_only(moved):
         keys = [s.key for s in modes.steps()]
         modes.step = keys.index(explain.PRESSURE_STEP)
         assert lv.see_socket and plan.view == "lateral"
-        assert moved.scene.view3d.actors["femur"]["visible"] is False
+        view = moved.scene.view3d
+        assert view.actors["femur"]["visible"] is False
+        # from the side the roof-cover angle lies under the load arrow: only the load is labelled
+        assert [k for k in view.labels] == ["line:load:shaft"]
+        assert not [k for k in view.lines if not k.startswith("load:")]
         modes.step = keys.index(explain.PRESSURE_STEP) + 1
         assert not lv.see_socket and plan.view == "false_profile"
-        assert moved.scene.view3d.actors["femur"]["visible"] is True
+        assert view.actors["femur"]["visible"] is True
+        assert "line:lcea_arc" in view.labels  # the roof cover is back on the next step
         modes.step = keys.index(explain.PRESSURE_STEP)
         plan.mode = "surgeon"  # leaving Explain on the pressure step puts the view back
         assert not lv.see_socket and plan.view == "false_profile"

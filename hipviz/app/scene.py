@@ -32,6 +32,7 @@ from numpy.typing import ArrayLike
 from hipviz import osteotomy as ost
 from hipviz import render
 from hipviz.errors import HipvizError
+from hipviz.pressure import arrow, scalar_colors  # noqa: F401 (the app's names for them)
 
 from .state import PageState
 from .viewer import SceneView
@@ -73,12 +74,18 @@ class Overlay:
         plan's, e.g. the leg turned by the Motion view. While a layer places
         a piece, the angle lines are left out: they belong to the pose the
         hip was measured in.
+    hide_angles : bool
+        Leave the hip's angle lines (and their labels) out of this picture:
+        the layer's own picture says what it shows (the Load view's Explain
+        step, looking into the socket from the side, where the roof-cover
+        angle lies edge-on under the load arrow).
     """
 
     lines: Mapping[str, render.Line] = field(default_factory=dict)
     labels: Mapping[str, render.Label] = field(default_factory=dict)
     colors: Mapping[str, np.ndarray] = field(default_factory=dict)
     poses: Mapping[str, np.ndarray] = field(default_factory=dict)
+    hide_angles: bool = False
 
 
 #: A layer: (simulation, outcome shown, plan) -> what it adds to the picture.
@@ -86,102 +93,6 @@ Layer = Callable[[Any, Any, Any], Overlay]
 #: A move layer: (simulation, the move's transforms, plan) -> per-vertex colours of named
 #: pieces for a move not yet measured (milliseconds, on the event loop).
 MoveLayer = Callable[[Any, Mapping[str, np.ndarray], Any], Mapping[str, np.ndarray]]
-
-
-def _rgb(color: str) -> np.ndarray:
-    return np.array([int(color[i : i + 2], 16) for i in (1, 3, 5)], dtype=float)
-
-
-def scalar_colors(
-    values: ArrayLike,
-    *,
-    vmin: float,
-    vmax: float,
-    stops: tuple[str, ...] = ("#ffffff", "#fdd49e", "#fc8d59", "#b30000"),
-    missing: str = render.BONE,
-) -> np.ndarray:
-    """Per-vertex colours for one value per vertex, on a linear colour scale.
-
-    Parameters
-    ----------
-    values : (n,) float
-        One value per vertex (e.g. contact pressure, MPa); NaN: no value.
-    vmin, vmax : float
-        Values drawn in the first and the last colour of ``stops``; values
-        beyond them take those colours.
-    stops : tuple of '#rrggbb'
-        At least two colours, evenly spaced from ``vmin`` to ``vmax``.
-    missing : '#rrggbb'
-        Colour of vertices whose value is NaN.
-
-    Returns
-    -------
-    (n, 3) uint8
-    """
-    v = np.asarray(values, dtype=float)
-    if v.ndim != 1:
-        msg = f"expected `values` to have shape (n,), got {v.shape}"
-        raise ValueError(msg)
-    if not (np.isfinite(vmin) and np.isfinite(vmax) and vmax > vmin):
-        msg = f"expected finite vmin < vmax, got vmin={vmin!r}, vmax={vmax!r}"
-        raise ValueError(msg)
-    if len(stops) < 2:
-        msg = f"expected at least two colour stops, got {len(stops)}"
-        raise ValueError(msg)
-    palette = np.array([_rgb(c) for c in stops])
-    t = np.clip((v - vmin) / (vmax - vmin), 0.0, 1.0) * (len(stops) - 1)
-    t = np.nan_to_num(t)  # NaN vertices are overwritten below
-    i = np.minimum(t.astype(int), len(stops) - 2)
-    w = (t - i)[:, None]
-    out = (1 - w) * palette[i] + w * palette[i + 1]
-    out[np.isnan(v)] = _rgb(missing)
-    return np.rint(out).astype(np.uint8)
-
-
-def arrow(
-    start: ArrayLike,
-    end: ArrayLike,
-    *,
-    color: str,
-    label: str = "",
-    width: float = 4.0,
-    head_fraction: float = 0.2,
-) -> dict[str, render.Line]:
-    """An arrow from ``start`` to ``end`` as two lines: the shaft and a V-shaped head.
-
-    Parameters
-    ----------
-    start, end : (3,) float
-        Tail and tip, mm, scene frame.
-    color : '#rrggbb'
-    label : str
-        Shown at the tip.
-    width : float
-        Line width, px.
-    head_fraction : float
-        Length of the head's strokes as a fraction of the arrow's length.
-
-    Returns
-    -------
-    dict
-        ``"shaft"`` and ``"head"`` -> :class:`hipviz.render.Line`.
-    """
-    a, b = np.asarray(start, dtype=float), np.asarray(end, dtype=float)
-    axis = b - a
-    length = float(np.linalg.norm(axis))
-    if a.shape != (3,) or b.shape != (3,) or not np.isfinite(length) or length == 0:
-        msg = f"expected two different finite points of shape (3,), got {a!r} and {b!r}"
-        raise ValueError(msg)
-    u = axis / length
-    # a side direction: any unit vector across the shaft
-    side = np.cross(u, np.eye(3)[int(np.argmin(np.abs(u)))])
-    side /= np.linalg.norm(side)
-    h = head_fraction * length
-    barbs = [b - h * u + 0.5 * h * side, b, b - h * u - 0.5 * h * side]
-    return {
-        "shaft": render.Line(np.array([a, b]), color, label=label, width=width),
-        "head": render.Line(np.array(barbs), color, width=width),
-    }
 
 
 def _lines_spec(lines: Mapping[str, render.Line]) -> dict[str, dict]:
@@ -251,6 +162,7 @@ class SceneDriver(pn.viewable.Viewer):
         self._layer_colored: set[str] = set()
         self._layer_posed = False
         self._layer_poses: dict[str, np.ndarray] = {}  # pieces the layers placed last
+        self._hide_angles = False  # a layer asked to leave the angle lines out
         self._coverage: np.ndarray | None = None  # the head's coverage colours last sent
         self.w_view = pn.widgets.RadioButtonGroup.from_param(
             plan.param.view, options={v: k for k, v in VIEW_LABELS.items()}, label=""
@@ -314,6 +226,7 @@ class SceneDriver(pn.viewable.Viewer):
         return self.view3d._get(name)["points"].reshape(-1, 3)
 
     def _overlays(self, out: Any) -> tuple[dict, dict, dict, dict]:
+        self._hide_angles = False
         lines: dict[str, render.Line] = {}
         labels: dict[str, render.Label] = {}
         colors: dict[str, np.ndarray] = {}
@@ -325,6 +238,7 @@ class SceneDriver(pn.viewable.Viewer):
             labels |= {f"{name}:{k}": v for k, v in overlay.labels.items()}
             colors |= {k: v for k, v in overlay.colors.items() if k in names}
             poses |= {k: v for k, v in overlay.poses.items() if k in names}
+            self._hide_angles |= overlay.hide_angles
         return lines, labels, colors, poses
 
     def refresh_layers(self) -> None:
@@ -531,7 +445,8 @@ class SceneDriver(pn.viewable.Viewer):
         poses: dict[str, np.ndarray] = {}
         if self._layers:
             more_lines, more_labels, colors, poses = self._overlays(out)
-            if poses:  # the angle lines belong to the measured pose, not to a turned bone
+            # the angle lines belong to the measured pose, not to a turned bone
+            if poses or self._hide_angles:
                 lines, labels = {}, {}
             lines, labels = {**lines, **more_lines}, {**labels, **more_labels}
         self._layer_posed, self._layer_poses = bool(poses), poses
