@@ -264,8 +264,10 @@ class SceneDriver(pn.viewable.Viewer):
             for k, v in view.labels.items()
             if not k.removeprefix("line:").removeprefix("landmark:").startswith(own)
         }
+        tfs = render.poses(self.page.session.sim, out)
+        dropped = {k: np.eye(4) for k in self._layer_poses if k not in tfs and k not in poses}
         self._layer_poses = poses
-        tfs = {**render.poses(self.page.session.sim, out), **poses}
+        tfs = {**dropped, **tfs, **poses}
         # matrices, lines and colours in one message: the browser draws them in one frame
         # (a second message would wait for the frame of the first)
         with self._hold():
@@ -449,8 +451,10 @@ class SceneDriver(pn.viewable.Viewer):
             if poses or self._hide_angles:
                 lines, labels = {}, {}
             lines, labels = {**lines, **more_lines}, {**labels, **more_labels}
+        # pieces a layer placed and no longer does go back where they are drawn as sent
+        dropped = {k: np.eye(4) for k in self._layer_poses if k not in tfs and k not in poses}
         self._layer_posed, self._layer_poses = bool(poses), poses
-        tfs = {**tfs, **poses}
+        tfs = {**dropped, **tfs, **poses}
         coverage = out.coverage_after is not None and self._femur_key not in colors
         if coverage:
             self._coverage = self._coloring(out.coverage_after.covered)
