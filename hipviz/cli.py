@@ -1269,6 +1269,17 @@ def _report(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     sim, outcome, result = _planned(args, "report")
     rows = report.measure_rows(result["before"], None if outcome is None else result["after"])
+    options = _load_options(args)
+    below = None
+    if options.load is not None:  # the pressure maps, as the numbers were computed
+        solver = {
+            k: getattr(options, k)
+            for k in ("modulus_mpa", "poisson", "spring")
+            if getattr(options, k) is not None
+        }
+        below = report.pressure_pictures(
+            sim, outcome, options.load, options.body_weight_kg, solver=solver
+        )
     text = report.report_html(
         title=args.title,
         subtitle=f"{sim.analysis.side} hip · made {time.strftime('%Y-%m-%d')} with hipviz",
@@ -1277,6 +1288,7 @@ def _report(args: argparse.Namespace) -> int:
         facts=report.plan_facts(result, side=sim.analysis.side),
         warnings=result["warnings"],
         notes=report.METHOD_NOTES,
+        pictures_below=below,
     )
     with _writing(args.out, "--out"):
         if path.suffix.lower() == ".pdf":

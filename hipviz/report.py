@@ -421,6 +421,46 @@ def plan_pictures(
     return out
 
 
+def pressure_pictures(
+    sim: Any,
+    outcome: Any,
+    load: Any,
+    body_weight_kg: float,
+    *,
+    solver: dict[str, Any] | None = None,
+    window_size: tuple[int, int] = (700, 560),
+    zoom: float = 2.2,
+) -> dict[str, bytes]:
+    """Captioned PNG pictures of the contact pressure on the socket, before and after a plan.
+
+    Seen from the hip's side with the femur hidden (it covers the joint
+    surface), on the fixed scale of the app (:data:`hipviz.pressure.PRESSURE_SCALE_MPA`),
+    with the load drawn as an arrow at the head centre: the app report's second row.
+
+    Parameters
+    ----------
+    sim : hipviz.simulate.Simulation
+    outcome : hipviz.simulate.Outcome, optional
+        None: the hip as it is (the picture before only).
+    load : str or (3,) float
+        A load name (``"walking"``, ``"one-leg-stance"``, ``"standing-up"``, ``"pauwels"``)
+        or the force of the head on the socket (N, measurement frame).
+    body_weight_kg : float
+    solver : dict, optional
+        Keywords of :func:`hipviz.contact.solve_contact` (``modulus_mpa``, ``poisson``,
+        ``spring``), as the numbers of the report's table were computed.
+    """
+    from . import pressure, render
+
+    out: dict[str, bytes] = {}
+    for which, (sc, _) in pressure.pressure_scenes(
+        sim, outcome, load, body_weight_kg, solver
+    ).items():
+        img = render.picture(sc, view="lateral", window_size=window_size, zoom=zoom)
+        out[pressure.PICTURE_CAPTIONS[which]] = render.png_bytes(img)
+    return out
+
+
 def write_pdf(html_text: str, path: Any) -> None:
     """Print a report's HTML to a PDF file at ``path`` (A4 from its ``@page`` rule; WeasyPrint).
 

@@ -116,6 +116,33 @@ def test_the_view_gets_pressure_colours_and_the_load_arrow(moved):
         assert f'data-which="{which}" data-mpa="{peak:.2f}"' in bar
 
 
+def test_a_move_sends_its_pressure_colours_with_its_matrices(moved):
+    """Before a move is measured, its pressure colours go with the pieces' matrices, and
+    they are the colours of the measured move (so the measured picture sends none again)."""
+    from hipviz import osteotomy as ost
+
+    view = moved.scene.view3d
+    sent: list[dict] = []
+    view._ready, original, view._send_msg = True, view._send_msg, sent.append
+    try:
+        move = ost.AcetabularMove(25.0, 5.0, 0.0, 3.0)  # not the plan's: new colours
+        tfs = moved.session.sim.transforms(move)
+        moved.scene.move(tfs)
+        colored = {m["name"]: m["colors"] for m in sent if m["type"] == "colors"}
+        assert set(colored) == {"acetabular_fragment", "femur"}
+        assert view.matrices["acetabular_fragment"] == pytest.approx(
+            np.ravel(tfs["fragment"]).tolist()
+        )
+        want = moved.load_view.compute(moved.session.sim.move(move)).overlay.colors
+        for name, rgb in colored.items():
+            np.testing.assert_array_equal(rgb.reshape(-1, 3), want[name])
+        sent.clear()
+        moved.scene.move(tfs)  # the browser has these colours already
+        assert [m["type"] for m in sent] == []
+    finally:
+        view._ready, view._send_msg = False, original
+
+
 def test_no_load_no_rows_no_colours(moved):
     moved.plan.load = "none"
     view = moved.scene.view3d
@@ -212,10 +239,15 @@ def test_explain_looks_into_the_socket_on_the_pressure_step_only(moved):
         keys = [s.key for s in modes.steps()]
         modes.step = keys.index(explain.PRESSURE_STEP)
         assert lv.see_socket and plan.view == "lateral"
-        assert moved.scene.view3d.actors["femur"]["visible"] is False
+        view = moved.scene.view3d
+        assert view.actors["femur"]["visible"] is False
+        # from the side the roof-cover angle lies under the load arrow: only the load is labelled
+        assert [k for k in view.labels] == ["line:load:shaft"]
+        assert not [k for k in view.lines if not k.startswith("load:")]
         modes.step = keys.index(explain.PRESSURE_STEP) + 1
         assert not lv.see_socket and plan.view == "false_profile"
-        assert moved.scene.view3d.actors["femur"]["visible"] is True
+        assert view.actors["femur"]["visible"] is True
+        assert "line:lcea_arc" in view.labels  # the roof cover is back on the next step
         modes.step = keys.index(explain.PRESSURE_STEP)
         plan.mode = "surgeon"  # leaving Explain on the pressure step puts the view back
         assert not lv.see_socket and plan.view == "false_profile"

@@ -182,3 +182,35 @@ def test_sliders_refuse_values_outside_their_range(app, value):
 def test_go_to_refuses_non_finite_angles(app):
     with pytest.raises(ValueError, match="three finite angles"):
         app.motion.go_to((float("nan"), 0.0, 0.0))
+
+
+def test_the_femoral_plate_and_the_faint_femur_turn_with_the_leg(app):
+    """After a femoral osteotomy the blade plate, its screws and the femur's faint starting
+    copy turn with the leg (the plan's own placement, the leg's turn before it), and go
+    back to where they are drawn when the leg stands again."""
+    m, view, scene = app.motion, app.scene.view3d, app.scene
+    app.plan.param.update(fem_varus=10.0)  # cuts the femur: proximal and distal pieces
+    scene.param.update(fixation=True, ghost=True)
+    try:
+        m.request_limits(app.session.sim, app.session.outcome)  # the model of the new cut
+        scene.pose(app.session.outcome)
+        follow = [
+            n for n in view.mesh_names if n.startswith(("fix:blade", "fix:plate", "ghost:fe"))
+        ]
+        assert "fix:blade_plate" in follow and "ghost:femur_distal" in follow
+        assert any(n.startswith("fix:plate_screw_") for n in follow)
+        m.go_to((40.0, 10.0, 15.0))
+        tf_leg = m.contact.tf_femur
+        assert not np.allclose(tf_leg, np.eye(4))
+        for name in follow:
+            np.testing.assert_allclose(np.reshape(view.matrices[name], (4, 4)), tf_leg, atol=1e-9)
+        pelvic = [n for n in view.mesh_names if n.startswith("fix:screw_")]
+        for name in pelvic:  # screws in the pelvis stay where they are
+            assert name not in view.matrices or np.allclose(view.matrices[name], np.eye(4).ravel())
+        m.go_to((0.0, 0.0, 0.0))
+        for name in follow:
+            np.testing.assert_allclose(np.reshape(view.matrices[name], (4, 4)), np.eye(4))
+    finally:
+        m.param.update(flexion=0.0, adduction=0.0, rotation=0.0)
+        scene.param.update(fixation=False)
+        app.plan.reset_moves()

@@ -246,3 +246,64 @@ def test_table_escapes_every_text_and_attribute():
     assert "img" not in parsed.tags
     assert list(parsed.rows) == [f"k{evil}"]  # the attribute holds the text itself
     assert "<img" not in text
+
+
+def _figures(text: str) -> dict[str, bytes]:
+    """caption -> PNG bytes of every figure of a report's HTML."""
+    found = re.findall(
+        r'<figure><img src="data:image/png;base64,([^"]+)"><figcaption>(.*?)</figcaption>', text
+    )
+    return {html.unescape(cap): base64.b64decode(data) for data, cap in found}
+
+
+@pytest.mark.parametrize("load", [None, "one-leg-stance"])
+def test_cli_report_carries_the_pressure_maps_with_a_load(tmp_path, monkeypatch, load):
+    from contextlib import redirect_stdout
+
+    import numpy as np
+
+    from hipviz import render
+    from hipviz.cli import main
+    from hipviz.pressure import (
+        PICTURE_CAPTIONS,
+        PRESSURE_SCALE_MPA,
+        PRESSURE_STOPS,
+        scalar_colors,
+    )
+
+    drawn = []  # the scenes the report draws from the side (the pressure maps)
+    picture = render.picture
+
+    def recording(sc, **kwargs):
+        if kwargs.get("view") == "lateral":
+            drawn.append(sc)
+        return picture(sc, **kwargs)
+
+    monkeypatch.setattr(render, "picture", recording)
+    path = tmp_path / "plan.html"
+    argv = ["report", "--case", "dysplastic", "--preset", "pao", "--pao", "lateral=20"]
+    argv += ["--load", load] if load else []
+    with redirect_stdout(io.StringIO()):
+        assert main([*argv, "--out", str(path)]) == 0
+    figures = _figures(path.read_text(encoding="utf-8"))
+    assert any(cap.startswith("Before") for cap in figures)
+    maps = {k: figures.get(caption) for k, caption in PICTURE_CAPTIONS.items()}
+    if load is None:
+        assert maps == {"before": None, "after": None} and drawn == []
+        return
+    assert all(png is not None and png.startswith(b"\x89PNG") for png in maps.values())
+    assert maps["before"] != maps["after"]
+    assert len(drawn) == 2
+    bone = np.array([int(render.BONE[i : i + 2], 16) for i in (1, 3, 5)])
+    for sc in drawn:  # the socket coloured on the pressure scale, the femur left out
+        assert not any(name.startswith("femur") for name in sc.pieces)
+        assert {"load:shaft", "load:head"} <= set(sc.lines)
+        rgb = np.asarray(sc.colors["acetabular_fragment"]).reshape(-1, 3)
+        pressed = ~np.all(rgb == bone, axis=1)
+        assert 50 < pressed.sum() < len(rgb) // 2
+        # every coloured vertex takes a colour of the scale
+        scale = scalar_colors(
+            np.linspace(*PRESSURE_SCALE_MPA, 4001), vmin=0.0, vmax=10.0, stops=PRESSURE_STOPS
+        ).astype(int)
+        gap = np.abs(rgb[pressed, None, :].astype(int) - scale[None]).max(axis=2).min(axis=1)
+        assert gap.max() <= 1

@@ -14,7 +14,8 @@ and ``body_weight``), and, when a load is chosen:
   pressure changed (:func:`hipviz.explain.pressure_step`);
 - the pressure pictures and numbers in the report.
 
-The library does the work (:mod:`hipviz.loads`, :mod:`hipviz.contact`), as
+The library does the work (:mod:`hipviz.loads`, :mod:`hipviz.contact`,
+:mod:`hipviz.pressure`), as
 ``hipviz simulate --load`` does: once per cut, the socket's articular surface
 on the piece that carries it (and the hip's load landmarks once per hip); per
 move, only :meth:`~hipviz.contact.ArticularSurface.moved`, the load in the new
@@ -34,11 +35,23 @@ from typing import Any
 import numpy as np
 import panel as pn
 import param
-from scipy.spatial import cKDTree
 
-from hipviz import contact, explain, loads, render, report
+from hipviz import explain, render, report
 from hipviz.errors import HipvizError
-from hipviz.geometry import Sphere, apply, unit
+from hipviz.pressure import (
+    ARROW_COLOR,
+    ARROW_MM_PER_BW,
+    LOAD_KEYS,
+    PRESSURE_SCALE_MPA,
+    PRESSURE_STOPS,
+    Pressure,
+    _CutModel,
+    cut_model,
+    load_arrow,
+    piece_colors,
+    pressure_of,
+    socket_scene,
+)
 
 from . import scene as scene_mod
 from .state import PageState
@@ -52,58 +65,8 @@ LOAD_LABELS = {
     "standing-up": "Standing up (peak)",
     "pauwels": "Pauwels (this hip)",
 }
-#: Colour scale of the pressure, MPa: fixed, so pictures before and after compare.
-PRESSURE_SCALE_MPA = (0.0, 10.0)
-#: Colours of the scale, from a touch of pressure (blue) to its top and beyond (red); where
-#: the bones do not press, the bone keeps its own colour, so the coloured patch is the contact.
-PRESSURE_STOPS = ("#4575b4", "#91bfdb", "#fee090", "#fc8d59", "#d73027")
-#: Length of the load arrow per body weight, mm.
-ARROW_MM_PER_BW = 10.0
-ARROW_COLOR = "#1f4e9c"
-#: Rows of the measures table.
-LOAD_KEYS = ("contact_peak_mpa", "contact_mean_mpa", "contact_area_mm2", "joint_force_bw")
-#: A head vertex takes the pressure of the spring within this angle (seen from the centre).
-HEAD_MATCH_DEG = 4.0
-#: Head vertices coloured: within this distance of the head sphere, mm.
-HEAD_SHELL_MM = 3.0
 #: Outcomes whose pressure is kept (the latest measured, and the few the view may still draw).
 CACHE_SIZE = 8
-
-
-@dataclass(frozen=True)
-class Pressure:
-    """The load and the contact pressure of one pose of the hip.
-
-    Attributes
-    ----------
-    load : hipviz.loads.JointLoad or None
-        The force of the head on the socket (None: it could not be computed).
-    result : hipviz.contact.ContactResult or None
-        Pressure per spring (None: no equilibrium, or no load).
-    surface : hipviz.contact.ArticularSurface or None
-        The springs where they are in this pose, measurement frame.
-    head_center_mm : (3,) float
-        The head centre in this pose, measurement frame.
-    note : str
-        Why there is no pressure ("" when there is).
-    """
-
-    load: Any
-    result: Any
-    surface: Any
-    head_center_mm: np.ndarray
-    note: str = ""
-
-    def values(self) -> dict[str, float | None]:
-        """The table's keys (:data:`LOAD_KEYS`); None where there is no value."""
-        out: dict[str, float | None] = dict.fromkeys(LOAD_KEYS)
-        if self.load is not None:
-            out["joint_force_bw"] = float(self.load.force_bw)
-        if self.result is not None:
-            out["contact_peak_mpa"] = float(self.result.peak_mpa)
-            out["contact_mean_mpa"] = float(self.result.mean_mpa)
-            out["contact_area_mm2"] = float(self.result.area_mm2)
-        return out
 
 
 @dataclass(frozen=True)
@@ -113,178 +76,6 @@ class LoadState:
     before: Pressure
     after: Pressure
     overlay: scene_mod.Overlay = field(default_factory=scene_mod.Overlay)
-
-
-@dataclass(eq=False)
-class _CutModel:
-    """What a cut fixes: the socket piece, its springs unmoved, the load landmarks."""
-
-    socket_piece: str  # "pelvis" or "acetabular_fragment"
-    socket_mesh: Any
-    surface: Any  # ArticularSurface, unmoved
-    femur_piece: str  # "femur" or "femur_proximal"
-    femur_mesh: Any
-    geometry: Any  # LoadGeometry or None
-    geometry_note: str
-    spring_vertices: np.ndarray  # (n_vertices,) bool: socket vertices that touch a spring
-    befores: dict = field(default_factory=dict)  # (load, body weight) -> Pressure
-    vertex_maps: dict = field(default_factory=dict)  # (piece, n points) -> index into mesh
-
-
-def _load_geometry(sim: Any) -> tuple[Any, str]:
-    """The hip's load landmarks, with the greater trochanter if it can be found."""
-    an = sim.analysis
-    try:
-        return loads.hip_load_geometry(an, sim.pelvis, sim.femur, need_trochanter=True), ""
-    except HipvizError as exc:
-        try:
-            geometry = loads.hip_load_geometry(an, sim.pelvis, sim.femur, need_trochanter=False)
-        except HipvizError as exc2:
-            return None, str(exc2)
-        return geometry, str(exc)
-
-
-def cut_model(sim: Any) -> _CutModel:
-    """The per-cut part of the contact model of ``sim``'s hip (tens of ms: once per cut)."""
-    an = sim.analysis
-    if sim.pelvis_cut is None:
-        socket_piece, socket_mesh = "pelvis", sim.pelvis
-    else:
-        socket_piece, socket_mesh = "acetabular_fragment", sim.pelvis_cut.fragment
-    if sim.femur_cut is None:
-        femur_piece, femur_mesh = "femur", sim.femur
-    else:
-        femur_piece, femur_mesh = "femur_proximal", sim.femur_cut.proximal
-    surface = contact.articular_surface(socket_mesh, an.head, an.socket)
-    touched = np.zeros(len(socket_mesh.vertices), dtype=bool)
-    touched[np.asarray(socket_mesh.faces)[surface.faces].ravel()] = True
-    geometry, note = _load_geometry(sim)
-    return _CutModel(
-        socket_piece, socket_mesh, surface, femur_piece, femur_mesh, geometry, note, touched
-    )
-
-
-def pressure_of(
-    model: _CutModel, sim: Any, transforms: dict, load: str, body_weight_kg: float
-) -> Pressure:
-    """Load and contact pressure in one pose (``transforms``: an outcome's), milliseconds.
-
-    Only the springs' move, the load in the femur's new pose and the solve:
-    the articular surface is the cut's (:func:`cut_model`).
-    """
-    an = sim.analysis
-    eye = np.eye(4)
-    tf_frag = transforms.get("fragment", eye)
-    tf_prox = transforms.get("femur_proximal", eye)
-    tf_dist = transforms.get("femur_distal", eye)
-    c = apply(tf_prox, an.head.center_mm)
-    head = Sphere(c, an.head.radius_mm, an.head.rms_mm, an.head.n)
-    surface = model.surface.moved(tf_frag).with_head_gap(head)
-    if model.geometry is None:
-        return Pressure(None, None, surface, c, f"no load: {model.geometry_note}")
-    try:
-        geometry = model.geometry.moved(tf_prox, tf_dist)
-        joint = loads.joint_load(load, geometry, body_weight_kg)
-    except HipvizError as exc:
-        note = f"{exc}" + (f" ({model.geometry_note})" if model.geometry_note else "")
-        return Pressure(None, None, surface, c, f"no load: {note}")
-    try:
-        result = contact.solve_contact(surface, c, joint.force_n, axes=an.axes)
-    except HipvizError as exc:
-        return Pressure(joint, None, surface, c, f"no contact pressure: {exc}")
-    return Pressure(joint, result, surface, c)
-
-
-def _vertex_map(model: _CutModel, piece: str, points: np.ndarray) -> np.ndarray:
-    """Index of each sent point of ``piece`` in its mesh (len(mesh) where none matches).
-
-    The view sends a piece's vertices re-indexed (the pelvis split near/far):
-    matched once per cut by position.
-    """
-    key = (piece, len(points))
-    if key not in model.vertex_maps:
-        mesh = model.socket_mesh if piece == model.socket_piece else model.femur_mesh
-        vertices = np.asarray(mesh.vertices, dtype=float)
-        _, idx = cKDTree(vertices).query(np.asarray(points, float), distance_upper_bound=1e-3)
-        model.vertex_maps[key] = idx
-    return model.vertex_maps[key]
-
-
-def socket_values(model: _CutModel, pressure: Pressure, points: np.ndarray) -> np.ndarray:
-    """Pressure at the socket piece's points (unmoved, as sent), MPa; NaN off the springs."""
-    idx = _vertex_map(model, model.socket_piece, points)
-    per_vertex = contact.pressure_on_vertices(
-        model.socket_mesh, model.surface, pressure.result.pressure_mpa
-    )
-    n = len(per_vertex)
-    ok = idx < n
-    out = np.full(len(points), np.nan)
-    out[ok] = np.where(model.spring_vertices[idx[ok]], per_vertex[idx[ok]], np.nan)
-    return out
-
-
-def head_values(
-    sim: Any, pressure: Pressure, points: np.ndarray, tf_piece: np.ndarray
-) -> np.ndarray:
-    """Pressure the femoral head's points face (points unmoved, as sent), MPa.
-
-    NaN off the head, and where no spring faces the point (the head outside
-    the socket).
-    """
-    an = sim.analysis
-    pts = np.asarray(points, dtype=float)
-    r = float(an.head.radius_mm)
-    near = np.abs(np.linalg.norm(pts - an.head.center_mm, axis=1) - r) <= HEAD_SHELL_MM
-    out = np.full(len(pts), np.nan)
-    if not near.any():
-        return out
-    c = pressure.head_center_mm
-    moved = apply(tf_piece, pts[near])
-    springs = unit(pressure.surface.points - c)
-    chord = 2.0 * np.sin(np.radians(HEAD_MATCH_DEG) / 2.0)
-    dist, idx = cKDTree(springs).query(unit(moved - c), distance_upper_bound=chord)
-    hit = np.isfinite(dist)
-    vals = np.full(int(near.sum()), np.nan)
-    vals[hit] = pressure.result.pressure_mpa[idx[hit]]
-    out[near] = vals
-    return out
-
-
-def pressure_colors(values: np.ndarray, missing: str) -> np.ndarray:
-    """(n, 3) uint8 on the fixed scale; NaN and 0 (no contact) in ``missing`` (the bone's)."""
-    lo, hi = PRESSURE_SCALE_MPA
-    values = np.where(np.asarray(values, dtype=float) > 0, values, np.nan)
-    return scene_mod.scalar_colors(values, vmin=lo, vmax=hi, stops=PRESSURE_STOPS, missing=missing)
-
-
-def piece_colors(
-    model: _CutModel, sim: Any, pressure: Pressure, points: dict[str, np.ndarray], tfs: dict
-) -> dict[str, np.ndarray]:
-    """Pressure colours of the socket piece and the femur piece (given their unmoved points)."""
-    if pressure.result is None:
-        return {}
-    out = {}
-    if model.socket_piece in points:
-        out[model.socket_piece] = pressure_colors(
-            socket_values(model, pressure, points[model.socket_piece]),
-            render.BONE,  # the fragment's own colour is too near the scale's to tell apart
-        )
-    if model.femur_piece in points:
-        values = head_values(
-            sim, pressure, points[model.femur_piece], tfs.get(model.femur_piece, np.eye(4))
-        )
-        out[model.femur_piece] = pressure_colors(values, render.FEMUR)
-    return out
-
-
-def load_arrow(pressure: Pressure) -> dict:
-    """The load as an arrow from the head centre, :data:`ARROW_MM_PER_BW` mm per body weight."""
-    if pressure.load is None or not pressure.load.force_bw > 0:
-        return {}
-    c = pressure.head_center_mm
-    tip = c + ARROW_MM_PER_BW * pressure.load.force_bw * unit(pressure.load.force_n)
-    label = f"load {pressure.load.force_bw:.1f}×BW"
-    return scene_mod.arrow(c, tip, color=ARROW_COLOR, label=label, width=5.0)
 
 
 def colorbar_html(before: float | None = None, after: float | None = None) -> str:
@@ -365,10 +156,12 @@ class LoadView(pn.viewable.Viewer):
         )
         self.note = pn.pane.HTML("", sizing_mode="stretch_width", visible=False, margin=(0, 8))
         self._view_before: str | None = None  # the view before Explain's pressure step
+        self._pressure_step = False  # Explain shows its pressure step
         self._lock = threading.Lock()
         self._models: dict[Any, _CutModel] = {}
         self._states: OrderedDict[int, tuple[Any, LoadState]] = OrderedDict()
         scene.add_layer("load", self._layer)
+        scene.add_move_layer("load", self._move_colors)
         plan.param.watch(self._on_load, ["load"])
         plan.param.watch(self._on_mode, ["mode"])
         self.param.watch(self._on_see_socket, ["see_socket"])
@@ -397,6 +190,7 @@ class LoadView(pn.viewable.Viewer):
     def explain_shown(self, step: explain.Step) -> None:
         """Explain mode shows ``step``: into the socket for the pressure step, back after."""
         pressure = step.key == explain.PRESSURE_STEP
+        self._pressure_step = pressure
         if pressure and not self.see_socket:
             self._view_before = self.page.plan.view
             self.see_socket = True
@@ -405,6 +199,8 @@ class LoadView(pn.viewable.Viewer):
             self.page.plan.view, self._view_before = self._view_before, None
 
     def _on_mode(self, event: param.parameterized.Event) -> None:
+        if event.new != "explain":
+            self._pressure_step = False
         if event.new != "explain" and self._view_before is not None:  # left on the pressure step
             self.explain_shown(explain.Step("", "", "", "after"))
 
@@ -467,6 +263,31 @@ class LoadView(pn.viewable.Viewer):
                 self._states.popitem(last=False)
         return state
 
+    def _move_colors(self, sim: Any, transforms: Any, plan: Any) -> dict[str, np.ndarray]:
+        """Pressure colours of a move not yet measured, sent with its matrices (milliseconds).
+
+        On the event loop, without the session's lock (a measure may hold it):
+        only the cut's springs moved, the load in the new pose and the solve,
+        from the cut model the measures made (none before the first: the
+        colours then come with the measure). The same numbers as
+        :meth:`compute` gives the measured move.
+        """
+        load, weight = plan.load, float(plan.body_weight)
+        model = self._models.get((id(sim), id(sim.pelvis_cut), id(sim.femur_cut)))
+        if load == "none" or model is None:
+            return {}
+        view = self.scene.view3d
+        try:
+            pressure = pressure_of(model, sim, transforms, load, weight)
+            points = {
+                name: self.scene.mesh_points(name)
+                for name in (model.socket_piece, model.femur_piece)
+                if name in view.mesh_names
+            }
+            return piece_colors(model, sim, pressure, points, render.poses(sim, transforms))
+        except HipvizError:  # the measured picture reports it
+            return {}
+
     def state(self, out: Any) -> LoadState | None:
         """The pressure of ``out``: computed already in the worker, else now."""
         if self.page.plan.load == "none" or out is None:
@@ -506,6 +327,9 @@ class LoadView(pn.viewable.Viewer):
         if state is None:
             return scene_mod.Overlay()
         self._show(state, out)
+        if self._pressure_step and plan.mode == "explain":
+            # seen from the side the roof-cover angle lies edge-on, its label on the load's
+            return dataclasses.replace(state.overlay, hide_angles=True)
         return state.overlay
 
     # ---------------------------------------------------------------- text
@@ -566,21 +390,8 @@ class LoadView(pn.viewable.Viewer):
             }
             colors = piece_colors(model, sim, pressure, points, tfs)
             lines = {f"load:{k}": v for k, v in load_arrow(pressure).items()}
-            coloured[caption] = _replace_scene(sc, colors, lines)
+            coloured[caption] = socket_scene(sc, colors, lines)
         return coloured
-
-
-def _replace_scene(sc: Any, colors: dict, lines: dict) -> Any:
-    """The scene with the pressure colours and the load arrow, the femur left out (it hides
-    the socket's joint surface, where the pressure is)."""
-    keep = {k: v for k, v in sc.pieces.items() if not k.startswith("femur")}
-    return dataclasses.replace(
-        sc,
-        pieces=keep,
-        poses={k: v for k, v in sc.poses.items() if k in keep},
-        colors={k: v for k, v in {**sc.colors, **colors}.items() if k in keep},
-        lines={**sc.lines, **lines},
-    )
 
 
 def _moved(out: Any) -> bool:
@@ -588,13 +399,18 @@ def _moved(out: Any) -> bool:
 
 
 __all__ = [
+    "ARROW_COLOR",
+    "ARROW_MM_PER_BW",
     "LOAD_KEYS",
     "LOAD_LABELS",
     "PRESSURE_SCALE_MPA",
+    "PRESSURE_STOPS",
     "LoadState",
     "LoadView",
     "Pressure",
     "colorbar_html",
     "cut_model",
+    "load_arrow",
+    "piece_colors",
     "pressure_of",
 ]

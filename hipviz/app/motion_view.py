@@ -61,6 +61,9 @@ LIMIT_POSES: dict[str, Callable[[float], tuple[float, float, float]]] = {
     "fadir": lambda t: (90.0, motion.FADIR_ADDUCTION_DEG, t),
 }
 FEMORAL_PIECES = ("femur", "femur_proximal", "femur_distal")
+#: What else turns with the leg: the femoral fixation (drawn where the plan put it) and the
+#: femur's faint "before" copy.
+FOLLOW_THE_LEG = ("fix:blade_plate", "fix:plate_screw_", "ghost:femur")
 
 
 def _rgb(color: str) -> np.ndarray:
@@ -249,6 +252,13 @@ class MotionView(pn.viewable.Viewer):
             name: contact.tf_femur @ piece.tf
             for name, piece in model.femur.items()
             if name in FEMORAL_PIECES
+        }
+        # the plate and its screws are placed at the plan's pose, the faint copy where the
+        # femur started: the leg's turn about the head centre carries them as it does the bone
+        poses |= {
+            name: contact.tf_femur
+            for name in self.scene.view3d.mesh_names
+            if name.startswith(FOLLOW_THE_LEG)
         }
         world = dict(poses)
         world |= {name: piece.tf for name, piece in model.pelvis.items()}

@@ -18,6 +18,7 @@ picture, in the same message.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from numpy.typing import ArrayLike
 from hipviz import osteotomy as ost
 from hipviz import render
 from hipviz.errors import HipvizError
+from hipviz.pressure import arrow, scalar_colors  # noqa: F401 (the app's names for them)
 
 from .state import PageState
 from .viewer import SceneView
@@ -72,112 +74,25 @@ class Overlay:
         plan's, e.g. the leg turned by the Motion view. While a layer places
         a piece, the angle lines are left out: they belong to the pose the
         hip was measured in.
+    hide_angles : bool
+        Leave the hip's angle lines (and their labels) out of this picture:
+        the layer's own picture says what it shows (the Load view's Explain
+        step, looking into the socket from the side, where the roof-cover
+        angle lies edge-on under the load arrow).
     """
 
     lines: Mapping[str, render.Line] = field(default_factory=dict)
     labels: Mapping[str, render.Label] = field(default_factory=dict)
     colors: Mapping[str, np.ndarray] = field(default_factory=dict)
     poses: Mapping[str, np.ndarray] = field(default_factory=dict)
+    hide_angles: bool = False
 
 
 #: A layer: (simulation, outcome shown, plan) -> what it adds to the picture.
 Layer = Callable[[Any, Any, Any], Overlay]
-
-
-def _rgb(color: str) -> np.ndarray:
-    return np.array([int(color[i : i + 2], 16) for i in (1, 3, 5)], dtype=float)
-
-
-def scalar_colors(
-    values: ArrayLike,
-    *,
-    vmin: float,
-    vmax: float,
-    stops: tuple[str, ...] = ("#ffffff", "#fdd49e", "#fc8d59", "#b30000"),
-    missing: str = render.BONE,
-) -> np.ndarray:
-    """Per-vertex colours for one value per vertex, on a linear colour scale.
-
-    Parameters
-    ----------
-    values : (n,) float
-        One value per vertex (e.g. contact pressure, MPa); NaN: no value.
-    vmin, vmax : float
-        Values drawn in the first and the last colour of ``stops``; values
-        beyond them take those colours.
-    stops : tuple of '#rrggbb'
-        At least two colours, evenly spaced from ``vmin`` to ``vmax``.
-    missing : '#rrggbb'
-        Colour of vertices whose value is NaN.
-
-    Returns
-    -------
-    (n, 3) uint8
-    """
-    v = np.asarray(values, dtype=float)
-    if v.ndim != 1:
-        msg = f"expected `values` to have shape (n,), got {v.shape}"
-        raise ValueError(msg)
-    if not (np.isfinite(vmin) and np.isfinite(vmax) and vmax > vmin):
-        msg = f"expected finite vmin < vmax, got vmin={vmin!r}, vmax={vmax!r}"
-        raise ValueError(msg)
-    if len(stops) < 2:
-        msg = f"expected at least two colour stops, got {len(stops)}"
-        raise ValueError(msg)
-    palette = np.array([_rgb(c) for c in stops])
-    t = np.clip((v - vmin) / (vmax - vmin), 0.0, 1.0) * (len(stops) - 1)
-    t = np.nan_to_num(t)  # NaN vertices are overwritten below
-    i = np.minimum(t.astype(int), len(stops) - 2)
-    w = (t - i)[:, None]
-    out = (1 - w) * palette[i] + w * palette[i + 1]
-    out[np.isnan(v)] = _rgb(missing)
-    return np.rint(out).astype(np.uint8)
-
-
-def arrow(
-    start: ArrayLike,
-    end: ArrayLike,
-    *,
-    color: str,
-    label: str = "",
-    width: float = 4.0,
-    head_fraction: float = 0.2,
-) -> dict[str, render.Line]:
-    """An arrow from ``start`` to ``end`` as two lines: the shaft and a V-shaped head.
-
-    Parameters
-    ----------
-    start, end : (3,) float
-        Tail and tip, mm, scene frame.
-    color : '#rrggbb'
-    label : str
-        Shown at the tip.
-    width : float
-        Line width, px.
-    head_fraction : float
-        Length of the head's strokes as a fraction of the arrow's length.
-
-    Returns
-    -------
-    dict
-        ``"shaft"`` and ``"head"`` -> :class:`hipviz.render.Line`.
-    """
-    a, b = np.asarray(start, dtype=float), np.asarray(end, dtype=float)
-    axis = b - a
-    length = float(np.linalg.norm(axis))
-    if a.shape != (3,) or b.shape != (3,) or not np.isfinite(length) or length == 0:
-        msg = f"expected two different finite points of shape (3,), got {a!r} and {b!r}"
-        raise ValueError(msg)
-    u = axis / length
-    # a side direction: any unit vector across the shaft
-    side = np.cross(u, np.eye(3)[int(np.argmin(np.abs(u)))])
-    side /= np.linalg.norm(side)
-    h = head_fraction * length
-    barbs = [b - h * u + 0.5 * h * side, b, b - h * u - 0.5 * h * side]
-    return {
-        "shaft": render.Line(np.array([a, b]), color, label=label, width=width),
-        "head": render.Line(np.array(barbs), color, width=width),
-    }
+#: A move layer: (simulation, the move's transforms, plan) -> per-vertex colours of named
+#: pieces for a move not yet measured (milliseconds, on the event loop).
+MoveLayer = Callable[[Any, Mapping[str, np.ndarray], Any], Mapping[str, np.ndarray]]
 
 
 def _lines_spec(lines: Mapping[str, render.Line]) -> dict[str, dict]:
@@ -243,9 +158,11 @@ class SceneDriver(pn.viewable.Viewer):
         self._coloring: render.HeadColoring | None = None
         self._animation: Any = None
         self._layers: dict[str, Layer] = {}
+        self._move_layers: dict[str, MoveLayer] = {}
         self._layer_colored: set[str] = set()
         self._layer_posed = False
         self._layer_poses: dict[str, np.ndarray] = {}  # pieces the layers placed last
+        self._hide_angles = False  # a layer asked to leave the angle lines out
         self._coverage: np.ndarray | None = None  # the head's coverage colours last sent
         self.w_view = pn.widgets.RadioButtonGroup.from_param(
             plan.param.view, options={v: k for k, v in VIEW_LABELS.items()}, label=""
@@ -286,12 +203,30 @@ class SceneDriver(pn.viewable.Viewer):
     def remove_layer(self, name: str) -> None:
         """Remove a layer; what it drew goes with the next picture."""
         self._layers.pop(name, None)
+        self._move_layers.pop(name, None)
+
+    def add_move_layer(self, name: str, layer: MoveLayer) -> None:
+        """Colours a layer can give a move before it is measured (e.g. the contact pressure).
+
+        :meth:`move` sends them with the pieces' matrices, in one message (one
+        frame in the browser); the measured picture (:meth:`pose`) follows
+        with the layer's own :class:`Overlay`. ``layer`` runs on the event
+        loop, while a measure may run: it must be quick and must not wait for
+        the session's lock.
+        """
+        self._move_layers[name] = layer
+
+    def _hold(self) -> Any:
+        """Changes made inside leave in one message (a no-op outside a server)."""
+        doc = self.page.doc
+        return contextlib.nullcontext() if doc is None else pn.io.hold(doc)
 
     def mesh_points(self, name: str) -> np.ndarray:
         """The vertices of piece ``name`` as sent to the browser, (n, 3) float32 mm, unmoved."""
         return self.view3d._get(name)["points"].reshape(-1, 3)
 
     def _overlays(self, out: Any) -> tuple[dict, dict, dict, dict]:
+        self._hide_angles = False
         lines: dict[str, render.Line] = {}
         labels: dict[str, render.Label] = {}
         colors: dict[str, np.ndarray] = {}
@@ -303,6 +238,7 @@ class SceneDriver(pn.viewable.Viewer):
             labels |= {f"{name}:{k}": v for k, v in overlay.labels.items()}
             colors |= {k: v for k, v in overlay.colors.items() if k in names}
             poses |= {k: v for k, v in overlay.poses.items() if k in names}
+            self._hide_angles |= overlay.hide_angles
         return lines, labels, colors, poses
 
     def refresh_layers(self) -> None:
@@ -328,16 +264,19 @@ class SceneDriver(pn.viewable.Viewer):
             for k, v in view.labels.items()
             if not k.removeprefix("line:").removeprefix("landmark:").startswith(own)
         }
+        tfs = render.poses(self.page.session.sim, out)
+        dropped = {k: np.eye(4) for k in self._layer_poses if k not in tfs and k not in poses}
         self._layer_poses = poses
-        tfs = {**render.poses(self.page.session.sim, out), **poses}
-        # the matrices and lines first, in one message: messages sent while the socket is
-        # busy wait for a retry (about 10 ms), so the colours, separate messages, follow
-        view.param.update(
-            matrices=self.matrices(tfs),
-            lines={**kept_lines, **_lines_spec(lines)},
-            labels={**kept_labels, **_labels_spec(lines, labels)},
-        )
-        self._send_layer_colors(colors, coverage=False)
+        tfs = {**dropped, **tfs, **poses}
+        # matrices, lines and colours in one message: the browser draws them in one frame
+        # (a second message would wait for the frame of the first)
+        with self._hold():
+            view.param.update(
+                matrices=self.matrices(tfs),
+                lines={**kept_lines, **_lines_spec(lines)},
+                labels={**kept_labels, **_labels_spec(lines, labels)},
+            )
+            self._send_layer_colors(colors, coverage=False)
 
     def _send_layer_colors(self, colors: dict[str, np.ndarray], *, coverage: bool) -> None:
         """The layers' per-vertex colours; pieces a layer no longer colours get their own back.
@@ -351,10 +290,7 @@ class SceneDriver(pn.viewable.Viewer):
             elif not coverage:  # (with ``coverage`` the head's colours were just sent)
                 view.set_colors(name, self._coverage)
         for name, rgb in colors.items():
-            sent = view._meshes[name]["colors"]
-            flat = np.ascontiguousarray(rgb, dtype=np.uint8).ravel()
-            if sent is None or not np.array_equal(sent, flat):
-                view.set_colors(name, rgb)
+            self._send_colors(name, rgb)
         self._layer_colored = set(colors)
 
     # ------------------------------------------------------------------ pieces
@@ -441,14 +377,43 @@ class SceneDriver(pn.viewable.Viewer):
         return matrices
 
     def move(self, tfs: Any) -> None:
-        """Only the pieces' new places: a slider move's picture.
+        """The pieces' new places, and the move layers' colours: a slider move's picture.
 
         ``tfs`` are the moves' transforms (:meth:`HipSession.transforms`).
+        Matrices and colours go in one message, drawn in one frame.
         """
-        tfs = render.poses(self.page.session.sim, tfs)
+        sim, view = self.page.session.sim, self.view3d
+        colors = self._move_colors(sim, tfs)
+        poses = render.poses(sim, tfs)
         # pieces a layer places (the Motion view's leg) stay where it put them
-        kept = {k: v for k, v in self._layer_poses.items() if k in tfs}
-        self.view3d.matrices = self.matrices({**tfs, **kept})
+        kept = {k: v for k, v in self._layer_poses.items() if k in poses}
+        with self._hold():
+            view.matrices = self.matrices({**poses, **kept})
+            for name, rgb in colors.items():
+                self._send_colors(name, rgb)
+                self._layer_colored.add(name)
+
+    def _move_colors(self, sim: Any, tfs: Any) -> dict[str, np.ndarray]:
+        """The move layers' colours of the pieces in view (not those a layer places)."""
+        out: dict[str, np.ndarray] = {}
+        if not self._move_layers or self.page.plan.mode == "explain":
+            return out
+        names = set(self.view3d.mesh_names) - set(self._layer_poses)
+        for layer in self._move_layers.values():
+            out |= {k: v for k, v in layer(sim, tfs, self.page.plan).items() if k in names}
+        return out
+
+    def _send_colors(self, name: str, rgb: np.ndarray | None) -> None:
+        """Per-vertex colours of piece ``name``, unless the browser has these already."""
+        view = self.view3d
+        sent = view._meshes[name]["colors"]
+        if rgb is None:
+            if sent is not None:
+                view.set_colors(name, None)
+            return
+        flat = np.ascontiguousarray(rgb, dtype=np.uint8).ravel()
+        if sent is None or not np.array_equal(sent, flat):
+            view.set_colors(name, rgb)
 
     def pose(self, out: Any, *, fixation: bool | None = None, matrices: bool = True) -> None:
         """Matrices, head colours, angles and labels of one outcome, in one message.
@@ -482,11 +447,14 @@ class SceneDriver(pn.viewable.Viewer):
         poses: dict[str, np.ndarray] = {}
         if self._layers:
             more_lines, more_labels, colors, poses = self._overlays(out)
-            if poses:  # the angle lines belong to the measured pose, not to a turned bone
+            # the angle lines belong to the measured pose, not to a turned bone
+            if poses or self._hide_angles:
                 lines, labels = {}, {}
             lines, labels = {**lines, **more_lines}, {**labels, **more_labels}
+        # pieces a layer placed and no longer does go back where they are drawn as sent
+        dropped = {k: np.eye(4) for k in self._layer_poses if k not in tfs and k not in poses}
         self._layer_posed, self._layer_poses = bool(poses), poses
-        tfs = {**tfs, **poses}
+        tfs = {**dropped, **tfs, **poses}
         coverage = out.coverage_after is not None and self._femur_key not in colors
         if coverage:
             self._coverage = self._coloring(out.coverage_after.covered)

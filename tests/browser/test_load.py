@@ -119,6 +119,29 @@ def mark(page, which: str) -> str | None:
     return marks.first.get_attribute("data-mpa") if marks.count() else None
 
 
+def label_boxes(page) -> list[dict]:
+    """Text and screen box of every label shown over the 3D view."""
+    return page.evaluate(
+        """() => {
+          const found = [], stack = [document]
+          while (stack.length) {
+            const root = stack.pop()
+            for (const el of root.querySelectorAll("*")) {
+              if (el.shadowRoot) stack.push(el.shadowRoot)
+            }
+            found.push(...root.querySelectorAll(".hipviz-scene > div > div"))
+          }
+          return found
+            .filter((d) => d.style.display !== "none" && d.textContent && d.offsetParent)
+          .map((d) => {
+            const r = d.getBoundingClientRect()
+            return {text: d.textContent, left: r.left, right: r.right, top: r.top,
+                    bottom: r.bottom}
+            })
+        }"""
+    )
+
+
 def shoot(page, name: str, clip: dict | None = None) -> None:
     folder = os.environ.get("HIPVIZ_SCREENSHOTS")
     if folder:
@@ -225,6 +248,17 @@ def test_explain_step_on_the_pressure(page, served, expected):
 
     assert on_server(session, femur_colours_are_the_pressures)
     page.wait_for_timeout(500)
+    boxes = label_boxes(page)
+    assert any(b["text"].startswith("load ") for b in boxes), boxes
+    for i, a in enumerate(boxes):  # no label covers another
+        for b in boxes[i + 1 :]:
+            apart = (
+                a["right"] <= b["left"]
+                or b["right"] <= a["left"]
+                or a["bottom"] <= b["top"]
+                or b["bottom"] <= a["top"]
+            )
+            assert apart, (a, b)
     shoot(page, "app_explain_pressure.png")
 
 
