@@ -166,7 +166,12 @@ class HipApp(pn.viewable.Viewer):
         self.measures.more_rows.append(self.load_view.rows)
         self.modes.more_steps.append(self.load_view.explain_step)
         self.modes.on_show.append(self.load_view.explain_shown)
-        self.exports = Exports(self.page, self.scene, load_view=self.load_view)
+        self.exports = Exports(
+            self.page,
+            self.scene,
+            load_view=self.load_view,
+            on_error=lambda message: self._show_error(message),
+        )
         #: Work done in the measure worker right after each measure (outcome -> None).
         self.after_measure: list[Callable[[Any], Any]] = [self.load_view.compute]
         self.motion = MotionView(self.page, self.scene, on_limits=self.modes.set_rom)
