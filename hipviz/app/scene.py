@@ -236,7 +236,11 @@ class SceneDriver(pn.viewable.Viewer):
         self._on_warning = on_warning
         plan = page.plan
         self.view3d = SceneView(
-            sizing_mode="stretch_both", min_height=480, side=plan.side, view=plan.view
+            sizing_mode="stretch_both",
+            min_height=480,
+            side=plan.side,
+            view=plan.view,
+            css_classes=["hv-view3d"],  # the page's layout sizes it on narrow screens
         )
         self._far_key: tuple | None = None
         self._femur_key: str | None = None
@@ -266,6 +270,7 @@ class SceneDriver(pn.viewable.Viewer):
             self.w_fixation,
             self.w_ghost,
             sizing_mode="stretch_width",
+            styles={"flex-wrap": "wrap"},  # on a narrow screen the toggles go to a second line
         )
 
     def __panel__(self) -> pn.viewable.Viewable:

@@ -125,6 +125,12 @@ function presetDirection(view, side) {
   }
 }
 
+// --- touch: a finger on the view turns it, two pinch to zoom (vtk.js's pointer
+// handling); the browser must not take those gestures to scroll or zoom the page.
+function allowTouch(el) {
+  el.style.touchAction = "none"
+}
+
 export function render({model}) {
   const vtk = window.vtk
   const root = document.createElement("div")
@@ -136,6 +142,7 @@ export function render({model}) {
   }
   const host = document.createElement("div")
   host.style.cssText = "position:absolute;inset:0;"
+  allowTouch(host)
   const labelLayer = document.createElement("div")
   labelLayer.style.cssText = "position:absolute;inset:0;pointer-events:none;overflow:hidden;"
   root.append(host, labelLayer)
