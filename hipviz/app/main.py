@@ -228,7 +228,7 @@ class HipApp(pn.viewable.Viewer):
         controls.insert(controls.objects.index(self.controls.upload_card) + 1, self.load_view)
         centre = pn.Column(
             self.scene.toolbar(),
-            self.scene.view3d,
+            self.scene.views,
             self.load_view.colorbar,
             self.load_view.note,
             self.measures.facts,
@@ -280,6 +280,8 @@ class HipApp(pn.viewable.Viewer):
         if not hasattr(self, "_measures_panel"):
             return
         explaining = self.plan.mode == "explain"
+        if not explaining:
+            self.scene.show_before(False)
         self._measures_panel.visible = not explaining
         self._explain_panel.visible = explaining
         self._controls.visible = not explaining

@@ -178,6 +178,113 @@ function drawLeaders(svg, items) {
   svg.innerHTML = lines.join("")
 }
 
+// --- camera linking: views of one page with the same `camera_link` turn together
+// (Explain's before | after). Each view's camera, when it changes, is copied to
+// the others' and they are drawn again; a copy made into a view does not travel
+// on from it. A view that joins takes the camera of one already there.
+function copyCamera(from, to) {
+  to.setPosition(...from.getPosition())
+  to.setFocalPoint(...from.getFocalPoint())
+  to.setViewUp(...from.getViewUp())
+  to.setViewAngle(from.getViewAngle())
+  to.setParallelScale(from.getParallelScale())
+}
+
+function linkCamera(model, camera, redraw) {
+  if (window.__hipvizLinks == null) {
+    window.__hipvizLinks = new Map()  // link name -> Set of members
+  }
+  const registry = window.__hipvizLinks
+  const member = {camera, redraw, copying: false, adopted: false}
+  let group = null
+  function leave() {
+    if (group != null) {
+      group.delete(member)
+      group = null
+    }
+  }
+  function join() {
+    leave()
+    if (!model.camera_link) {
+      return
+    }
+    group = registry.get(model.camera_link)
+    if (group == null) {
+      group = new Set()
+      registry.set(model.camera_link, group)
+    }
+    for (const other of group) {
+      member.copying = true
+      try {
+        copyCamera(other.camera, camera)
+      } finally {
+        member.copying = false
+      }
+      member.adopted = true
+      redraw()
+      break
+    }
+    group.add(member)
+  }
+  const sub = camera.onModified(() => {
+    if (group == null || member.copying) {
+      return
+    }
+    for (const other of group) {
+      if (other === member) {
+        continue
+      }
+      other.copying = true
+      try {
+        copyCamera(camera, other.camera)
+      } finally {
+        other.copying = false
+      }
+      other.redraw()
+    }
+  })
+  join()
+  model.on("camera_link", join)
+  return {
+    adopted: () => member.adopted,
+    dispose() {
+      leave()
+      sub.unsubscribe()
+    },
+  }
+}
+
+// A line of text over the view's top-left corner ("" shows none).
+function showCaption(div, text) {
+  div.textContent = text || ""
+  div.style.display = text ? "" : "none"
+}
+
+// --- the first message: "ready" asks Python for every mesh. A view added to a
+// page already open (Explain's "before") can send it before the server knows
+// the view, and it is lost; so it is sent again every 2 s until Python answers
+// (a repeat that crossed the answer is ignored there).
+function askForMeshes(model) {
+  // the same name on every try: Python answers a view once, however slow it is
+  const view = Math.random().toString(36).slice(2)
+  let answered = false
+  let tries = 0
+  model.on("msg:custom", () => {
+    answered = true
+  })
+  const ask = () => {
+    if (!answered && tries++ < 15) {
+      model.send_msg({type: "ready", view})
+    }
+    if (answered || tries >= 15) {
+      clearInterval(timer)
+    }
+  }
+  const timer = setInterval(ask, 2000)
+  ask()
+  return {stop: () => clearInterval(timer)}
+}
+
 // --- touch: a finger on the view turns it, two pinch to zoom (vtk.js's pointer
 // handling); the browser must not take those gestures to scroll or zoom the page.
 function allowTouch(el) {
@@ -200,7 +307,14 @@ export function render({model}) {
   labelLayer.style.cssText = "position:absolute;inset:0;pointer-events:none;overflow:hidden;"
   const leaderLayer = document.createElementNS("http://www.w3.org/2000/svg", "svg")
   leaderLayer.style.cssText = "position:absolute;inset:0;width:100%;height:100%;pointer-events:none;"
-  root.append(host, leaderLayer, labelLayer)
+  const caption = document.createElement("div")
+  caption.className = "hv-caption"
+  caption.style.cssText = (
+    "position:absolute;left:8px;top:6px;font:600 16px sans-serif;color:#2f4f6f;" +
+    "background:rgba(255,255,255,0.8);padding:2px 8px;border-radius:4px;pointer-events:none;"
+  )
+  showCaption(caption, model.caption)
+  root.append(host, leaderLayer, labelLayer, caption)
 
   const grw = vtk.Rendering.Misc.vtkGenericRenderWindow.newInstance({
     background: hexToRgb(model.background_color, [1, 1, 1]),
@@ -732,6 +846,11 @@ export function render({model}) {
     cameraTimer = setTimeout(sendCamera, 300)
   })
   const observer = new ResizeObserver(resize)
+  const link = linkCamera(model, camera, () => requestRender())
+  if (link.adopted()) {
+    cameraSet = true  // turned as the view it joined, not to the preset
+  }
+  model.on("caption", () => showCaption(caption, model.caption))
 
   let attached = false
   model.on("after_layout", () => {
@@ -747,6 +866,7 @@ export function render({model}) {
     clearTimeout(cameraTimer)
     observer.disconnect()
     camSub.unsubscribe()
+    link.dispose()
     for (const name of [...actors.keys()]) {
       removeMesh(name)
     }
@@ -761,6 +881,7 @@ export function render({model}) {
   syncLines()
   syncLabels()
   // Ask Python for the meshes; it answers with one "mesh" per actor, then "synced".
-  model.send_msg({type: "ready"})
+  const asking = askForMeshes(model)
+  model.on("remove", asking.stop)
   return root
 }
