@@ -285,12 +285,6 @@ function askForMeshes(model) {
   return {stop: () => clearInterval(timer)}
 }
 
-// --- touch: a finger on the view turns it, two pinch to zoom (vtk.js's pointer
-// handling); the browser must not take those gestures to scroll or zoom the page.
-function allowTouch(el) {
-  el.style.touchAction = "none"
-}
-
 export function render({model}) {
   const vtk = window.vtk
   const root = document.createElement("div")
@@ -302,7 +296,10 @@ export function render({model}) {
   }
   const host = document.createElement("div")
   host.style.cssText = "position:absolute;inset:0;"
-  allowTouch(host)
+  // Touch needs nothing here: vtk.js's interactor reads pointer events (one
+  // finger turns, two pinch to zoom or pan) and sets touch-action: none on
+  // `host`, so the browser does not take those gestures to scroll the page.
+  // The layers over the view let pointers through (pointer-events: none).
   const labelLayer = document.createElement("div")
   labelLayer.style.cssText = "position:absolute;inset:0;pointer-events:none;overflow:hidden;"
   const leaderLayer = document.createElementNS("http://www.w3.org/2000/svg", "svg")
