@@ -84,7 +84,8 @@ class Modes(pn.viewable.Viewer):
         """The Explain panel (hidden until the page is in Explain mode)."""
         return pn.Column(
             self.step_pane,
-            pn.Row(self.w_prev, self.w_next, self.w_replay),
+            # on a phone the third button goes to a second line, not off the edge
+            pn.Row(self.w_prev, self.w_next, self.w_replay, styles={"flex-wrap": "wrap"}),
             self.w_side_by_side,
             sizing_mode="stretch_height",
             width=470,

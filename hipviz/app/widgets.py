@@ -83,11 +83,11 @@ LAYOUT_CSS = f"""
     max-width: 100% !important; height: auto !important; max-height: none !important;
     overflow: visible !important;
   }}
-  .hv-view3d {{ flex: 0 0 calc(100% - 52px) !important; min-height: 240px !important; }}
+  .hv-view3d {{ flex: 0 0 calc(100% - 78px) !important; min-height: 240px !important; }}
 }}
 @media (max-width: 599px) {{
   .hv-centre {{ height: 56vh !important; }}
-  .hv-view3d {{ flex-basis: calc(100% - 90px) !important; }}
+  .hv-view3d {{ flex-basis: calc(100% - 110px) !important; }}
 }}
 """
 
