@@ -19,6 +19,7 @@ from test_handout import MAX_BYTES, _Links, outside_vendored, pdf_text_runs  # n
 from hipviz import handout, render, report  # noqa: E402
 from hipviz.app.state import Plan  # noqa: E402
 from hipviz.app.viewer import parse_camera  # noqa: E402
+from hipviz.errors import InputError  # noqa: E402
 
 PAO = {"pao_lateral": 20.0, "pao_anterior": 5.0, "pao_medial": 3.0}
 
@@ -133,3 +134,45 @@ def test_a_bad_camera_message_is_ignored(bad):
     assert parse_camera(bad) is None
     good = {"position": [0, 0, 1], "focal_point": [0, 0, 0], "view_up": [0, 1, 0]}
     assert parse_camera(good) == (((0.0, 0.0, 1.0), (0.0, 0.0, 0.0), (0.0, 1.0, 0.0)), 30.0)
+
+
+@pytest.mark.parametrize(
+    ("label", "target", "exc", "expected"),
+    [
+        (
+            "Handout (HTML)",
+            "handout_html",
+            InputError("<b>too big</b>"),
+            "Handout (HTML): <b>too big</b>",
+        ),
+        (
+            "Report (PDF)",
+            "write_pdf",
+            OSError("disk <full>\nsecond line"),
+            "Report (PDF) could not be made: disk <full> second line",
+        ),
+    ],
+)
+def test_a_failed_export_is_one_escaped_line_on_the_page(
+    app, monkeypatch, label, target, exc, expected
+):
+    """Not only in the log: the page names the button and the reason, as inert text."""
+    import asyncio
+    import html
+
+    from hipviz.app import exports
+
+    def fail(*args, **kwargs):
+        raise exc
+
+    module = exports.handout if target == "handout_html" else exports.report
+    monkeypatch.setattr(module, target, fail)
+    button = next(b for b in app.exports.buttons if b.label == label)
+    app._show_error("")
+    with pytest.raises(type(exc)):
+        asyncio.run(button.callback())
+    assert app._error.visible
+    shown = app._error.object
+    assert "<" not in shown and "\n" not in shown, shown
+    assert html.unescape(shown) == expected
+    app._show_error("")

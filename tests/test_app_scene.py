@@ -133,3 +133,49 @@ def test_a_layer_colours_only_pieces_in_the_view(app):
     finally:
         scene.remove_layer("x")
     assert "no_such_piece" not in scene.view3d.mesh_names
+
+
+def test_a_view_asking_again_for_its_meshes_is_answered_once():
+    """The browser repeats "ready" until answered; a repeat crossed in flight sends nothing."""
+    from hipviz.app.viewer import SceneView
+
+    view = SceneView()
+    view.set_mesh("a", np.eye(3), [[0, 1, 2]])
+    sent = []
+    view._send_msg = sent.append
+    view._handle_msg({"type": "ready", "view": "v1"})
+    assert [m["type"] for m in sent] == ["mesh", "synced"]
+    view._handle_msg({"type": "ready", "view": "v1"})  # the same view: already answered
+    assert len(sent) == 2
+    view._handle_msg({"type": "ready", "view": "v2"})  # a new view of it (shown again)
+    assert [m["type"] for m in sent[2:]] == ["mesh", "synced"]
+
+
+def test_explain_side_by_side_shows_the_unmoved_pieces_beside_the_plan(app):
+    """The before view gets the main view's pieces (no faint copies), unmoved, linked."""
+    from hipviz import render as rnd
+
+    app.__panel__()  # the layout, which the modes show and hide
+    app.plan.param.update(procedure="pao", pao_lateral=20.0)
+    app.plan.mode = "explain"
+    try:
+        app.modes.side_by_side = True
+        scene = app.scene
+        before = scene.before3d
+        assert before is not None and scene.views.objects == [before, scene.view3d]
+        assert before.camera_link == scene.view3d.camera_link != ""
+        assert (before.caption, scene.view3d.caption) == ("Before", "After")
+        pieces = [n for n in scene.view3d.mesh_names if not n.startswith(("ghost:", "fix:"))]
+        assert sorted(before.mesh_names) == sorted(pieces)
+        sim = app.session.sim
+        unmoved = rnd.poses(sim, sim.move())
+        moved = rnd.poses(sim, app.session.outcome)
+        frag = "acetabular_fragment"
+        assert np.allclose(np.reshape(before.matrices[frag], (4, 4)), unmoved[frag])
+        assert not np.allclose(unmoved[frag], moved[frag])  # the plan does move it
+        app.modes.side_by_side = False
+        assert scene.views.objects == [scene.view3d] and scene.view3d.caption == ""
+    finally:
+        app.modes.side_by_side = False
+        app.plan.mode = "surgeon"
+        app.plan.param.update(procedure="none", pao_lateral=0.0)

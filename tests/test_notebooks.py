@@ -18,6 +18,24 @@ def test_there_are_notebooks():
     assert len(NOTEBOOKS) >= 5, [p.name for p in NOTEBOOKS]
 
 
+#: What a code cell that builds the whole app calls.
+WHOLE_APP = "hipviz.app.HipApp("
+#: Panel's output of a live object (the app itself, not a picture of it).
+PANEL_MIME = "application/vnd.holoviews_exec.v0+json"
+
+
+def _code(path) -> list[str]:
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    return [c.source for c in nb.cells if c.cell_type == "code"]
+
+
+def test_a_notebook_builds_the_whole_app():
+    """Teachers can show the app itself inline: some notebook builds ``hipviz.app.HipApp``."""
+    assert any(WHOLE_APP in src for path in NOTEBOOKS for src in _code(path))
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_committed_without_outputs(path):
     import nbformat
@@ -62,6 +80,10 @@ def test_runs_top_to_bottom(path):
         if o.get("output_type") == "error"
     ]
     assert not errors
+    for cell in nb.cells:  # a cell that builds the app shows it, live
+        if cell.cell_type == "code" and WHOLE_APP in cell.source:
+            mimes = {m for o in cell.outputs for m in o.get("data", {})}
+            assert PANEL_MIME in mimes, f"{path.name}: the app cell shows {sorted(mimes)}"
     images = sum(
         "image/png" in o.get("data", {})
         for c in nb.cells

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import logging
 import time
 import zipfile
 from collections.abc import Callable
@@ -24,11 +25,14 @@ from typing import Any
 import panel as pn
 
 from hipviz import handout, render, report
+from hipviz.errors import HipvizError
 
 from .controls import PROCEDURE_LABELS
 from .scene import SceneDriver
 from .state import PageState
 from .workers import BUILD_POOL, EXPORT_LOCK
+
+log = logging.getLogger("hipviz.app")
 
 
 class Exports(pn.viewable.Viewer):
@@ -43,18 +47,28 @@ class Exports(pn.viewable.Viewer):
     load_view : LoadView, optional
         The contact pressure: with a load chosen, its rows join the measures
         (CSV, report) and the report shows the pressure before and after.
+    on_error : callable, optional
+        Shows one line of error text on the page (an export that failed,
+        named by its button); the failure is logged too.
     """
 
     def __init__(
-        self, page: PageState, scene: SceneDriver, *, load_view: Any = None, **params: Any
+        self,
+        page: PageState,
+        scene: SceneDriver,
+        *,
+        load_view: Any = None,
+        on_error: Callable[[str], None] | None = None,
+        **params: Any,
     ):
         super().__init__(**params)
         self.page = page
         self.scene = scene
         self.load_view = load_view
+        self._on_error = on_error
         self.buttons = [
             pn.widgets.FileDownload(
-                callback=self._in_worker(fn), filename=filename, label=label, color="light"
+                callback=self._in_worker(fn, label), filename=filename, label=label, color="light"
             )
             for fn, filename, label in (
                 (self._png, "hipviz.png", "Picture (PNG)"),
@@ -70,12 +84,14 @@ class Exports(pn.viewable.Viewer):
     def __panel__(self) -> pn.viewable.Viewable:
         return pn.FlexBox(*self.buttons)
 
-    def _in_worker(self, export: Callable[[], io.BytesIO]) -> Callable:
+    def _in_worker(self, export: Callable[[], io.BytesIO], label: str = "export") -> Callable:
         """``export`` as a download callback that runs in a worker thread.
 
         A picture or a report takes seconds of rendering: off the event loop.
         The session's lock keeps a cut from changing the pieces meanwhile,
-        and one rendering runs at a time (VTK's off-screen windows).
+        and one rendering runs at a time (VTK's off-screen windows). A
+        failure reaches the page as one line naming the button
+        (:func:`export_error`), then goes on to Panel, which logs it.
         """
 
         def run() -> io.BytesIO:
@@ -83,9 +99,16 @@ class Exports(pn.viewable.Viewer):
                 return export()
 
         async def callback() -> io.BytesIO:
-            if self.page.doc is None:
-                return run()
-            return await asyncio.wrap_future(BUILD_POOL.submit(run))
+            try:
+                if self.page.doc is None:
+                    return run()
+                return await asyncio.wrap_future(BUILD_POOL.submit(run))
+            except Exception as exc:
+                if not isinstance(exc, HipvizError):
+                    log.error("%s failed", label, exc_info=exc)
+                if self._on_error is not None:
+                    self._on_error(export_error(label, exc))
+                raise
 
         return callback
 
@@ -255,3 +278,26 @@ class Exports(pn.viewable.Viewer):
             warnings=out.warnings,
         )
         return io.BytesIO(html_text.encode())
+
+
+def export_error(label: str, exc: BaseException) -> str:
+    """The one line a failed export shows: the button's name and what went wrong.
+
+    Parameters
+    ----------
+    label : str
+        The button's label, e.g. ``"Report (PDF)"``.
+    exc : BaseException
+        What the export raised; a :class:`~hipviz.errors.HipvizError` says
+        it in the user's terms, anything else is quoted after "could not be made".
+
+    Returns
+    -------
+    str
+        Plain text, not yet made safe for a pane (the page shows it through
+        :func:`hipviz.app.text.inert`).
+    """
+    reason = str(exc) or type(exc).__name__
+    if isinstance(exc, HipvizError):
+        return f"{label}: {reason}"
+    return f"{label} could not be made: {reason}"

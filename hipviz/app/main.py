@@ -74,7 +74,7 @@ from .state import (
     websocket_max_message_bytes,
 )
 from .text import inert
-from .widgets import CSS, AddressBar, LiveSlider, UploadGuard, UploadInput
+from .widgets import CSS, LAYOUT_CSS, AddressBar, LiveSlider, UploadGuard, UploadInput
 from .workers import BUILD_POOL as _BUILD_POOL
 from .workers import MEASURE_POOL as _MEASURE_POOL
 
@@ -166,7 +166,12 @@ class HipApp(pn.viewable.Viewer):
         self.measures.more_rows.append(self.load_view.rows)
         self.modes.more_steps.append(self.load_view.explain_step)
         self.modes.on_show.append(self.load_view.explain_shown)
-        self.exports = Exports(self.page, self.scene, load_view=self.load_view)
+        self.exports = Exports(
+            self.page,
+            self.scene,
+            load_view=self.load_view,
+            on_error=lambda message: self._show_error(message),
+        )
         #: Work done in the measure worker right after each measure (outcome -> None).
         self.after_measure: list[Callable[[Any], Any]] = [self.load_view.compute]
         self.motion = MotionView(self.page, self.scene, on_limits=self.modes.set_rom)
@@ -211,19 +216,26 @@ class HipApp(pn.viewable.Viewer):
             self._address,
             self.controls.guard,
             sizing_mode="stretch_width",
-            styles={"border-bottom": "1px solid #dde", "background": "#f7f9fb"},
+            # a narrow screen puts the mode buttons under the title, not off the edge
+            styles={
+                "border-bottom": "1px solid #dde",
+                "background": "#f7f9fb",
+                "flex-wrap": "wrap",
+            },
         )
         controls = self.controls.__panel__()
         # the Load card follows the hip's posture, before the osteotomy
         controls.insert(controls.objects.index(self.controls.upload_card) + 1, self.load_view)
         centre = pn.Column(
             self.scene.toolbar(),
-            self.scene.view3d,
+            self.scene.views,
             self.load_view.colorbar,
             self.load_view.note,
             self.measures.facts,
             self.measures.warnings,
             sizing_mode="stretch_both",
+            css_classes=["hv-centre"],
+            stylesheets=[LAYOUT_CSS],
         )
         measures = pn.Column(
             self.motion,
@@ -234,14 +246,33 @@ class HipApp(pn.viewable.Viewer):
             sizing_mode="stretch_height",
             width=470,
             scroll=True,
+            css_classes=["hv-measures"],
+            stylesheets=[LAYOUT_CSS],
         )
         explain_panel = self.modes.__panel__()
+        # the body's stylesheet (LAYOUT_CSS) finds its columns by these classes
+        controls.css_classes = [*controls.css_classes, "hv-controls"]
+        explain_panel.css_classes = [*explain_panel.css_classes, "hv-explain"]
         self._measures_panel, self._explain_panel = measures, explain_panel
         self._controls = controls
         self._apply_mode()
-        body = pn.Row(controls, centre, measures, explain_panel, sizing_mode="stretch_both")
+        body = pn.Row(
+            controls,
+            centre,
+            measures,
+            explain_panel,
+            sizing_mode="stretch_both",
+            css_classes=["hv-body"],
+            stylesheets=[LAYOUT_CSS],
+        )
         return pn.Column(
-            header, self._error, self._status, body, sizing_mode="stretch_both", stylesheets=[CSS]
+            header,
+            self._error,
+            self._status,
+            body,
+            sizing_mode="stretch_both",
+            stylesheets=[CSS, LAYOUT_CSS],
+            css_classes=["hv-page"],
         )
 
     def _apply_mode(self) -> None:
@@ -249,6 +280,8 @@ class HipApp(pn.viewable.Viewer):
         if not hasattr(self, "_measures_panel"):
             return
         explaining = self.plan.mode == "explain"
+        if not explaining:
+            self.scene.show_before(False)
         self._measures_panel.visible = not explaining
         self._explain_panel.visible = explaining
         self._controls.visible = not explaining
@@ -726,6 +759,7 @@ def create_app(subdivisions: int = 8, limits: Limits | None = None) -> pn.viewab
     if problems:
         app._show_error("; ".join(problems))
     if pn.state.curdoc is not None:
+        web.fit_to_screen(pn.state.curdoc)
         pn.state.on_session_destroyed(lambda ctx: app.close())
     return app
 

@@ -42,6 +42,11 @@ class Modes(pn.viewable.Viewer):
     # one more than the operation's steps: a view may add one (the pressure step)
     step = param.Integer(default=0, bounds=(0, len(explain.STEP_KEYS)))
 
+    side_by_side = param.Boolean(
+        default=False,
+        doc="Show the hip before beside the step's view, the two turning together.",
+    )
+
     def __init__(self, page: PageState, scene: SceneDriver, **params: Any):
         super().__init__(**params)
         self.page = page
@@ -60,6 +65,10 @@ class Modes(pn.viewable.Viewer):
         self.w_prev.on_click(lambda _: self.go(-1))
         self.w_next.on_click(lambda _: self.go(+1))
         self.w_replay.on_click(lambda _: self.show_step(replay=True))
+        self.w_side_by_side = pn.widgets.Checkbox.from_param(
+            self.param.side_by_side, label="Before and after side by side"
+        )
+        self.param.watch(self._on_side_by_side, ["side_by_side"])
         #: Steps other views add, each ``outcome -> Step or None``, shown after the move.
         self.more_steps: list = []
         #: Told each step as it is shown (``Step -> None``), before its scene is drawn.
@@ -75,7 +84,9 @@ class Modes(pn.viewable.Viewer):
         """The Explain panel (hidden until the page is in Explain mode)."""
         return pn.Column(
             self.step_pane,
-            pn.Row(self.w_prev, self.w_next, self.w_replay),
+            # on a phone the third button goes to a second line, not off the edge
+            pn.Row(self.w_prev, self.w_next, self.w_replay, styles={"flex-wrap": "wrap"}),
+            self.w_side_by_side,
             sizing_mode="stretch_height",
             width=470,
             scroll=True,
@@ -121,6 +132,13 @@ class Modes(pn.viewable.Viewer):
 
     def _on_step(self, *events: param.parameterized.Event) -> None:
         self.show_step(replay=True)
+
+    def _on_side_by_side(self, *events: param.parameterized.Event) -> None:
+        shown = self.side_by_side and self.page.plan.mode == "explain"
+        if self.page.session.sim is not None and not self.page.loading:
+            self.scene.show_before(shown)
+        elif not shown:
+            self.scene.show_before(False)
 
     def set_rom(self, before: dict, after: dict, out: Any) -> None:
         """The range of motion of ``out``'s plan (:func:`hipviz.motion.rom_dict` results)."""
@@ -178,3 +196,5 @@ class Modes(pn.viewable.Viewer):
         else:
             scene.style_pieces(render.FRAGMENT)
             scene.pose(out, fixation=step.scene in ("fixation", "after"))
+        if self.side_by_side:  # the hip before, beside, styled as this step (new pieces sent)
+            scene.show_before(True)

@@ -151,7 +151,22 @@ class SceneDriver(pn.viewable.Viewer):
         self._on_warning = on_warning
         plan = page.plan
         self.view3d = SceneView(
-            sizing_mode="stretch_both", min_height=480, side=plan.side, view=plan.view
+            sizing_mode="stretch_both",
+            min_height=240,
+            side=plan.side,
+            view=plan.view,
+            # turns with the "before" view of Explain's side by side, when shown
+            camera_link=f"hipviz-{id(self):x}",
+        )
+        #: Explain's "before" view beside :attr:`view3d` (made when first shown).
+        self.before3d: SceneView | None = None
+        self._before_sent: dict[str, int] = {}  # piece -> id of the points sent to before3d
+        #: The 3D view, and Explain's "before" view left of it when shown.
+        self.views = pn.Row(
+            self.view3d,
+            sizing_mode="stretch_both",
+            min_height=480,
+            css_classes=["hv-view3d"],  # the page's layout sizes it on narrow screens
         )
         self._far_key: tuple | None = None
         self._femur_key: str | None = None
@@ -183,10 +198,11 @@ class SceneDriver(pn.viewable.Viewer):
             self.w_fixation,
             self.w_ghost,
             sizing_mode="stretch_width",
+            styles={"flex-wrap": "wrap"},  # on a narrow screen the toggles go to a second line
         )
 
     def __panel__(self) -> pn.viewable.Viewable:
-        return pn.Column(self.toolbar(), self.view3d, sizing_mode="stretch_both")
+        return pn.Column(self.toolbar(), self.views, sizing_mode="stretch_both")
 
     def _on_view(self, event: param.parameterized.Event) -> None:
         self.view3d.view = event.new
@@ -483,6 +499,75 @@ class SceneDriver(pn.viewable.Viewer):
             if name in actors:
                 actors[name] = {**actors[name], "color": fragment_color}
         view.actors = actors
+
+    # ------------------------------------------------------------------ before | after
+
+    def show_before(self, shown: bool) -> None:
+        """Show (or hide) the unmoved hip in a second view left of the main one.
+
+        The two views turn together (their cameras are linked in the
+        browser). The pieces are those of the main view, unmoved, with the
+        roof-cover angle of the hip before; a piece is sent to the second view
+        only when the main view's copy of it is new.
+        """
+        if not shown:
+            if self.before3d is not None and self.before3d in self.views.objects:
+                self.views.remove(self.before3d)
+            self.view3d.caption = ""
+            return
+        sim = self.page.session.sim
+        if self.before3d is None:
+            self.before3d = SceneView(
+                sizing_mode="stretch_both",
+                min_height=240,
+                camera_link=self.view3d.camera_link,
+                caption="Before",
+            )
+        before, view = self.before3d, self.view3d
+        before.param.update(
+            side=view.side,
+            view=view.view,
+            focal_point=view.focal_point,
+            view_radius_mm=view.view_radius_mm,
+        )
+        if sim is not None:
+            self._send_before(sim)
+        if before not in self.views.objects:
+            self.views.insert(0, before)
+        view.caption = "After"
+
+    def _send_before(self, sim: Any) -> None:
+        before, view = self.before3d, self.view3d
+        names = [n for n in view.mesh_names if not n.startswith(("ghost:", "fix:"))]
+        with before.hold():
+            for name in names:
+                mesh = view._meshes[name]
+                if self._before_sent.get(name) != id(mesh["points"]):
+                    before.set_mesh(
+                        name,
+                        mesh["points"].reshape(-1, 3),
+                        mesh["triangles"].reshape(-1, 3),
+                        smooth=mesh["smooth"],
+                    )
+                    self._before_sent[name] = id(mesh["points"])
+            for name in set(before.mesh_names) - set(names):
+                before.remove_mesh(name)
+                self._before_sent.pop(name, None)
+        unmoved = sim.move()
+        lines = {
+            k: dataclasses.replace(ln, label=ln.label.replace("LCEA", "roof cover"))
+            for k, ln in render.measure_lines(sim, unmoved, only=("lcea",)).items()
+        }
+        before.param.update(
+            actors={n: view.actors[n] for n in names if n in view.actors},
+            matrices={
+                k: [float(v) for v in np.asarray(tf).ravel()]
+                for k, tf in render.poses(sim, unmoved).items()
+                if k in names
+            },
+            lines=_lines_spec(lines) if self.angles else {},
+            labels=_labels_spec(lines, {}) if self.angles else {},
+        )
 
     # ------------------------------------------------------------------ fixation
 

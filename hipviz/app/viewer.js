@@ -125,6 +125,166 @@ function presetDirection(view, side) {
   }
 }
 
+// --- labels: none over another, none over the point another one names ---------
+//
+// Each label starts just right of its anchor (left of it at the view's right
+// edge), centred on it vertically. In
+// order from the top, a label that overlaps a label already placed, or covers
+// an anchor (where an angle line ends, a landmark), moves down past it, and
+// again until it is clear; it moves only down, so this ends. A label moved off
+// its anchor is joined to it by a thin leader line.
+const LABEL_GAP = 2  // px between two labels
+const ANCHOR_R = 4  // px: the square about an anchor no label may cover
+
+function overlaps(a, b) {
+  return a.left < b.left + b.w && b.left < a.left + a.w && a.top < b.top + b.h && b.top < a.top + a.h
+}
+
+function spreadLabels(items, width) {
+  const anchors = items.map((it) => ({
+    left: it.x - ANCHOR_R, top: it.y - ANCHOR_R, w: 2 * ANCHOR_R, h: 2 * ANCHOR_R,
+  }))
+  const order = [...items].sort((a, b) => a.y - b.y || a.x - b.x)
+  const placed = []
+  for (const it of order) {
+    // right of its anchor, or left of it where it would run off the view
+    it.left = it.x + 6 + it.w > width && it.x - 6 - it.w >= 0 ? it.x - 6 - it.w : it.x + 6
+    it.top = it.y - it.h / 2
+    const box = {left: it.left - LABEL_GAP, top: it.top, w: it.w + 2 * LABEL_GAP, h: it.h + LABEL_GAP}
+    for (let moved = true, guard = 0; moved && guard < 4 * items.length + 4; guard++) {
+      moved = false
+      for (const other of [...placed, ...anchors]) {
+        if (overlaps(box, other)) {
+          box.top = other.top + other.h + 0.5
+          moved = true
+        }
+      }
+    }
+    it.top = box.top
+    placed.push({left: it.left, top: it.top, w: it.w, h: it.h + LABEL_GAP})
+  }
+  return items
+}
+
+function drawLeaders(svg, items) {
+  const lines = []
+  for (const it of items) {
+    const mid = it.top + it.h / 2
+    if (Math.abs(mid - it.y) > 2) {
+      const x2 = it.left > it.x ? it.left : it.left + it.w
+      lines.push(`<line x1="${it.x}" y1="${it.y}" x2="${x2}" y2="${mid}" stroke="#555" stroke-width="1"/>`)
+    }
+  }
+  svg.innerHTML = lines.join("")
+}
+
+// --- camera linking: views of one page with the same `camera_link` turn together
+// (Explain's before | after). Each view's camera, when it changes, is copied to
+// the others' and they are drawn again; a copy made into a view does not travel
+// on from it. A view that joins takes the camera of one already there.
+function copyCamera(from, to) {
+  to.setPosition(...from.getPosition())
+  to.setFocalPoint(...from.getFocalPoint())
+  to.setViewUp(...from.getViewUp())
+  to.setViewAngle(from.getViewAngle())
+  to.setParallelScale(from.getParallelScale())
+}
+
+function linkCamera(model, camera, redraw) {
+  if (window.__hipvizLinks == null) {
+    window.__hipvizLinks = new Map()  // link name -> Set of members
+  }
+  const registry = window.__hipvizLinks
+  const member = {camera, redraw, copying: false, adopted: false}
+  let group = null
+  function leave() {
+    if (group != null) {
+      group.delete(member)
+      group = null
+    }
+  }
+  function join() {
+    leave()
+    if (!model.camera_link) {
+      return
+    }
+    group = registry.get(model.camera_link)
+    if (group == null) {
+      group = new Set()
+      registry.set(model.camera_link, group)
+    }
+    for (const other of group) {
+      member.copying = true
+      try {
+        copyCamera(other.camera, camera)
+      } finally {
+        member.copying = false
+      }
+      member.adopted = true
+      redraw()
+      break
+    }
+    group.add(member)
+  }
+  const sub = camera.onModified(() => {
+    if (group == null || member.copying) {
+      return
+    }
+    for (const other of group) {
+      if (other === member) {
+        continue
+      }
+      other.copying = true
+      try {
+        copyCamera(camera, other.camera)
+      } finally {
+        other.copying = false
+      }
+      other.redraw()
+    }
+  })
+  join()
+  model.on("camera_link", join)
+  return {
+    adopted: () => member.adopted,
+    dispose() {
+      leave()
+      sub.unsubscribe()
+    },
+  }
+}
+
+// A line of text over the view's top-left corner ("" shows none).
+function showCaption(div, text) {
+  div.textContent = text || ""
+  div.style.display = text ? "" : "none"
+}
+
+// --- the first message: "ready" asks Python for every mesh. A view added to a
+// page already open (Explain's "before") can send it before the server knows
+// the view, and it is lost; so it is sent again every 2 s until Python answers
+// (a repeat that crossed the answer is ignored there).
+function askForMeshes(model) {
+  // the same name on every try: Python answers a view once, however slow it is
+  const view = Math.random().toString(36).slice(2)
+  let answered = false
+  let tries = 0
+  model.on("msg:custom", () => {
+    answered = true
+  })
+  const ask = () => {
+    if (!answered && tries++ < 15) {
+      model.send_msg({type: "ready", view})
+    }
+    if (answered || tries >= 15) {
+      clearInterval(timer)
+    }
+  }
+  const timer = setInterval(ask, 2000)
+  ask()
+  return {stop: () => clearInterval(timer)}
+}
+
 export function render({model}) {
   const vtk = window.vtk
   const root = document.createElement("div")
@@ -136,9 +296,22 @@ export function render({model}) {
   }
   const host = document.createElement("div")
   host.style.cssText = "position:absolute;inset:0;"
+  // Touch needs nothing here: vtk.js's interactor reads pointer events (one
+  // finger turns, two pinch to zoom or pan) and sets touch-action: none on
+  // `host`, so the browser does not take those gestures to scroll the page.
+  // The layers over the view let pointers through (pointer-events: none).
   const labelLayer = document.createElement("div")
   labelLayer.style.cssText = "position:absolute;inset:0;pointer-events:none;overflow:hidden;"
-  root.append(host, labelLayer)
+  const leaderLayer = document.createElementNS("http://www.w3.org/2000/svg", "svg")
+  leaderLayer.style.cssText = "position:absolute;inset:0;width:100%;height:100%;pointer-events:none;"
+  const caption = document.createElement("div")
+  caption.className = "hv-caption"
+  caption.style.cssText = (
+    "position:absolute;left:8px;top:6px;font:600 16px sans-serif;color:#2f4f6f;" +
+    "background:rgba(255,255,255,0.8);padding:2px 8px;border-radius:4px;pointer-events:none;"
+  )
+  showCaption(caption, model.caption)
+  root.append(host, leaderLayer, labelLayer, caption)
 
   const grw = vtk.Rendering.Misc.vtkGenericRenderWindow.newInstance({
     background: hexToRgb(model.background_color, [1, 1, 1]),
@@ -427,9 +600,9 @@ export function render({model}) {
         div = document.createElement("div")
         div.style.cssText = (
           "position:absolute;left:0;top:0;white-space:nowrap;font:12px sans-serif;" +
-          "padding:1px 4px;border-radius:3px;background:rgba(255,255,255,0.75);" +
-          "transform:translate(6px,-50%);"
+          "padding:1px 4px;border-radius:3px;background:rgba(255,255,255,0.75);"
         )
+        div.className = "hv-label"
         labelLayer.append(div)
         labelDivs.set(name, div)
       }
@@ -464,16 +637,22 @@ export function render({model}) {
     if (labelDivs.size === 0) {
       return
     }
+    const shown = []
     for (const [name, xy] of labelScreenPositions()) {
       const div = labelDivs.get(name)
       if (xy == null) {
         div.style.display = "none"
       } else {
         div.style.display = ""
-        div.style.left = `${xy[0]}px`
-        div.style.top = `${xy[1]}px`
+        shown.push({div, x: xy[0], y: xy[1], w: div.offsetWidth, h: div.offsetHeight})
       }
     }
+    for (const item of spreadLabels(shown, host.getBoundingClientRect().width)) {
+      item.div.style.left = `${item.left}px`
+      item.div.style.top = `${item.top}px`
+      item.div.dataset.anchor = `${item.x.toFixed(1)},${item.y.toFixed(1)}`
+    }
+    drawLeaders(leaderLayer, shown)
   }
 
   // --- camera -------------------------------------------------------------
@@ -548,14 +727,15 @@ export function render({model}) {
     ctx.font = `${Math.round(12 * s)}px sans-serif`
     ctx.textBaseline = "middle"
     const specs = model.labels || {}
-    for (const [name, xy] of labelScreenPositions()) {
-      if (xy == null) {
+    for (const [name, div] of labelDivs) {
+      if (div.style.display === "none" || specs[name] == null) {
         continue
       }
+      // where placeLabels put it (spread apart from the others)
       const spec = specs[name]
       const text = spec.text == null ? name : String(spec.text)
-      const x = (xy[0] + 6) * s
-      const y = xy[1] * s
+      const x = parseFloat(div.style.left) * s
+      const y = (parseFloat(div.style.top) + div.offsetHeight / 2) * s
       const w = ctx.measureText(text).width + 8 * s
       ctx.fillStyle = "rgba(255,255,255,0.75)"
       ctx.fillRect(x, y - 8 * s, w, 16 * s)
@@ -663,6 +843,11 @@ export function render({model}) {
     cameraTimer = setTimeout(sendCamera, 300)
   })
   const observer = new ResizeObserver(resize)
+  const link = linkCamera(model, camera, () => requestRender())
+  if (link.adopted()) {
+    cameraSet = true  // turned as the view it joined, not to the preset
+  }
+  model.on("caption", () => showCaption(caption, model.caption))
 
   let attached = false
   model.on("after_layout", () => {
@@ -678,6 +863,7 @@ export function render({model}) {
     clearTimeout(cameraTimer)
     observer.disconnect()
     camSub.unsubscribe()
+    link.dispose()
     for (const name of [...actors.keys()]) {
       removeMesh(name)
     }
@@ -692,6 +878,7 @@ export function render({model}) {
   syncLines()
   syncLabels()
   // Ask Python for the meshes; it answers with one "mesh" per actor, then "synced".
-  model.send_msg({type: "ready"})
+  const asking = askForMeshes(model)
+  model.on("remove", asking.stop)
   return root
 }

@@ -18,7 +18,9 @@ Which state travels how
   ``actors`` (colour, opacity, visibility), ``lines``, ``labels``, camera;
 * messages (binary buffers, on demand): mesh points/triangles and per-vertex
   colours. A browser view asks for every mesh when it starts, so meshes set
-  before the page opens are not lost.
+  before the page opens are not lost; it asks again every 2 s until answered
+  (a view added to an open page can ask before the server knows it), naming
+  itself, so a repeat is answered once.
 
 The vtk.js used is the copy Panel ships for its own VTK pane, served by the
 Panel server from its static routes (no network access needed).
@@ -207,6 +209,16 @@ class SceneView(pn.custom.JSComponent):
 
     background_color = param.Color(default="#ffffff", doc="Background colour.")
 
+    camera_link = param.String(
+        default="",
+        doc="""
+        Views of one page with the same non-empty name turn together: a
+        change of one's camera (a drag, a zoom, a preset) is copied to the
+        others in the browser. "" links to none.""",
+    )
+
+    caption = param.String(default="", doc="One line of text over the view's top-left corner.")
+
     _esm = Path(__file__).with_name("viewer.js")
 
     @classproperty
@@ -223,6 +235,7 @@ class SceneView(pn.custom.JSComponent):
         self._ready = False
         self._holding = 0
         self._sync_due = False
+        self._answered: Any = None  # the browser view whose "ready" was answered last
         self._shot_ids = itertools.count()
         self._shot_callbacks: dict[int, Callable[[bytes], Any]] = {}
         #: The browser's camera once it has rested (``(position, focal_point,
@@ -505,6 +518,10 @@ class SceneView(pn.custom.JSComponent):
     def _handle_msg(self, data: Any) -> None:
         kind = data.get("type") if isinstance(data, dict) else None
         if kind == "ready":
+            view = data.get("view")
+            if view is not None and view == self._answered:
+                return  # a repeat of a request already answered, crossed in flight
+            self._answered = view
             self._ready = True
             for name in self._meshes:
                 self._send_msg(self._mesh_msg(name))

@@ -186,6 +186,21 @@ def set_process_index(index: int | None) -> None:
     _PROCESS[0] = index
 
 
+#: The page's HTML template: Panel's, with a viewport tag, so a phone lays the
+#: page out at its own width (without one a phone's browser lays it out at
+#: about 980 px and shrinks it, and the narrow layout never applies).
+VIEWPORT_TEMPLATE = (
+    "{% block preamble %}{{ super() }}"
+    '<meta name="viewport" content="width=device-width, initial-scale=1">'
+    "{% endblock %}"
+)
+
+
+def fit_to_screen(doc: Any) -> None:
+    """Serve ``doc`` (a page's Bokeh document) with :data:`VIEWPORT_TEMPLATE`."""
+    doc.template = VIEWPORT_TEMPLATE
+
+
 def applications(pages: Mapping[str, Callable[[], Any]], *, title: str) -> dict[str, Application]:
     """Panel applications for ``pn.serve`` whose session tokens carry no query.
 
@@ -327,5 +342,6 @@ __all__ = [
     "build_pages_off_loop",
     "content_security_policy",
     "page_query",
+    "fit_to_screen",
     "set_process_index",
 ]

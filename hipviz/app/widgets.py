@@ -20,10 +20,15 @@ from .state import Plan
 #: Styles of the page's HTML panes (each pane has its own shadow root).
 CSS = (
     """
-.hv-header { display: flex; align-items: baseline; gap: 14px; padding: 4px 4px; }
+.hv-header { display: flex; flex-wrap: wrap; align-items: baseline; column-gap: 14px;
+  padding: 4px 4px; }
 .hv-title { font-size: 24px; font-weight: 700; color: #2f4f6f; letter-spacing: 0.5px; }
 .hv-sub { color: #667; font-size: 13px; }
 .hv-status { font-size: 13px; color: #333; }
+@media (max-width: 599px) {
+  .hv-title { font-size: 20px; }
+  .hv-header .hv-sub { font-size: 11px; }
+}
 .hv-step-title { font-size: 28px; font-weight: 700; margin: 4px 0 10px; color: #2f4f6f; }
 .hv-step-text { font-size: 22px; line-height: 1.55; }
 .hv-step-count { color: #778; font-size: 15px; }
@@ -32,6 +37,59 @@ ol.hv-steps li.hv-now { color: #2f4f6f; font-weight: 700; }
 """
     + report.TABLE_CSS
 )
+
+#: Widest screen (CSS px) given the narrow, stacked layout: tablet portrait, phones.
+NARROW_MAX_PX = 999
+#: Widest screen given the medium layout (narrower side columns): tablet landscape.
+MEDIUM_MAX_PX = 1279
+
+#: How the page adapts to the screen: a stylesheet of the page (css class
+#: hv-page), its body (hv-body), and the body's centre (hv-centre) and measures
+#: (hv-measures) columns, each finding what is in its shadow root by css class.
+#: Desktop: controls | 3D view | measures, each column scrolling on its own.
+#: Tablet landscape: the same with narrower side columns. Tablet portrait and
+#: phone: one column that scrolls, the 3D view first and kept at the top
+#: (sticky) while the controls and measures scroll under it; the view takes
+#: what the screen can spare and still leaves room to reach a slider, and the
+#: notes under it (joint gap, warnings) scroll inside its box.
+LAYOUT_CSS = f"""
+@media (max-width: {MEDIUM_MAX_PX}px) {{
+  /* the page and its body would keep the desktop's columns' widths as a minimum */
+  :host(.hv-page), :host(.hv-body) {{ min-width: 0 !important; max-width: 100vw; }}
+  /* a card would keep the widest of its contents' widths (the Motion card's buttons) */
+  .card {{ min-width: 0 !important; max-width: 100% !important; }}
+}}
+@media (max-width: {MEDIUM_MAX_PX}px) and (min-width: {NARROW_MAX_PX + 1}px) {{
+  .hv-controls {{
+    flex: 0 0 300px !important; width: 300px !important; min-width: 300px !important;
+  }}
+  .hv-measures, .hv-explain {{
+    flex: 0 0 390px !important; width: 390px !important; min-width: 390px !important;
+  }}
+}}
+@media (max-width: {NARROW_MAX_PX}px) {{
+  :host(.hv-body) {{
+    flex-direction: column !important; flex-wrap: nowrap !important;
+    overflow-x: hidden !important; overflow-y: auto !important;
+  }}
+  .hv-centre {{
+    order: -1; flex: none !important; width: 100% !important;
+    height: 62vh !important; min-height: 320px !important;
+    position: sticky; top: 0; z-index: 2; background: #ffffff;
+    border-bottom: 1px solid #dde; overflow-y: auto !important;
+  }}
+  .hv-controls, .hv-measures, .hv-explain {{
+    flex: none !important; width: 100% !important; min-width: 0 !important;
+    max-width: 100% !important; height: auto !important; max-height: none !important;
+    overflow: visible !important;
+  }}
+  .hv-view3d {{ flex: 0 0 calc(100% - 78px) !important; min-height: 240px !important; }}
+}}
+@media (max-width: 599px) {{
+  .hv-centre {{ height: 56vh !important; }}
+  .hv-view3d {{ flex-basis: calc(100% - 110px) !important; }}
+}}
+"""
 
 
 class AddressBar(pn.custom.JSComponent):
