@@ -92,10 +92,11 @@ def test_before_and_after_turn_together(page, served):
             again = png_pixels(scenes.nth(i).screenshot())
             changed = np.abs(again.astype(int) - shots[i].astype(int)).max(axis=2) > 30
             assert changed.mean() > 0.02, f"view {i} did not turn with view {turned}"
-    # the two pictures differ: the fragment is turned in one only
+    # the two pictures differ: the fragment is turned in one only (after the drags the
+    # fragment can be small in the picture: 0.3 % of the pixels at one camera seen)
     a, b = (png_pixels(scenes.nth(i).screenshot()) for i in (0, 1))
     assert a.shape == b.shape
-    assert (np.abs(a.astype(int) - b.astype(int)).max(axis=2) > 30).mean() > 0.005
+    assert (np.abs(a.astype(int) - b.astype(int)).max(axis=2) > 30).mean() > 0.001
     # leaving Explain hides the before view
     page.get_by_role("button", name="Plan", exact=True).click()
     wait_for(lambda: scenes.count() == 1, 10, "one view again")
