@@ -465,3 +465,80 @@ def test_a_ctrl_c_during_a_write_waits_for_the_write():
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(0.05)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+ROM_AFTER_PAO = ("--pao", "lateral=10")
+
+
+@pytest.mark.slow
+def test_rom_columns_equal_hipviz_rom_json_for_the_same_hip(cohort):
+    hips = [
+        {
+            "id": "files",
+            "pelvis": str(cohort / "pelvis.stl"),
+            "femur": str(cohort / "femur_left.stl"),
+        }
+    ]
+    (task,) = batch.make_tasks(hips, {}, rom=True)
+    row = batch.process_hip(task)
+    assert row["error"] == "" and row["rom_error"] == ""
+    cmd = [sys.executable, "-m", "hipviz.cli", "rom", "--json"]
+    cmd += ["--pelvis", str(cohort / "pelvis.stl"), "--femur", str(cohort / "femur_left.stl")]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    expected = batch.flatten({k: out[k] for k in batch.ROM_KEYS})
+    assert "rom_flexion_deg" in expected and "rom_internal_rotation_90_deg" in expected
+    for key, value in expected.items():
+        if isinstance(value, float):
+            assert math.isclose(row[key], value, abs_tol=1e-9), key
+        else:
+            assert row[key] == value, key
+    assert json.loads(row["options"])["rom"] is True
+
+
+def _count_calls(monkeypatch, module, name):
+    calls = []
+    real = getattr(module, name)
+
+    def counted(*args, **kwargs):
+        calls.append(name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, counted)
+    return calls
+
+
+@pytest.mark.slow
+def test_simulate_rom_and_target_read_and_analyse_the_hip_once(monkeypatch):
+    from hipviz import cli, hip
+
+    hips = [{"id": "d", "case": "dysplastic"}]
+    opts = {"subdivisions": SUB}
+    (plain,) = batch.make_tasks(hips, opts, rom=True)
+    alone = batch.process_hip(plain)
+    analyses = _count_calls(monkeypatch, hip, "analyze")
+    reads = _count_calls(monkeypatch, cli, "_inputs")
+    sim = batch.parse_simulate(" ".join(ROM_AFTER_PAO))
+    (task,) = batch.make_tasks(hips, opts, simulate=sim, target=("lcea", 30.0), rom=True)
+    row = batch.process_hip(task)
+    assert row["error"] == "" and row["sim_error"] == "" and row["rom_error"] == ""
+    assert analyses == ["analyze"] and reads == ["_inputs"]
+    # the shared analysis changes nothing: measures and the range before are those of the hip alone
+    for key in ("lcea_deg", "coverage_upper_hemisphere_pct", "rom_flexion_deg", "rom_fadir_deg"):
+        assert row[key] == alone[key], key
+    assert row["after_lcea_deg"] == pytest.approx(row["lcea_deg"] + 10, abs=0.01)
+    # a lateral turn of the socket brings the rim nearer the neck in flexion and internal rotation
+    assert row["after_rom_internal_rotation_90_deg"] < row["rom_internal_rotation_90_deg"]
+    assert row["target_reached_lcea_deg"] == pytest.approx(30, abs=batch.TARGET_TOL_DEG)
+
+
+def test_rom_is_a_batch_option_and_part_of_the_key():
+    ns = batch.subparser("batch").parse_args(["m.csv", "--out", "o", "--rom"])
+    assert ns.rom is True
+    hips = [{"id": "a", "modes": "1=1"}]
+    without = batch.make_tasks(hips, {})[0]
+    with_rom = batch.make_tasks(hips, {}, rom=True)[0]
+    assert with_rom.key != without.key and with_rom.rom and not without.rom
+    sim = batch.parse_simulate("--pao lateral=10")
+    assert batch.make_tasks(hips, {}, simulate=sim, rom=True)[0].simulate["rom"] is True
