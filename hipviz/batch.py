@@ -107,6 +107,8 @@ TOTALSEG_CLASSES: dict[str, dict[str, int]] = {
     },
 }
 
+#: Input hash of a URL this process does not read (the worker hashes it).
+REMOTE = "remote"
 #: Seconds between rewrites of the Parquet and CSV tables while a batch runs.
 TABLE_EVERY_S = 5.0
 _UNIT_SUFFIXES = ("_pct", "_mm2", "_mm", "_deg", "_mpa", "_n", "_kg", "_s")
@@ -469,7 +471,21 @@ def _file_of(spec: str) -> Path:
 
 
 def _input_hash(spec: str) -> str:
-    """sha256 of the file a spec names, or ``missing`` when this process cannot read it."""
+    """sha256 of the file a spec names, or ``missing`` when this process cannot read it.
+
+    A URL other than ``file://`` is ``remote``: the worker that reads it
+    hashes it (:func:`_remote_hashes`).
+    """
+    from .io import _file_url_path, is_url, split_url_labels
+
+    if is_url(spec):
+        url, _ = split_url_labels(spec)
+        if not url.lower().startswith("file://"):
+            return REMOTE
+        try:
+            return _sha256(_file_url_path(url))
+        except (OSError, InputError):
+            return "missing"
     path = _file_of(spec)
     try:
         return _sha256(path)
@@ -696,11 +712,36 @@ def process_hip(task: Task) -> dict[str, Any]:
     for k, v in result.items():
         row[k if k not in row else f"result_{k}"] = v
     row.update(task.meta)
+    row.update(_remote_hashes(task, measured=not row["error"]))
     row["seconds"] = round(time.perf_counter() - t0, 3)
     row["worker"] = f"{socket.gethostname()}:{os.getpid()}"
     row["worker_rss_mb"], row["worker_peak_rss_mb"] = _memory_mb()
     row["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     return row
+
+
+def _remote_hashes(task: Task, *, measured: bool) -> dict[str, str]:
+    """sha256 of the hip's URL inputs, read here where the hip was read (a second read).
+
+    ``missing`` for a URL that cannot be read now, or whose hip failed.
+    """
+    out: dict[str, str] = {}
+    for role in ("pelvis", "femur"):
+        if task.meta.get(f"{role}_sha256") != REMOTE:
+            continue
+        out[f"{role}_sha256"] = "missing"
+        if not measured:
+            continue
+        from .cli import _limits
+        from .io import fetched, split_url_labels
+
+        url, _ = split_url_labels(task.measure[role])
+        try:
+            with fetched(url, limits=_limits(argparse.Namespace(**task.measure))) as (_, sha):
+                out[f"{role}_sha256"] = sha
+        except HipvizError:
+            pass
+    return out
 
 
 def _memory_mb() -> tuple[float | None, float | None]:

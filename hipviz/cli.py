@@ -541,8 +541,13 @@ def _batch(args: argparse.Namespace) -> int:
 
 
 def _load(path_spec: str, units: str, limits=None):
+    """The mesh a path spec names: a file (``seg.nii.gz:77``) or a URL (``file://``, ``https://``...)."""
     from . import io
 
+    if io.is_url(path_spec):  # read where this process runs, then loaded as a file
+        url, labels = io.split_url_labels(path_spec)
+        with io.fetched(url, limits=limits) as (local, _):
+            return io.load_mesh(local, units=units, labels=labels, name=path_spec, limits=limits)
     path, labels = io.parse_path_spec(path_spec)
     return io.load_mesh(path, units=units, labels=labels, name=path_spec, limits=limits)
 
