@@ -50,6 +50,7 @@ __all__ = [
     "TARGETS",
     "class_map",
     "flatten",
+    "local_client",
     "read_manifest",
     "resolve_classes",
     "run",
@@ -861,8 +862,10 @@ def search_target(
     -------
     dict
         ``target_<key>_deg`` (the target), ``target_pao_<turn>_deg`` (the turn,
-        None when unreachable), ``target_reached_<key>_deg`` and
-        ``target_note`` (why it is unreachable, or "").
+        None when unreachable), ``target_reached_<key>_deg``,
+        ``target_note`` (why it is unreachable, or "") and, when reached,
+        ``target_after_<measure>``: every measure after that turn (as the
+        ``after_`` columns of ``--simulate``).
 
     ``inputs`` and ``analysis`` are the hip already read and analysed with
     the task's options (``hipviz.cli._inputs``, ``hipviz.cli.analyze_inputs``);
@@ -908,9 +911,11 @@ def search_target(
     sim.cut("pao")
     fixed = {f"{k}_deg" if k != "medial" else "medial_mm": v for k, v in pao.items()}
 
+    def after(x: float) -> dict[str, Any]:
+        return sim.move(ost.AcetabularMove(**{**fixed, f"{turn}_deg": float(x)})).after
+
     def reached(x: float) -> float:
-        move = ost.AcetabularMove(**{**fixed, f"{turn}_deg": float(x)})
-        value = sim.move(move).after.get(measure_key)
+        value = after(x).get(measure_key)
         return math.nan if value is None else float(value)
 
     lim = TARGET_RANGE_DEG
@@ -927,8 +932,12 @@ def search_target(
             )
             return out
         best = brentq(lambda x: reached(x) - goal, -lim, lim, xtol=0.01)
+    from .hip import _jsonable
+
+    final = _jsonable(after(best))
     out[f"target_pao_{turn}_deg"] = round(float(best), 3)
-    out[f"target_reached_{key}_deg"] = reached(best)
+    out[f"target_reached_{key}_deg"] = final.get(measure_key)
+    out.update(flatten(final, "target_after_"))
     return out
 
 
@@ -1203,6 +1212,23 @@ def _connect(workers: int | None, scheduler: str | None):  # type: ignore[no-unt
         if main:
             signal.signal(signal.SIGINT, before)
     return Client(cluster), cluster
+
+
+@contextmanager
+def local_client(workers: int | None = None) -> Iterator[Any]:
+    """A Dask client on a LocalCluster set up as ``hipviz batch`` sets up its own.
+
+    For several :func:`run` calls on one cluster (``run(..., client=c)``), e.g.
+    in a notebook: ``workers`` one-thread processes (default
+    :func:`default_workers`) on 127.0.0.1, no dashboard; closed when the
+    block ends.
+    """
+    client, cluster = _connect(workers, None)
+    try:
+        client.run(_warm)
+        yield client
+    finally:
+        _close(client, cluster)
 
 
 def _local_cluster(local_cluster: Any, n: int, log_level: int) -> Any:

@@ -302,6 +302,9 @@ def test_target_search_and_simulate_on_one_hip():
     assert row["after_lcea_deg"] == pytest.approx(row["lcea_deg"] + 10, abs=0.01)
     assert row["target_reached_lcea_deg"] == pytest.approx(30, abs=batch.TARGET_TOL_DEG)
     assert row["target_pao_lateral_deg"] == pytest.approx(30 - row["lcea_deg"], abs=0.1)
+    # every measure after the turn found: the target's own, and the others it moves
+    assert row["target_after_lcea_deg"] == row["target_reached_lcea_deg"]
+    assert row["target_after_tonnis_deg"] < row["tonnis_deg"]  # a lateral turn levels the roof
     (far,) = batch.make_tasks(hips, {"subdivisions": SUB}, target=("lcea", 100.0))
     row = batch.process_hip(far)
     assert row["error"] == "" and row["target_pao_lateral_deg"] is None
@@ -603,7 +606,12 @@ def test_hips_read_from_urls_measure_as_from_files(cohort, http_folder):
     for hip in ("http", "file", "memory"):
         row = rows[hip]
         assert row["error"] == "", row["error"]
-        for key in ("lcea_deg", "coverage_upper_hemisphere_pct", "head_radius_mm", "neck_shaft_deg"):
+        for key in (
+            "lcea_deg",
+            "coverage_upper_hemisphere_pct",
+            "head_radius_mm",
+            "neck_shaft_deg",
+        ):
             assert row[key] == rows["path"][key], (hip, key)
         assert row["femur_sha256"] == sha, hip
     assert rows["http"]["sources_femur"] == f"{http_folder}/femur_left.stl"
