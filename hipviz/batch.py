@@ -716,6 +716,8 @@ def process_hip(task: Task) -> dict[str, Any]:
     row.update(_remote_hashes(task, measured=not row["error"]))
     row["seconds"] = round(time.perf_counter() - t0, 3)
     row["worker"] = f"{socket.gethostname()}:{os.getpid()}"
+    del result
+    _release_memory()
     row["worker_rss_mb"], row["worker_peak_rss_mb"] = _memory_mb()
     row["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     return row
@@ -743,6 +745,28 @@ def _remote_hashes(task: Task, *, measured: bool) -> dict[str, str]:
         except HipvizError:
             pass
     return out
+
+
+def _release_memory() -> None:
+    """Hand the memory a finished hip freed back to the system.
+
+    A hip allocates and frees hundreds of MB of arrays. In a Dask worker the
+    hip runs in a task thread with its own glibc arena, and glibc kept what
+    was freed there: a worker grew by about 10 MB a hip (1.1 GB after 80
+    virtual hips), where the same hips in a plain loop stayed flat. One
+    ``malloc_trim`` per hip (a few ms) returns it, without the per-free cost of
+    a low ``MALLOC_TRIM_THRESHOLD_`` (:func:`_worker_environ`).
+    """
+    import gc
+
+    gc.collect()  # meshes and their caches hold reference cycles
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):  # not glibc (e.g. musl): nothing to trim
+            pass
 
 
 def _memory_mb() -> tuple[float | None, float | None]:
@@ -1447,7 +1471,7 @@ def _submit_all(client, todo: Sequence[Task], store: ResultStore, bar: Progress,
     last = time.perf_counter()
     try:
         for fut in as_completed(futures):
-            task = futures[fut]
+            task = futures.pop(fut)  # let the worker forget the row once we have it
             try:
                 row = fut.result()
             except Exception as exc:  # noqa: BLE001 - the worker died (memory, a crash)
