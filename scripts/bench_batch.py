@@ -133,6 +133,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="seed of the virtual cohort (default 0)")
     p.add_argument("--files", nargs=2, metavar=("PELVIS", "FEMUR"), help="one pair, N times")
     p.add_argument("--commands", action="store_true", help="also time whole commands")
+    p.add_argument(
+        "--order",
+        default="loop,dask-1,dask-2",
+        help="order of the runs (default loop,dask-1,dask-2)",
+    )
     p.add_argument("--memory", metavar="DIR", help="only: memory per worker of a finished batch")
     args = p.parse_args(argv)
     if args.memory:
@@ -142,15 +147,18 @@ def main(argv: list[str] | None = None) -> int:
     what = f"the pair {args.files[0]}" if args.files else f"virtual hips, seed {args.seed}"
     print(f"{args.n} hips ({what}); load average before: {_load()}")
     results: dict[str, tuple[float, list[float]]] = {}
-    wall, per = time_loop(rows)
-    results["loop (one process, no Dask)"] = (wall, per)
-    print(f"  loop done, load {_load()}")
-    for workers in (1, 2):
-        wall, per, start = time_dask(rows, workers)
-        results[f"dask, {workers} worker(s)"] = (wall, per)
-        print(f"  dask {workers} done (cluster start {start:.1f} s), load {_load()}")
+    for step in args.order.split(","):  # on a shared machine the load drifts: vary the order
+        if step == "loop":
+            wall, per = time_loop(rows)
+            results["loop (one process, no Dask)"] = (wall, per)
+            print(f"  loop done, load {_load()}")
+        else:
+            workers = int(step.removeprefix("dask-"))
+            wall, per, start = time_dask(rows, workers)
+            results[f"dask, {workers} worker(s)"] = (wall, per)
+            print(f"  dask {workers} done (cluster start {start:.1f} s), load {_load()}")
     print(f"\n{'':30s} {'wall s':>7s} {'hips/s':>7s} {'median s/hip':>13s}")
-    for name, (wall, per) in results.items():
+    for name, (wall, per) in sorted(results.items()):
         print(f"{name:30s} {wall:7.1f} {args.n / wall:7.3f} {statistics.median(per):13.2f}")
     loop = results["loop (one process, no Dask)"][0]
     one = results["dask, 1 worker(s)"][0]
