@@ -50,6 +50,7 @@ __all__ = [
     "TARGETS",
     "class_map",
     "flatten",
+    "local_client",
     "read_manifest",
     "resolve_classes",
     "run",
@@ -107,6 +108,8 @@ TOTALSEG_CLASSES: dict[str, dict[str, int]] = {
     },
 }
 
+#: Input hash of a URL this process does not read (the worker hashes it).
+REMOTE = "remote"
 #: Seconds between rewrites of the Parquet and CSV tables while a batch runs.
 TABLE_EVERY_S = 5.0
 _UNIT_SUFFIXES = ("_pct", "_mm2", "_mm", "_deg", "_mpa", "_n", "_kg", "_s")
@@ -450,6 +453,7 @@ class Task:
     meta: dict[str, Any]
     key: str
     error: str = ""
+    rom: bool = False
 
 
 def _sha256(path: Path) -> str:
@@ -468,7 +472,21 @@ def _file_of(spec: str) -> Path:
 
 
 def _input_hash(spec: str) -> str:
-    """sha256 of the file a spec names, or ``missing`` when this process cannot read it."""
+    """sha256 of the file a spec names, or ``missing`` when this process cannot read it.
+
+    A URL other than ``file://`` is ``remote``: the worker that reads it
+    hashes it (:func:`_remote_hashes`).
+    """
+    from .io import _file_url_path, is_url, split_url_labels
+
+    if is_url(spec):
+        url, _ = split_url_labels(spec)
+        if not url.lower().startswith("file://"):
+            return REMOTE
+        try:
+            return _sha256(_file_url_path(url))
+        except (OSError, InputError):
+            return "missing"
     path = _file_of(spec)
     try:
         return _sha256(path)
@@ -549,12 +567,14 @@ def make_tasks(
     simulate: Mapping[str, Any] | None = None,
     target: tuple[str, float] | None = None,
     classes: str = "total",
+    rom: bool = False,
 ) -> list[Task]:
     """One :class:`Task` per hip, its key a hash of its input files and every option.
 
     ``options`` are the batch-wide values of ``hipviz measure``'s options
     (dest -> value); a hip's own ``side``, ``frame``, ``units`` and
-    ``body_weight_kg`` columns win where not empty.
+    ``body_weight_kg`` columns win where not empty. ``rom`` adds the range
+    of motion (with ``simulate``, before and after the move).
     """
     from . import __version__
 
@@ -610,19 +630,27 @@ def make_tasks(
         if simulate is not None:
             sim = dict(simulate)
             sim.update({k: v for k, v in ns.items() if k in sim})
+            sim["rom"] = bool(sim.get("rom") or rom)
         everything = {
             "inputs": inputs,
             "options": batch_opts,
             "simulate": _opts_of(simulate),
             "target": target,
         }
+        if rom:  # only when asked: the keys of the runs before --rom existed stay valid
+            everything["rom"] = True
         key = hashlib.sha256(
             json.dumps(everything, sort_keys=True, default=str).encode()
         ).hexdigest()[:32]
         meta = {
             "hipviz_version": __version__,
             "options": json.dumps(
-                {"measure": batch_opts, "simulate": _opts_of(simulate), "target": target},
+                {
+                    "measure": batch_opts,
+                    "simulate": _opts_of(simulate),
+                    "target": target,
+                    "rom": rom,
+                },
                 sort_keys=True,
                 default=str,
             ),
@@ -643,6 +671,7 @@ def make_tasks(
                 meta=meta,
                 key=key,
                 error=error,
+                rom=rom,
             )
         )
     return tasks
@@ -684,25 +713,114 @@ def process_hip(task: Task) -> dict[str, Any]:
     for k, v in result.items():
         row[k if k not in row else f"result_{k}"] = v
     row.update(task.meta)
+    row.update(_remote_hashes(task, measured=not row["error"]))
     row["seconds"] = round(time.perf_counter() - t0, 3)
     row["worker"] = f"{socket.gethostname()}:{os.getpid()}"
+    del result
+    _release_memory()
+    row["worker_rss_mb"], row["worker_peak_rss_mb"] = _memory_mb()
     row["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     return row
 
 
-def _results(task: Task) -> dict[str, Any]:
-    from .cli import measure_json, simulate_json
+def _remote_hashes(task: Task, *, measured: bool) -> dict[str, str]:
+    """sha256 of the hip's URL inputs, read here where the hip was read (a second read).
 
-    out = measure_json(argparse.Namespace(**task.measure))
+    ``missing`` for a URL that cannot be read now, or whose hip failed.
+    """
+    out: dict[str, str] = {}
+    for role in ("pelvis", "femur"):
+        if task.meta.get(f"{role}_sha256") != REMOTE:
+            continue
+        out[f"{role}_sha256"] = "missing"
+        if not measured:
+            continue
+        from .cli import _limits
+        from .io import fetched, split_url_labels
+
+        url, _ = split_url_labels(task.measure[role])
+        try:
+            with fetched(url, limits=_limits(argparse.Namespace(**task.measure))) as (_, sha):
+                out[f"{role}_sha256"] = sha
+        except HipvizError:
+            pass
+    return out
+
+
+def _release_memory() -> None:
+    """Hand the memory a finished hip freed back to the system.
+
+    A hip allocates and frees hundreds of MB of arrays. In a Dask worker the
+    hip runs in a task thread with its own glibc arena, and glibc kept what
+    was freed there: a worker grew by about 10 MB a hip (1.1 GB after 80
+    virtual hips), where the same hips in a plain loop stayed flat. One
+    ``malloc_trim`` per hip (a few ms) returns it, without the per-free cost of
+    a low ``MALLOC_TRIM_THRESHOLD_`` (:func:`_worker_environ`).
+    """
+    import gc
+
+    gc.collect()  # meshes and their caches hold reference cycles
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):  # not glibc (e.g. musl): nothing to trim
+            pass
+
+
+def _memory_mb() -> tuple[float | None, float | None]:
+    """(resident, peak resident) memory of this process in MB, after a hip; None where unknown.
+
+    A worker's peak over the rows of a long batch shows whether its memory
+    stays flat (it should: a hip keeps nothing once its row is made).
+    """
+    try:
+        import psutil
+
+        rss = psutil.Process().memory_info().rss / 2**20
+    except Exception:  # noqa: BLE001 - psutil comes with distributed; absent: no number
+        rss = None
+    try:
+        import resource
+
+        # ru_maxrss is in KiB on Linux (bytes on macOS)
+        scale = 2**20 if sys.platform == "darwin" else 2**10
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
+    except (ImportError, OSError):  # pragma: no cover - not POSIX
+        peak = None
+    return (
+        None if rss is None else round(rss, 1),
+        None if peak is None else round(peak, 1),
+    )
+
+
+def _results(task: Task) -> dict[str, Any]:
+    """A hip's columns: its measures, then its simulation, range of motion and target.
+
+    The hip is read and analysed once; the simulation, the range of motion
+    and the target search start from that analysis (``hipviz measure`` and
+    ``hipviz simulate`` in a row would each read and analyse it again).
+    """
+    from .cli import _inputs, _load_options, analyze_inputs, measure_json, simulate_json
+
+    ns = argparse.Namespace(**task.measure)
+    _load_options(ns)  # a bad option fails the row before the hip is read
+    inp = _inputs(ns)
+    analysis = analyze_inputs(ns, inp)
+    out = measure_json(ns, inputs=inp, analysis=analysis)
     row = flatten(out)
     # A hip measured is kept when its simulation fails (e.g. no pelvis): the reason has a column.
     if task.simulate is not None:
         row["sim_error"] = ""
         try:
-            sim = simulate_json(argparse.Namespace(**task.simulate))
+            sim = simulate_json(argparse.Namespace(**task.simulate), inputs=inp, analysis=analysis)
         except HipvizError as exc:
             row["sim_error"] = str(exc)
         else:
+            if task.simulate.get("rom"):  # the range of motion before the move, as measured
+                row["rom_error"] = ""
+                row.update(flatten(_rom_keys(sim["before"])))
             row.update(flatten(sim["after"], "after_"))
             rest = {
                 k: v
@@ -710,16 +828,52 @@ def _results(task: Task) -> dict[str, Any]:
                 if k not in ("before", "after", "units", "sources", "seconds")
             }
             row.update(flatten(rest, "sim_"))
+    if task.rom and (task.simulate is None or row.get("sim_error")):
+        row.update(_rom_columns(inp, analysis))
     if task.target is not None:
         try:
-            row.update(search_target(task, out))
+            row.update(search_target(task, out, inputs=inp, analysis=analysis))
         except HipvizError as exc:
             key = task.target[0]
             row.update({f"target_{key}_deg": task.target[1], "target_note": str(exc)})
     return row
 
 
-def search_target(task: Task, before: Mapping[str, Any]) -> dict[str, Any]:
+#: Keys of ``hipviz rom --json`` that a batch row takes (flattened): the range and its notes.
+ROM_KEYS = (
+    "rom_deg",
+    "impingement",
+    "rom_notes",
+    "rom_method",
+    "rom_bone_only",
+    "rom_head_tolerance_mm",
+    "rom_tolerance_deg",
+)
+
+
+def _rom_keys(obj: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: obj[k] for k in ROM_KEYS if k in obj}
+
+
+def _rom_columns(inp: Any, analysis: Any) -> dict[str, Any]:
+    """The range-of-motion columns of a measured hip (``hipviz rom --json``, flattened).
+
+    A hip without a pelvis has none: ``rom_error`` says so, the measures stay.
+    """
+    from . import motion
+    from .geometry import invert
+    from .hip import _jsonable
+
+    if inp.pelvis is None:
+        return {"rom_error": "the range of motion needs the pelvis as well as the femur"}
+    model = motion.MotionModel.from_analysis(inp.pelvis, inp.femur, analysis)
+    keys = motion.rom_dict(model.limits(), model.landmarks, invert(analysis.tf_ras_input))
+    return {"rom_error": "", **flatten(_jsonable(keys))}
+
+
+def search_target(
+    task: Task, before: Mapping[str, Any], *, inputs: Any = None, analysis: Any = None
+) -> dict[str, Any]:
     """The PAO turn that brings a measure to a target: a 1-D root search on a Simulation.
 
     The turn named by :data:`TARGETS` (``lcea``: lateral) varies within
@@ -732,8 +886,14 @@ def search_target(task: Task, before: Mapping[str, Any]) -> dict[str, Any]:
     -------
     dict
         ``target_<key>_deg`` (the target), ``target_pao_<turn>_deg`` (the turn,
-        None when unreachable), ``target_reached_<key>_deg`` and
-        ``target_note`` (why it is unreachable, or "").
+        None when unreachable), ``target_reached_<key>_deg``,
+        ``target_note`` (why it is unreachable, or "") and, when reached,
+        ``target_after_<measure>``: every measure after that turn (as the
+        ``after_`` columns of ``--simulate``).
+
+    ``inputs`` and ``analysis`` are the hip already read and analysed with
+    the task's options (``hipviz.cli._inputs``, ``hipviz.cli.analyze_inputs``);
+    without them the hip is read and analysed here.
     """
     from scipy.optimize import brentq
 
@@ -759,7 +919,7 @@ def search_target(task: Task, before: Mapping[str, Any]) -> dict[str, Any]:
         "--pao",
         {"lateral": "DEG", "anterior": "DEG", "version": "DEG", "medial": "MM"},
     )
-    inp = _inputs(ns)
+    inp = inputs if inputs is not None else _inputs(ns)
     if inp.pelvis is None:
         out["target_note"] = "a target needs the pelvis"
         return out
@@ -770,13 +930,16 @@ def search_target(task: Task, before: Mapping[str, Any]) -> dict[str, Any]:
         frame=ns.frame,
         coverage_margin_mm=ns.margin,
         tilt_deg=ns.tilt,
+        analysis=analysis,
     )
     sim.cut("pao")
     fixed = {f"{k}_deg" if k != "medial" else "medial_mm": v for k, v in pao.items()}
 
+    def after(x: float) -> dict[str, Any]:
+        return sim.move(ost.AcetabularMove(**{**fixed, f"{turn}_deg": float(x)})).after
+
     def reached(x: float) -> float:
-        move = ost.AcetabularMove(**{**fixed, f"{turn}_deg": float(x)})
-        value = sim.move(move).after.get(measure_key)
+        value = after(x).get(measure_key)
         return math.nan if value is None else float(value)
 
     lim = TARGET_RANGE_DEG
@@ -793,8 +956,12 @@ def search_target(task: Task, before: Mapping[str, Any]) -> dict[str, Any]:
             )
             return out
         best = brentq(lambda x: reached(x) - goal, -lim, lim, xtol=0.01)
+    from .hip import _jsonable
+
+    final = _jsonable(after(best))
     out[f"target_pao_{turn}_deg"] = round(float(best), 3)
-    out[f"target_reached_{key}_deg"] = reached(best)
+    out[f"target_reached_{key}_deg"] = final.get(measure_key)
+    out.update(flatten(final, "target_after_"))
     return out
 
 
@@ -868,6 +1035,8 @@ class ResultStore:
             "task_key",
             "seconds",
             "worker",
+            "worker_rss_mb",
+            "worker_peak_rss_mb",
             "finished_at",
         ]
         middle = [c for c in df.columns if c not in first + last]
@@ -1069,6 +1238,23 @@ def _connect(workers: int | None, scheduler: str | None):  # type: ignore[no-unt
     return Client(cluster), cluster
 
 
+@contextmanager
+def local_client(workers: int | None = None) -> Iterator[Any]:
+    """A Dask client on a LocalCluster set up as ``hipviz batch`` sets up its own.
+
+    For several :func:`run` calls on one cluster (``run(..., client=c)``), e.g.
+    in a notebook: ``workers`` one-thread processes (default
+    :func:`default_workers`) on 127.0.0.1, no dashboard; closed when the
+    block ends.
+    """
+    client, cluster = _connect(workers, None)
+    try:
+        client.run(_warm)
+        yield client
+    finally:
+        _close(client, cluster)
+
+
 def _local_cluster(local_cluster: Any, n: int, log_level: int) -> Any:
     """A LocalCluster of ``n`` one-thread worker processes on 127.0.0.1 without dashboards."""
     return local_cluster(
@@ -1130,6 +1316,7 @@ def run(
     options: Mapping[str, Any] | None = None,
     simulate: str | None = None,
     target: str | None = None,
+    rom: bool = False,
     sample: int | None = None,
     seed: int = 0,
     clip: float = 2.5,
@@ -1159,6 +1346,9 @@ def run(
         ``hipviz simulate`` options for every hip, e.g. ``"--pao lateral=20"``.
     target : str, optional
         ``"lcea=30"``: search the PAO turn reaching it (:func:`search_target`).
+    rom : bool
+        Add the range of motion (``hipviz rom``; with ``simulate``, before and
+        after the move, as ``hipviz simulate --rom``).
     sample, seed, clip : int, int, float
         A virtual cohort of ``sample`` built-in hips (:func:`sample_manifest`).
     workers : int, optional
@@ -1210,7 +1400,7 @@ def run(
                                   femur_labels=femur_labels))  # fmt: skip
     else:
         hips = [dict(h) for h in manifest]
-    tasks = make_tasks(hips, options, simulate=sim, target=goal, classes=classes)
+    tasks = make_tasks(hips, options, simulate=sim, target=goal, classes=classes, rom=rom)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -1281,7 +1471,7 @@ def _submit_all(client, todo: Sequence[Task], store: ResultStore, bar: Progress,
     last = time.perf_counter()
     try:
         for fut in as_completed(futures):
-            task = futures[fut]
+            task = futures.pop(fut)  # let the worker forget the row once we have it
             try:
                 row = fut.result()
             except Exception as exc:  # noqa: BLE001 - the worker died (memory, a crash)

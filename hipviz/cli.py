@@ -464,6 +464,12 @@ def _add_batch_options(b: argparse.ArgumentParser, measure: argparse.ArgumentPar
         help="search the PAO turn that brings lcea (lateral turn) or acea (anterior) to DEG",
     )
     b.add_argument(
+        "--rom",
+        action="store_true",
+        help="add the range of motion and impingement (as hipviz rom); with --simulate, "
+        "before and after",
+    )
+    b.add_argument(
         "--sample", type=_positive_count, metavar="N", help="a virtual cohort of N built-in hips"
     )
     b.add_argument("--seed", type=int, default=0, help="seed of --sample (default 0)")
@@ -510,6 +516,7 @@ def _batch(args: argparse.Namespace) -> int:
         options=options,
         simulate=args.simulate,
         target=args.target,
+        rom=args.rom,
         sample=args.sample,
         seed=args.seed,
         clip=args.clip,
@@ -534,8 +541,13 @@ def _batch(args: argparse.Namespace) -> int:
 
 
 def _load(path_spec: str, units: str, limits=None):
+    """The mesh a path spec names: a file (``seg.nii.gz:77``) or a URL (``file://``, ``https://``...)."""
     from . import io
 
+    if io.is_url(path_spec):  # read where this process runs, then loaded as a file
+        url, labels = io.split_url_labels(path_spec)
+        with io.fetched(url, limits=limits) as (local, _):
+            return io.load_mesh(local, units=units, labels=labels, name=path_spec, limits=limits)
     path, labels = io.parse_path_spec(path_spec)
     return io.load_mesh(path, units=units, labels=labels, name=path_spec, limits=limits)
 
@@ -676,23 +688,12 @@ def _load_keys(values: dict, geometry, options, pelvis, socket, head, axes, tf_r
         values.setdefault("notes", {})["contact_pressure"] = note
 
 
-def measure_json(args: argparse.Namespace) -> dict:
-    """The ``hipviz measure --json`` object for parsed ``measure`` options.
-
-    The one place that turns the options into the result, used by
-    ``hipviz measure`` and, per hip, by ``hipviz batch``.
-
-    Raises
-    ------
-    HipvizError
-        For inputs or options that cannot be used (one line, naming the file).
-    """
+def analyze_inputs(args: argparse.Namespace, inp: _Inputs):
+    """The :class:`hipviz.hip.HipAnalysis` of the hip ``inp`` holds, with the measure options."""
     from . import hip
 
-    options = _load_options(args)
-    inp = _inputs(args)
     try:
-        result = hip.analyze(
+        return hip.analyze(
             inp.pelvis,
             inp.femur,
             side=inp.side,
@@ -702,6 +703,34 @@ def measure_json(args: argparse.Namespace) -> dict:
         )
     except LandmarkError as exc:
         raise _located(exc, inp.sources) from None
+
+
+def measure_json(args: argparse.Namespace, *, inputs: _Inputs | None = None, analysis=None) -> dict:
+    """The ``hipviz measure --json`` object for parsed ``measure`` options.
+
+    The one place that turns the options into the result, used by
+    ``hipviz measure`` and, per hip, by ``hipviz batch``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The options ``hipviz measure`` parses.
+    inputs : _Inputs, optional
+        The hip's meshes, already read (:func:`_inputs` of ``args``).
+    analysis : HipAnalysis, optional
+        Their analysis with these options (:func:`analyze_inputs`), so that a
+        batch measuring and simulating one hip analyses it once.
+
+    Raises
+    ------
+    HipvizError
+        For inputs or options that cannot be used (one line, naming the file).
+    """
+    from . import hip
+
+    options = _load_options(args)
+    inp = inputs or _inputs(args)
+    result = analysis if analysis is not None else analyze_inputs(args, inp)
     out = result.as_dict()
     if options.load is not None:
         from .loads import hip_load_geometry
@@ -816,8 +845,12 @@ def _plan(args: argparse.Namespace) -> _Plan:
     return _Plan(procedure, adjust, move, fmove, fem.get("level"), bool(fem))
 
 
-def _run_plan(args: argparse.Namespace, inp: _Inputs, plan: _Plan, command: str):
-    """``(simulation, outcome)``: the hip of ``inp`` cut and moved as ``plan`` says."""
+def _run_plan(args: argparse.Namespace, inp: _Inputs, plan: _Plan, command: str, analysis=None):
+    """``(simulation, outcome)``: the hip of ``inp`` cut and moved as ``plan`` says.
+
+    ``analysis``, where given, is the hip's analysis with the same options
+    (it is not measured again).
+    """
     from .simulate import Simulation
 
     if inp.pelvis is None:
@@ -830,6 +863,7 @@ def _run_plan(args: argparse.Namespace, inp: _Inputs, plan: _Plan, command: str)
             frame=args.frame,
             coverage_margin_mm=getattr(args, "margin", 5.0),
             tilt_deg=getattr(args, "tilt", 0.0),
+            analysis=analysis,
         )
     except LandmarkError as exc:
         raise _located(exc, inp.sources) from None
@@ -840,10 +874,14 @@ def _run_plan(args: argparse.Namespace, inp: _Inputs, plan: _Plan, command: str)
     return sim, sim.move(plan.move, plan.femoral)
 
 
-def simulate_json(args: argparse.Namespace) -> dict:
+def simulate_json(
+    args: argparse.Namespace, *, inputs: _Inputs | None = None, analysis=None
+) -> dict:
     """The ``hipviz simulate --json`` object for parsed ``simulate`` options.
 
     Used by ``hipviz simulate`` and, per hip, by ``hipviz batch --simulate``.
+    ``inputs`` and ``analysis`` are as for :func:`measure_json`: the hip
+    already read and measured with the same options.
 
     Raises
     ------
@@ -860,9 +898,9 @@ def simulate_json(args: argparse.Namespace) -> dict:
         _check_output_dir(args.export_dir, "--export-dir")
 
     options = _load_options(args)
-    inp = _inputs(args)
+    inp = inputs or _inputs(args)
     t0 = time.perf_counter()
-    sim, outcome = _run_plan(args, inp, plan, "simulate")
+    sim, outcome = _run_plan(args, inp, plan, "simulate", analysis)
 
     extra = {} if args.no_fixation else sim.fixation(outcome)
     out = outcome.as_dict()

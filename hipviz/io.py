@@ -29,7 +29,8 @@ import os
 import re
 import warnings
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
@@ -482,6 +483,176 @@ def load_label_map(
 # --------------------------------------------------------------------------
 # checks on the file and arguments
 # --------------------------------------------------------------------------
+
+
+#: A URL: ``scheme://...`` (``file://``, ``http://``, ``https://``, ``s3://``, ``memory://``...).
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+#: Seconds an ``http(s)://`` read may wait for the server before it fails.
+URL_TIMEOUT_S = 30.0
+
+
+def is_url(spec: str | os.PathLike[str]) -> bool:
+    """True for a ``scheme://...`` string (a URL), False for a path.
+
+    Examples
+    --------
+    >>> is_url("https://example.org/femur.stl"), is_url("scans/femur.stl")
+    (True, False)
+    """
+    return isinstance(spec, str) and bool(_URL.match(spec))
+
+
+def split_url_labels(spec: str) -> tuple[str, tuple[int, ...] | None]:
+    """``"https://h/seg.nii.gz:77"`` -> (``"https://h/seg.nii.gz"``, (77,)); labels as
+    :func:`parse_path_spec` reads them (a ``host:port`` is not a label list).
+
+    Examples
+    --------
+    >>> split_url_labels("http://127.0.0.1:8000/seg.nii.gz:77,25")
+    ('http://127.0.0.1:8000/seg.nii.gz', (77, 25))
+    >>> split_url_labels("http://127.0.0.1:8000/femur.stl")
+    ('http://127.0.0.1:8000/femur.stl', None)
+    """
+    head, sep, tail = spec.rpartition(":")
+    if not sep or not _LABEL_SPEC.match(tail) or not is_url(head):
+        return spec, None
+    return head, tuple(dict.fromkeys(int(part) for part in tail.split(",")))
+
+
+def _url_name(url: str) -> str:
+    """The file name at the end of a URL's path (for its format suffix)."""
+    from urllib.parse import unquote, urlsplit
+
+    return unquote(urlsplit(url).path.rstrip("/").rpartition("/")[2])
+
+
+def _file_url_path(url: str) -> Path:
+    from urllib.parse import urlsplit
+    from urllib.request import url2pathname
+
+    parts = urlsplit(url)
+    if parts.netloc not in ("", "localhost"):
+        raise InputError(f"{url}: a file:// URL must name a file on this computer")
+    return Path(url2pathname(parts.path))
+
+
+@contextmanager
+def _url_stream(url: str, timeout_s: float) -> Iterator[BinaryIO]:
+    """A binary stream of the URL's bytes: urllib for http(s), fsspec for other schemes.
+
+    Every failure is an :class:`InputError` of one line naming the URL.
+    """
+    scheme = url.split("://", 1)[0].lower()
+    if scheme in ("http", "https"):
+        import urllib.error
+        import urllib.request
+
+        try:
+            handle = urllib.request.urlopen(url, timeout=timeout_s)  # noqa: S310 - scheme checked
+        except urllib.error.HTTPError as exc:
+            raise InputError(f"{url}: cannot read (HTTP {exc.code} {exc.reason})") from None
+        except urllib.error.URLError as exc:
+            raise InputError(f"{url}: cannot read ({exc.reason})") from None
+        except TimeoutError:
+            raise InputError(f"{url}: cannot read (no answer in {timeout_s:g} s)") from None
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{url}: cannot read ({exc})") from None
+        with handle:
+            yield handle
+        return
+    try:
+        import fsspec
+    except ImportError:
+        raise InputError(
+            f"{url}: reading {scheme}:// URLs needs fsspec (pip install fsspec)"
+        ) from None
+    try:
+        opened = fsspec.open(url, "rb").open()
+    except FileNotFoundError:
+        raise InputError(f"{url}: no such file") from None
+    except (ImportError, ValueError, OSError) as exc:  # unknown scheme, backend missing, I/O
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"{url}: cannot read ({reason})") from None
+    with opened:
+        yield opened
+
+
+def _copy_capped(src: BinaryIO, dst: BinaryIO, url: str, limits: Limits) -> str:
+    """Copy ``src`` to ``dst`` up to ``limits.max_file_mb``; the sha256 of the bytes copied."""
+    import hashlib
+
+    cap = int(limits.max_file_mb * 1e6)
+    digest = hashlib.sha256()
+    total = 0
+    while True:
+        try:
+            block = src.read(1 << 20)
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{url}: reading stopped ({exc})") from None
+        if not block:
+            return digest.hexdigest()
+        total += len(block)
+        if total > cap:
+            raise _over_limit(url, f"more than {_mb(cap)} to read", _mb(cap), "max_file_mb")
+        digest.update(block)
+        dst.write(block)
+
+
+@contextmanager
+def fetched(
+    url: str, *, limits: Limits | None = None, timeout_s: float = URL_TIMEOUT_S
+) -> Iterator[tuple[Path, str]]:
+    """The file a URL names, as a local path, for as long as the ``with`` block lasts.
+
+    A ``file://`` URL is the file itself; any other is copied into a
+    temporary file with the same name (so its format suffix counts), removed
+    when the block ends. ``http(s)://`` is read with the standard library
+    (``timeout_s`` seconds for the server to answer); other schemes
+    (``memory://``, ``s3://``, ...) through fsspec, with the backend fsspec
+    needs for them. The copy stops at ``limits.max_file_mb``.
+
+    Parameters
+    ----------
+    url : str
+        ``scheme://...`` naming one file (no label list: see
+        :func:`split_url_labels`).
+    limits : Limits, optional
+        The size ceiling (``max_file_mb``); :class:`Limits` defaults when None.
+    timeout_s : float
+        Seconds an http(s) server may take to answer.
+
+    Yields
+    ------
+    path : pathlib.Path
+        The local file.
+    sha256 : str
+        Hex sha256 of its bytes.
+
+    Raises
+    ------
+    InputError
+        One line naming the URL: unreachable, refused, missing, over the
+        size limit, or a scheme no installed package reads.
+    """
+    import hashlib
+    import tempfile
+
+    limits = _check_limits(limits)
+    if url.split("://", 1)[0].lower() == "file":
+        path = _file_url_path(url)
+        try:
+            with open(path, "rb") as fh:
+                digest = hashlib.file_digest(fh, "sha256").hexdigest()
+        except OSError as exc:
+            raise InputError(f"{url}: cannot read ({exc.strerror or exc})") from None
+        yield path, digest
+        return
+    name = _url_name(url) or "download"
+    with tempfile.TemporaryDirectory(prefix="hipviz-url-") as tmp:
+        local = Path(tmp) / name
+        with _url_stream(url, timeout_s) as src, open(local, "wb") as dst:
+            digest = _copy_capped(src, dst, url, limits)
+        yield local, digest
 
 
 def _resolve_spec(

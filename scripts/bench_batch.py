@@ -1,21 +1,35 @@
 #!/usr/bin/env python
-"""Hips per minute: ``hipviz batch`` at 1 and 2 Dask workers vs a shell loop of ``hipviz measure``.
+"""Hips per second: a plain loop in one process, and ``hipviz batch`` on 1 and 2 Dask workers.
 
-The hips are a virtual cohort (``--sample N --seed S``: built-in hips with
-random shape modes, the draws of ``scripts/sweep_shapes.py``). Every run is
-a fresh command, timed on the wall clock from start to exit, so each one
-pays its own start-up: interpreter and imports for every ``hipviz measure``
-of the loop, the cluster once for a batch. Each hip's own seconds (inside
-its worker) are read from the results too.
+Three ways to measure the same hips, each after its start-up (imports, the
+cluster) and after one warm-up hip, so that what is compared is the work per
+hip and what Dask adds to it:
+
+- ``loop``: :func:`hipviz.batch.process_hip` on each hip, one after another,
+  in this process (no Dask at all);
+- ``dask-1`` and ``dask-2``: :func:`hipviz.batch.run` on a local cluster of
+  1 or 2 workers (:func:`hipviz.batch.local_client`), into a fresh folder:
+  tasks, the results journal, the Parquet and CSV tables, no summary.
+
+Dask's overhead is ``dask-1`` against ``loop`` (the same one core at work).
+The hips are a virtual cohort (``--sample N --seed S`` of ``hipviz batch``)
+or ``--files PELVIS FEMUR``, one pair measured N times. ``--commands`` also
+times whole commands from start to exit (``hipviz batch`` and a shell loop of
+``hipviz measure``), start-up included. ``--memory DIR`` reads a finished
+batch's rows: each worker's resident memory after its 1st, 25th... hip.
 
 Usage::
 
     python scripts/bench_batch.py --n 8 --seed 0
+    python scripts/bench_batch.py --n 8 --files pelvis.ply femur.ply
+    python scripts/bench_batch.py --memory results/
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,55 +39,137 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _hipviz(*args: str) -> list[str]:
-    return [sys.executable, "-m", "hipviz.cli", *args]
+def _load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
-def time_batch(n: int, seed: int, workers: int) -> tuple[float, float]:
-    """(wall seconds, median seconds per hip inside its worker) of one batch command."""
-    import pandas as pd
-
-    with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
-        cmd = _hipviz("batch", "--sample", str(n), "--seed", str(seed), "--workers", str(workers))
-        subprocess.run([*cmd, "--out", tmp, "--no-summary"], check=True, cwd=ROOT)
-        wall = time.perf_counter() - t0
-        df = pd.read_parquet(Path(tmp) / "results.parquet")
-        assert (df["error"] == "").all(), df["error"].tolist()
-        return wall, float(df["seconds"].median())
-
-
-def time_loop(n: int, seed: int) -> float:
-    """Wall seconds of ``hipviz measure --modes ... --json`` once per hip, one after another."""
+def hips(n: int, seed: int, files: list[str] | None) -> list[dict[str, str]]:
+    """``n + 1`` hips (the first is the warm-up): virtual, or one file pair again and again."""
     from hipviz.batch import sample_manifest
 
+    if files:
+        pelvis, femur = (str(Path(f).resolve()) for f in files)
+        return [{"id": f"pair-{i}", "pelvis": pelvis, "femur": femur} for i in range(n + 1)]
+    return sample_manifest(n + 1, seed)
+
+
+def time_loop(rows: list[dict[str, str]]) -> tuple[float, list[float]]:
+    """(wall seconds, seconds per hip) of process_hip on rows[1:] in this process."""
+    from hipviz import batch
+
+    tasks = batch.make_tasks(rows, {})
+    batch.process_hip(tasks[0])  # warm-up: imports and first-call caches
+    t0 = time.perf_counter()
+    per = [batch.process_hip(t)["seconds"] for t in tasks[1:]]
+    return time.perf_counter() - t0, per
+
+
+def time_dask(rows: list[dict[str, str]], workers: int) -> tuple[float, list[float], float]:
+    """(wall seconds, seconds per hip in its worker, cluster start seconds) of batch.run."""
+    from hipviz import batch
+
+    t0 = time.perf_counter()
+    with batch.local_client(workers) as client:
+        start = time.perf_counter() - t0
+        (warm,) = batch.make_tasks(rows[:1], {})
+        client.run(batch.process_hip, warm)  # the same warm-up hip, in every worker
+        with tempfile.TemporaryDirectory() as tmp:
+            t1 = time.perf_counter()
+            res = batch.run(rows[1:], tmp, client=client, summary=False, progress=False)
+            wall = time.perf_counter() - t1
+    assert (res.table["error"] == "").all(), res.table["error"].tolist()
+    return wall, res.table["seconds"].tolist(), start
+
+
+def time_commands(n: int, seed: int) -> dict[str, float]:
+    """Wall seconds of whole commands, start-up included (virtual hips only)."""
+    from hipviz.batch import sample_manifest
+
+    def hipviz(*args: str) -> list[str]:
+        return [sys.executable, "-m", "hipviz.cli", *args]
+
+    out = {}
+    for workers in (1, 2):
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            cmd = hipviz(
+                "batch", "--sample", str(n), "--seed", str(seed), "--workers", str(workers)
+            )
+            subprocess.run([*cmd, "--out", tmp, "--no-summary"], check=True, cwd=ROOT)
+            out[f"hipviz batch --workers {workers}"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     for row in sample_manifest(n, seed):
         subprocess.run(
-            _hipviz("measure", "--modes", row["modes"], "--json"),
+            hipviz("measure", "--modes", row["modes"], "--json"),
             check=True,
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
         )
-    return time.perf_counter() - t0
+    out["shell loop of hipviz measure"] = time.perf_counter() - t0
+    return out
+
+
+def memory(folder: Path, at: tuple[int, ...] = (1, 25, 50, 100, 250)) -> None:
+    """Each worker's resident and peak memory after its hip number ``at`` (and its last)."""
+    import pandas as pd
+
+    df = pd.read_json(folder / "results.jsonl", lines=True)
+    df = df.sort_values("finished_at", kind="stable")
+    print(f"{len(df)} hips in {folder}")
+    for worker, g in df.groupby("worker", sort=False):
+        g = g.reset_index(drop=True)
+        marks = [i for i in at if i <= len(g)] + [len(g)]
+        cells = ", ".join(
+            f"#{i}: {g.loc[i - 1, 'worker_rss_mb']:.0f}"
+            f" (peak {g.loc[i - 1, 'worker_peak_rss_mb']:.0f})"
+            for i in dict.fromkeys(marks)
+        )
+        print(f"  worker {worker}: MB after hip {cells}")
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--n", type=int, default=8, help="virtual hips (default 8)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the cohort (default 0)")
+    p.add_argument("--n", type=int, default=8, help="hips timed (default 8), after one warm-up")
+    p.add_argument("--seed", type=int, default=0, help="seed of the virtual cohort (default 0)")
+    p.add_argument("--files", nargs=2, metavar=("PELVIS", "FEMUR"), help="one pair, N times")
+    p.add_argument("--commands", action="store_true", help="also time whole commands")
+    p.add_argument(
+        "--order",
+        default="loop,dask-1,dask-2",
+        help="order of the runs (default loop,dask-1,dask-2)",
+    )
+    p.add_argument("--memory", metavar="DIR", help="only: memory per worker of a finished batch")
     args = p.parse_args(argv)
-    results = {}
-    for workers in (1, 2):
-        wall, per_hip = time_batch(args.n, args.seed, workers)
-        results[f"batch, {workers} worker(s)"] = wall
-        print(
-            f"batch {workers} worker(s): {wall:.1f} s, median {per_hip:.1f} s per hip in its worker"
-        )
-    results["shell loop of hipviz measure"] = time_loop(args.n, args.seed)
-    print(f"\n{args.n} virtual hips (seed {args.seed}), wall clock per command:")
-    for name, wall in results.items():
-        print(f"  {name:32s} {wall:7.1f} s  {60 * args.n / wall:6.1f} hips/min")
+    if args.memory:
+        memory(Path(args.memory))
+        return 0
+    rows = hips(args.n, args.seed, args.files)
+    what = f"the pair {args.files[0]}" if args.files else f"virtual hips, seed {args.seed}"
+    print(f"{args.n} hips ({what}); load average before: {_load()}")
+    results: dict[str, tuple[float, list[float]]] = {}
+    for step in args.order.split(","):  # on a shared machine the load drifts: vary the order
+        if step == "loop":
+            wall, per = time_loop(rows)
+            results["loop (one process, no Dask)"] = (wall, per)
+            print(f"  loop done, load {_load()}")
+        else:
+            workers = int(step.removeprefix("dask-"))
+            wall, per, start = time_dask(rows, workers)
+            results[f"dask, {workers} worker(s)"] = (wall, per)
+            print(f"  dask {workers} done (cluster start {start:.1f} s), load {_load()}")
+    print(f"\n{'':30s} {'wall s':>7s} {'hips/s':>7s} {'median s/hip':>13s}")
+    for name, (wall, per) in sorted(results.items()):
+        print(f"{name:30s} {wall:7.1f} {args.n / wall:7.3f} {statistics.median(per):13.2f}")
+    loop = results["loop (one process, no Dask)"][0]
+    one = results["dask, 1 worker(s)"][0]
+    two = results["dask, 2 worker(s)"][0]
+    print(f"\nDask overhead, 1 worker against the loop: {100 * (one - loop) / loop:+.1f} %")
+    print(f"2 workers against 1: {one / two:.2f}x")
+    print(f"load average after: {_load()}")
+    if args.commands:
+        print("\nwhole commands, start-up included:")
+        for name, wall in time_commands(args.n, args.seed).items():
+            print(f"  {name:32s} {wall:7.1f} s  {args.n / wall:6.3f} hips/s")
     return 0
 
 

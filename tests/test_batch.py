@@ -247,7 +247,8 @@ def test_two_workers_give_the_rows_of_one(first_run, cohort, tmp_path):
     assert two.table["worker"].nunique() == 2
     one = res.table.set_index("id").loc[list(pair)]
     two_t = two.table.set_index("id")
-    numeric = [c for c in one.columns if one[c].dtype.kind == "f" and c != "seconds"]
+    bookkeeping = ("seconds", "worker_rss_mb", "worker_peak_rss_mb")  # of the run, not the hip
+    numeric = [c for c in one.columns if one[c].dtype.kind == "f" and c not in bookkeeping]
     assert "lcea_deg" in numeric
     pd.testing.assert_frame_equal(one[numeric], two_t[numeric])
 
@@ -302,6 +303,9 @@ def test_target_search_and_simulate_on_one_hip():
     assert row["after_lcea_deg"] == pytest.approx(row["lcea_deg"] + 10, abs=0.01)
     assert row["target_reached_lcea_deg"] == pytest.approx(30, abs=batch.TARGET_TOL_DEG)
     assert row["target_pao_lateral_deg"] == pytest.approx(30 - row["lcea_deg"], abs=0.1)
+    # every measure after the turn found: the target's own, and the others it moves
+    assert row["target_after_lcea_deg"] == row["target_reached_lcea_deg"]
+    assert row["target_after_tonnis_deg"] < row["tonnis_deg"]  # a lateral turn levels the roof
     (far,) = batch.make_tasks(hips, {"subdivisions": SUB}, target=("lcea", 100.0))
     row = batch.process_hip(far)
     assert row["error"] == "" and row["target_pao_lateral_deg"] is None
@@ -465,3 +469,201 @@ def test_a_ctrl_c_during_a_write_waits_for_the_write():
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(0.05)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+ROM_AFTER_PAO = ("--pao", "lateral=10")
+
+
+@pytest.mark.slow
+def test_rom_columns_equal_hipviz_rom_json_for_the_same_hip(cohort):
+    hips = [
+        {
+            "id": "files",
+            "pelvis": str(cohort / "pelvis.stl"),
+            "femur": str(cohort / "femur_left.stl"),
+        }
+    ]
+    (task,) = batch.make_tasks(hips, {}, rom=True)
+    row = batch.process_hip(task)
+    assert row["error"] == "" and row["rom_error"] == ""
+    cmd = [sys.executable, "-m", "hipviz.cli", "rom", "--json"]
+    cmd += ["--pelvis", str(cohort / "pelvis.stl"), "--femur", str(cohort / "femur_left.stl")]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    expected = batch.flatten({k: out[k] for k in batch.ROM_KEYS})
+    assert "rom_flexion_deg" in expected and "rom_internal_rotation_90_deg" in expected
+    for key, value in expected.items():
+        if isinstance(value, float):
+            assert math.isclose(row[key], value, abs_tol=1e-9), key
+        else:
+            assert row[key] == value, key
+    assert json.loads(row["options"])["rom"] is True
+
+
+def _count_calls(monkeypatch, module, name):
+    calls = []
+    real = getattr(module, name)
+
+    def counted(*args, **kwargs):
+        calls.append(name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, counted)
+    return calls
+
+
+@pytest.mark.slow
+def test_simulate_rom_and_target_read_and_analyse_the_hip_once(monkeypatch):
+    from hipviz import cli, hip
+
+    hips = [{"id": "d", "case": "dysplastic"}]
+    opts = {"subdivisions": SUB}
+    (plain,) = batch.make_tasks(hips, opts, rom=True)
+    alone = batch.process_hip(plain)
+    analyses = _count_calls(monkeypatch, hip, "analyze")
+    reads = _count_calls(monkeypatch, cli, "_inputs")
+    sim = batch.parse_simulate(" ".join(ROM_AFTER_PAO))
+    (task,) = batch.make_tasks(hips, opts, simulate=sim, target=("lcea", 30.0), rom=True)
+    row = batch.process_hip(task)
+    assert row["error"] == "" and row["sim_error"] == "" and row["rom_error"] == ""
+    assert analyses == ["analyze"] and reads == ["_inputs"]
+    # the shared analysis changes nothing: measures and the range before are those of the hip alone
+    for key in ("lcea_deg", "coverage_upper_hemisphere_pct", "rom_flexion_deg", "rom_fadir_deg"):
+        assert row[key] == alone[key], key
+    assert row["after_lcea_deg"] == pytest.approx(row["lcea_deg"] + 10, abs=0.01)
+    # a lateral turn of the socket brings the rim nearer the neck in flexion and internal rotation
+    assert row["after_rom_internal_rotation_90_deg"] < row["rom_internal_rotation_90_deg"]
+    assert row["target_reached_lcea_deg"] == pytest.approx(30, abs=batch.TARGET_TOL_DEG)
+
+
+def test_rom_is_a_batch_option_and_part_of_the_key():
+    ns = batch.subparser("batch").parse_args(["m.csv", "--out", "o", "--rom"])
+    assert ns.rom is True
+    hips = [{"id": "a", "modes": "1=1"}]
+    without = batch.make_tasks(hips, {})[0]
+    with_rom = batch.make_tasks(hips, {}, rom=True)[0]
+    assert with_rom.key != without.key and with_rom.rom and not without.rom
+    sim = batch.parse_simulate("--pao lateral=10")
+    assert batch.make_tasks(hips, {}, simulate=sim, rom=True)[0].simulate["rom"] is True
+
+
+@pytest.fixture
+def http_folder(cohort):
+    """The cohort folder served over http on 127.0.0.1 (a thread of this test process)."""
+    import functools
+    import http.server
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):  # no request log on the test's stderr
+            pass
+
+    handler = functools.partial(Quiet, directory=str(cohort))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_hips_read_from_urls_measure_as_from_files(cohort, http_folder):
+    import fsspec
+
+    pelvis, femur = cohort / "pelvis.stl", cohort / "femur_left.stl"
+    mem = fsspec.filesystem("memory")
+    mem.pipe("/cohort/femur_left.stl", femur.read_bytes())
+    dead = f"http://127.0.0.1:{_closed_port()}/femur_left.stl"
+    hips = [
+        {"id": "path", "pelvis": str(pelvis), "femur": str(femur)},
+        {
+            "id": "http",
+            "pelvis": f"{http_folder}/pelvis.stl",
+            "femur": f"{http_folder}/femur_left.stl",
+        },
+        {"id": "file", "pelvis": pelvis.as_uri(), "femur": femur.as_uri()},
+        {"id": "memory", "pelvis": str(pelvis), "femur": "memory://cohort/femur_left.stl"},
+        {"id": "404", "pelvis": str(pelvis), "femur": f"{http_folder}/no_such.stl"},
+        {"id": "dead", "pelvis": str(pelvis), "femur": dead},
+        {"id": "scheme", "pelvis": str(pelvis), "femur": "nosuchscheme://x/femur.stl"},
+    ]
+    tasks = batch.make_tasks(hips, {})
+    assert tasks[1].meta["femur_sha256"] == batch.REMOTE
+    assert tasks[2].meta["femur_sha256"] == hashlib.sha256(femur.read_bytes()).hexdigest()
+    rows = {t.id: batch.process_hip(t) for t in tasks}
+    sha = hashlib.sha256(femur.read_bytes()).hexdigest()
+    for hip in ("http", "file", "memory"):
+        row = rows[hip]
+        assert row["error"] == "", row["error"]
+        for key in (
+            "lcea_deg",
+            "coverage_upper_hemisphere_pct",
+            "head_radius_mm",
+            "neck_shaft_deg",
+        ):
+            assert row[key] == rows["path"][key], (hip, key)
+        assert row["femur_sha256"] == sha, hip
+    assert rows["http"]["sources_femur"] == f"{http_folder}/femur_left.stl"
+    assert (
+        rows["404"]["error"] == f"{http_folder}/no_such.stl: cannot read (HTTP 404 File not found)"
+    )
+    assert (
+        rows["dead"]["error"].startswith(f"{dead}: cannot read (")
+        and rows["dead"]["femur_sha256"] == "missing"
+    )
+    assert rows["scheme"]["error"].startswith("nosuchscheme://x/femur.stl: cannot read (")
+    for hip in ("404", "dead", "scheme"):
+        assert "\n" not in rows[hip]["error"] and "Traceback" not in rows[hip]["error"]
+
+
+def test_url_specs_keep_their_labels_and_ports():
+    from hipviz import io
+
+    assert io.split_url_labels("https://h:8000/seg.nii.gz:77,25") == (
+        "https://h:8000/seg.nii.gz",
+        (77, 25),
+    )
+    assert io.split_url_labels("https://h:8000/femur.stl") == ("https://h:8000/femur.stl", None)
+    assert (
+        batch.resolve_classes("https://h:8000/seg.nii.gz:hip_left")
+        == "https://h:8000/seg.nii.gz:77"
+    )
+    assert (
+        io.is_url("file:///tmp/a.stl") and not io.is_url("/tmp/a.stl") and not io.is_url("C:a.stl")
+    )
+
+
+def test_a_url_over_the_size_limit_stops_reading(tmp_path):
+    from hipviz import io
+
+    big = tmp_path / "big.stl"
+    big.write_bytes(b"\0" * 3_000_000)
+    import fsspec
+
+    fsspec.filesystem("memory").pipe("/big/big.stl", big.read_bytes())
+    with pytest.raises(
+        InputError, match=r"memory://big/big.stl: more than 1.* over the limit of 1"
+    ):
+        with io.fetched("memory://big/big.stl", limits=io.Limits(max_file_mb=1)):
+            pass
+
+
+def test_measure_names_an_unreachable_url_in_one_line():
+    dead = f"http://127.0.0.1:{_closed_port()}/femur.stl"
+    cmd = [sys.executable, "-m", "hipviz.cli", "measure", "--femur", dead]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and dead in lines[0] and "cannot read" in lines[0], done.stderr
