@@ -113,11 +113,10 @@ def test_a_bad_period_is_refused(period):
 pytest.importorskip("panel")
 
 from bokeh.document import Document  # noqa: E402
+from test_app_workers import SUBDIVISIONS, run, settled  # noqa: E402
 
 from hipviz.app import main  # noqa: E402
 from hipviz.app.state import Plan  # noqa: E402
-
-from test_app_workers import SUBDIVISIONS, run, settled  # noqa: E402
 
 
 class TimedLoopDocument(Document):

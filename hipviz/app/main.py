@@ -536,7 +536,10 @@ class HipApp(pn.viewable.Viewer):
 
     def _show_error(self, message: str) -> None:
         """One line above the view (or none for ""): as text, never as markup."""
-        self._error.object = inert(message)
+        text = inert(message)
+        if text == self._error.object and self._error.visible == bool(message):
+            return  # every move clears it: no need to go through Panel when it is clear
+        self._error.object = text
         self._error.visible = bool(message)
 
     def _show_status(self, message: str) -> None:

@@ -16,6 +16,7 @@ import param
 from hipviz import report
 
 from .state import Plan
+from .viewer import PlainUpdates
 
 #: Styles of the page's HTML panes (each pane has its own shadow root).
 CSS = (
@@ -34,7 +35,7 @@ ol.hv-steps li.hv-now { color: #2f4f6f; font-weight: 700; }
 )
 
 
-class AddressBar(pn.custom.JSComponent):
+class AddressBar(PlainUpdates, pn.custom.JSComponent):
     """Keeps the address bar's query equal to ``query`` (no reload, no new history entry).
 
     Panel's own ``Location`` pushes a history entry per change and holds
