@@ -152,7 +152,8 @@ class HipApp(pn.viewable.Viewer):
         )
         self.session = HipSession(subdivisions=subdivisions, limits=limits)
         self.page = PageState(self.plan, self.session)
-        self._settle = 0
+        self._settle_at = 0.0  # when the sliders will have rested, time.monotonic() s
+        self._settle_pending = False
         self._ticket = 0
         self._measuring = False
         self._measure_result: tuple[int, Any] | None = None
@@ -550,21 +551,31 @@ class HipApp(pn.viewable.Viewer):
     # ------------------------------------------------------------------ settling
 
     def _schedule_settle(self) -> None:
-        """After the sliders rest for SETTLE_MS: place the fixation, write the link."""
+        """After the sliders rest for SETTLE_MS: place the fixation, write the link.
+
+        Every move and every drawing of measures pushes the moment back; one
+        timer per page follows it (not a new one each time: each costs the
+        event loop that all pages share).
+        """
         if self._doc is None:
             return
-        self._settle += 1
-        ticket = self._settle
+        self._settle_at = time.monotonic() + SETTLE_MS / 1000
+        if not self._settle_pending:
+            self._settle_pending = True
+            self._later(SETTLE_MS / 1000, self._settled)
 
-        def settled():
-            if ticket != self._settle or self._loading:
-                return
-            with pn.io.hold(self._doc):
-                self._write_link()
-                if self.scene.fixation and self.session.outcome is not None:
-                    self.scene.place_fixation(self.session.outcome)
-
-        self._later(SETTLE_MS / 1000, settled)
+    def _settled(self) -> None:
+        wait = self._settle_at - time.monotonic()
+        if wait > 0.001:  # moved meanwhile: wait for the rest
+            self._later(wait, self._settled)
+            return
+        self._settle_pending = False
+        if self._loading:
+            return  # _built draws, and settles again
+        with pn.io.hold(self._doc):
+            self._write_link()
+            if self.scene.fixation and self.session.outcome is not None:
+                self.scene.place_fixation(self.session.outcome)
 
     def _later(self, delay_s: float, callback: Callable[[], None]) -> None:
         """Run ``callback`` on the page's event loop (its document locked) in ``delay_s`` s."""
