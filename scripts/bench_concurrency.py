@@ -18,7 +18,9 @@ pages one after the other (each page built by the server). Round trips of B: med
 
 ``room``: N sessions (1, 10, 20, 40) open the same plan and each moves its
 slider every ``--period`` seconds (random phase) for ``--seconds``; round
-trip p50/p90/max, server CPU per move, server memory (RSS, and PSS summed
+trip p50/p90/max, server CPU per move (all threads, and the event loops'
+own: their main threads' CPU time, which depends little on what else the
+machine runs, unlike the round trips), server memory (RSS, and PSS summed
 over processes with ``--num-procs``) when they are open, at the peak, and
 after they have closed and the server has dropped their sessions.
 
