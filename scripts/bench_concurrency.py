@@ -18,7 +18,9 @@ pages one after the other (each page built by the server). Round trips of B: med
 
 ``room``: N sessions (1, 10, 20, 40) open the same plan and each moves its
 slider every ``--period`` seconds (random phase) for ``--seconds``; round
-trip p50/p90/max, server CPU per move, server memory (RSS, and PSS summed
+trip p50/p90/max, server CPU per move (all threads, and the event loops'
+own: their main threads' CPU time, which depends little on what else the
+machine runs, unlike the round trips), server memory (RSS, and PSS summed
 over processes with ``--num-procs``) when they are open, at the peak, and
 after they have closed and the server has dropped their sessions.
 
@@ -136,6 +138,20 @@ class Server:
     def cpu_s(self) -> float:
         return sum(sum(p.cpu_times()[:2]) for p in self.procs())
 
+    def loop_cpu_s(self) -> float:
+        """CPU time of the processes' main threads (their event loops), s.
+
+        Unlike round trips, it hardly depends on what else the machine runs:
+        the event loop's own cost of the moves it served.
+        """
+        total = 0.0
+        for p in self.procs():
+            try:
+                total += sum(t.user_time + t.system_time for t in p.threads() if t.id == p.pid)
+            except psutil.NoSuchProcess:
+                continue
+        return total
+
     def stop(self) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGINT)
@@ -174,6 +190,9 @@ class Servers:
 
     def cpu_s(self) -> float:
         return sum(s.cpu_s() for s in self.servers)
+
+    def loop_cpu_s(self) -> float:
+        return sum(s.loop_cpu_s() for s in self.servers)
 
     def stop(self) -> None:
         for s in self.servers:
@@ -417,7 +436,7 @@ async def level(server: Server, n: int, args: argparse.Namespace) -> dict:
             peak.append(server.rss_mb())
             await asyncio.sleep(0.5)
 
-    cpu0, t0 = server.cpu_s(), time.perf_counter()
+    cpu0, loop0, t0 = server.cpu_s(), server.loop_cpu_s(), time.perf_counter()
     tasks = [
         asyncio.create_task(mover(s, stop, args.period, rtts, random.uniform(0, args.period)))
         for s in sessions
@@ -431,6 +450,7 @@ async def level(server: Server, n: int, args: argparse.Namespace) -> dict:
     stop.set()
     await asyncio.gather(*tasks, sampler)
     wall, cpu = time.perf_counter() - t0, server.cpu_s() - cpu0
+    loop_cpu = server.loop_cpu_s() - loop0
     for s in sessions:
         await s.close()
     await asyncio.sleep(SESSION_DROP_S)
@@ -440,6 +460,7 @@ async def level(server: Server, n: int, args: argparse.Namespace) -> dict:
         "rtt": stats_ms(rtts),
         "moves/s": len(rtts) / wall,
         "cpu ms/move": 1000 * cpu / max(1, len(rtts)),
+        "loop ms/move": 1000 * loop_cpu / max(1, len(rtts)),
         "open s": float(np.median(open_s)),
         "rss open": rss_open,
         "rss peak": max(peak),
@@ -467,7 +488,8 @@ async def room(args: argparse.Namespace) -> None:
             rows.append(row)
             print(
                 f"{n} sessions: round trip p50/p90/max {fmt(row['rtt'])}, "
-                f"{row['moves/s']:.0f} moves/s, {row['cpu ms/move']:.1f} ms CPU/move, RSS open "
+                f"{row['moves/s']:.0f} moves/s, {row['cpu ms/move']:.1f} ms CPU/move ("
+                f"{row['loop ms/move']:.1f} ms on the event loop), RSS open "
                 f"{row['rss open']:.0f} / peak {row['rss peak']:.0f} / after close "
                 f"{row['rss after']:.0f} MB",
                 flush=True,
@@ -483,11 +505,12 @@ async def room(args: argparse.Namespace) -> None:
             "\n| sessions | round trip p50 | p90 | max | moves/s | server CPU per move "
             "| page open (median) | RSS open | RSS peak | RSS after close |"
         )
-        print("|---|---|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
         for r in rows:
             print(
                 f"| {r['sessions']} | {r['rtt']['p50']:.0f} ms | {r['rtt']['p90']:.0f} ms | "
                 f"{r['rtt']['max']:.0f} ms | {r['moves/s']:.0f} | {r['cpu ms/move']:.1f} ms | "
+                f"{r['loop ms/move']:.1f} ms | "
                 f"{r['open s']:.1f} s | "
                 f"{r['rss open']:.0f} MB | {r['rss peak']:.0f} MB | {r['rss after']:.0f} MB |"
             )

@@ -179,3 +179,32 @@ def test_explain_side_by_side_shows_the_unmoved_pieces_beside_the_plan(app):
         app.modes.side_by_side = False
         app.plan.mode = "surgeon"
         app.plan.param.update(procedure="none", pao_lateral=0.0)
+
+
+def test_the_views_model_gets_each_change_and_its_stylesheets_as_panel_gives_them():
+    """SceneView and AddressBar skip Panel's design lookup for changes that are not
+    stylesheets (viewer.PlainUpdates): the model must still get the same values."""
+    from bokeh.document import Document
+
+    from hipviz.app.viewer import PlainUpdates, SceneView
+    from hipviz.app.widgets import AddressBar
+
+    view, bar = SceneView(), AddressBar()
+    doc = Document()
+    model, bar_model = view.get_root(doc), bar.get_root(Document())
+    events = []
+    view.param.watch(events.append, "matrices")
+    tf = np.eye(4)
+    tf[0, 3] = 12.5
+    view.set_matrix("femur", tf)
+    bar.query = "case=cam&pao_lateral=10"
+    assert model.data.matrices == {"femur": [float(v) for v in tf.ravel()]}
+    assert bar_model.data.query == "case=cam&pao_lateral=10"
+    # the same properties as Panel's own path (the next class after PlainUpdates)
+    panels = super(PlainUpdates, view)._update_properties(*events, doc=doc)
+    assert view._update_properties(*events, doc=doc) == panels == {"matrices": view.matrices}
+    # a stylesheet change still takes Panel's path, with the design's sheets first
+    view.stylesheets = [":host { outline: 1px solid red; }"]
+    sheets = model.stylesheets
+    assert sheets[-1] == ":host { outline: 1px solid red; }"
+    assert any("bundled/theme/" in str(getattr(sheet, "url", "")) for sheet in sheets[:-1])

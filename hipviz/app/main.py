@@ -56,6 +56,7 @@ from .load_view import LoadView
 from .measures_table import MeasuresTable
 from .modes import Modes
 from .motion_view import MotionView
+from .pacing import Pacer
 from .scene import SceneDriver
 from .state import (
     BUILTIN,
@@ -81,6 +82,8 @@ from .workers import MEASURE_POOL as _MEASURE_POOL
 log = logging.getLogger("hipviz.app")
 #: Quiet time after the last slider move before fixation is placed again, ms.
 SETTLE_MS = 250
+#: The address bar's link is written at most this often per page, s (see HipApp._write_link).
+LINK_PERIOD_S = 1.0
 
 
 def _when_loaded(doc: Any, callback: Callable[[], None]) -> None:
@@ -140,9 +143,17 @@ class HipApp(pn.viewable.Viewer):
         super().__init__(**params)
         self.plan = plan or Plan()
         self._address = AddressBar(query=self.plan.url_query(), width=0, height=0, margin=0)
+        self._link = Pacer(
+            self.plan.url_query,
+            lambda query: setattr(self._address, "query", query),
+            self._later,
+            LINK_PERIOD_S,
+            written=self._address.query,
+        )
         self.session = HipSession(subdivisions=subdivisions, limits=limits)
         self.page = PageState(self.plan, self.session)
-        self._settle = 0
+        self._settle_at = 0.0  # when the sliders will have rested, time.monotonic() s
+        self._settle_pending = False
         self._ticket = 0
         self._measuring = False
         self._measure_result: tuple[int, Any] | None = None
@@ -529,6 +540,8 @@ class HipApp(pn.viewable.Viewer):
         else:
             # a stale result still updates colours and table, not the pose just sent
             self._draw(set(), pose=not stale)
+            # the link rides in the same message when its period is over
+            self._write_link()
 
     def _draw(self, changed: set[str], *, initial: bool = False, pose: bool = True) -> None:
         """Show the session's hip and outcome: new pieces, then the mode's picture and text."""
@@ -557,7 +570,10 @@ class HipApp(pn.viewable.Viewer):
 
     def _show_error(self, message: str) -> None:
         """One line above the view (or none for ""): as text, never as markup."""
-        self._error.object = inert(message)
+        text = inert(message)
+        if text == self._error.object and self._error.visible == bool(message):
+            return  # every move clears it: no need to go through Panel when it is clear
+        self._error.object = text
         self._error.visible = bool(message)
 
     def _show_status(self, message: str) -> None:
@@ -568,26 +584,47 @@ class HipApp(pn.viewable.Viewer):
     # ------------------------------------------------------------------ settling
 
     def _schedule_settle(self) -> None:
-        """After the sliders rest for SETTLE_MS: place the fixation, write the link."""
-        if pn.state.curdoc is None:
+        """After the sliders rest for SETTLE_MS: place the fixation, write the link.
+
+        Every move and every drawing of measures pushes the moment back; one
+        timer per page follows it (not a new one each time: each costs the
+        event loop that all pages share).
+        """
+        if self._doc is None:
             return
-        self._settle += 1
-        ticket = self._settle
+        self._settle_at = time.monotonic() + SETTLE_MS / 1000
+        if not self._settle_pending:
+            self._settle_pending = True
+            self._later(SETTLE_MS / 1000, self._settled)
 
-        def settled():
-            if ticket != self._settle or self._loading:
-                return
-            with pn.io.hold(self._doc):
-                self._write_link()
-                if self.scene.fixation and self.session.outcome is not None:
-                    self.scene.place_fixation(self.session.outcome)
+    def _settled(self) -> None:
+        wait = self._settle_at - time.monotonic()
+        if wait > 0.001:  # moved meanwhile: wait for the rest
+            self._later(wait, self._settled)
+            return
+        self._settle_pending = False
+        if self._loading:
+            return  # _built draws, and settles again
+        with pn.io.hold(self._doc):
+            self._write_link()
+            if self.scene.fixation and self.session.outcome is not None:
+                self.scene.place_fixation(self.session.outcome)
 
-        pn.state.curdoc.add_timeout_callback(settled, SETTLE_MS)
+    def _later(self, delay_s: float, callback: Callable[[], None]) -> None:
+        """Run ``callback`` on the page's event loop (its document locked) in ``delay_s`` s."""
+        if self._doc is not None:
+            self._doc.add_timeout_callback(callback, max(1, round(1000 * delay_s)))
 
     def _write_link(self) -> None:
-        """The plan into the address bar: once the sliders rest, as every
-        update of it costs the browser and the server a message each."""
-        self._address.query = self.plan.url_query()
+        """The plan into the address bar, if it changed: at most once per LINK_PERIOD_S.
+
+        Every write costs the event loop that all pages share a message; a
+        link is copied once the plan is done, so a page whose sliders keep
+        moving writes it at most once a period, and the plan as it is at the
+        end of the period (:class:`~hipviz.app.pacing.Pacer`): the last
+        change is always written.
+        """
+        self._link.poke()
 
     # ------------------------------------------------------------------ upload
 
