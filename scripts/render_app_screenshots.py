@@ -8,12 +8,16 @@ Debian's ``/usr/bin/chromium`` (software WebGL) and writes PNGs:
 * ``app_pao.png``      the dysplastic teaching hip after a PAO (lateral 20°,
   anterior 5°, medial 3 mm), measures before → after;
 * ``app_student.png``  Learn mode: landmarks labelled, side view;
-* ``app_explain.png``  Explain mode at "turning the socket", after the animation.
+* ``app_explain.png``  Explain mode at "turning the socket", after the animation;
+* ``app_pressure.png`` a 10° lateral turn under one-leg stance (70 kg), side
+  view, the femur hidden, no angles: pressure colours on the socket, the load
+  arrow, the colour bar and the pressure rows;
+* ``app_explain_pressure.png`` Explain mode at "where the weight presses".
 
 Usage::
 
     python scripts/render_app_screenshots.py            # into /tmp/hipviz-screens
-    python scripts/render_app_screenshots.py --docs     # the README's two into docs/images
+    python scripts/render_app_screenshots.py --docs     # the docs' four into docs/images
 """
 
 from __future__ import annotations
@@ -35,8 +39,13 @@ SHOTS = {
     "app_pao": (PAO, []),
     "app_student": ("case=dysplastic&mode=student&view=false_profile", []),
     "app_explain": (f"{PAO}&mode=explain", ["Next"] * 5),
+    "app_pressure": (
+        "case=dysplastic&procedure=pao&pao_lateral=10&load=one-leg-stance&view=lateral",
+        ["check:See the socket", "uncheck:Angles"],
+    ),
+    "app_explain_pressure": (f"{PAO}&load=one-leg-stance&mode=explain", ["Next"] * 6),
 }
-DOCS = ("app_pao", "app_explain")
+DOCS = ("app_pao", "app_explain", "app_pressure", "app_explain_pressure")
 
 
 def free_port() -> int:
@@ -79,7 +88,12 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 page.wait_for_timeout(1500)
                 for label in clicks:
-                    page.get_by_role("button", name=re.compile(label)).first.click()
+                    if label.startswith(("check:", "uncheck:")):  # by the text beside it
+                        action, text = label.split(":", 1)
+                        box = page.locator(f"input[type=checkbox]:has(+ :text('{text}'))").first
+                        box.check() if action == "check" else box.uncheck()
+                    else:
+                        page.get_by_role("button", name=re.compile(label)).first.click()
                     page.wait_for_timeout(600)
                 page.wait_for_timeout(2500)
                 path = (docs if args.docs and name in DOCS else out) / f"{name}.png"
