@@ -36,11 +36,13 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import panel as pn
 import param
+from bokeh.util.warnings import BokehUserWarning
 from panel.io.state import set_curdoc
 
 from hipviz import cases
@@ -867,6 +869,9 @@ def _bokeh_server(
     send_frames_at_once()
     web.build_pages_off_loop()  # a page opening does not stop the others
     web.allow_long_links()  # a long link gets its one-line message, not a blank page
+    # A view added to an open page (Explain's "before") names its model in full in
+    # its first message; Bokeh uses the model it has and warns, each time.
+    warnings.filterwarnings("ignore", "reference already known", BokehUserWarning)
 
     def page() -> pn.viewable.Viewable:  # a plain function: Panel calls it per session
         return create_app(limits=limits)
