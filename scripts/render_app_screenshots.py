@@ -12,12 +12,15 @@ Debian's ``/usr/bin/chromium`` (software WebGL) and writes PNGs:
 * ``app_pressure.png`` a 10° lateral turn under one-leg stance (70 kg), side
   view, the femur hidden, no angles: pressure colours on the socket, the load
   arrow, the colour bar and the pressure rows;
-* ``app_explain_pressure.png`` Explain mode at "where the weight presses".
+* ``app_explain_pressure.png`` Explain mode at "where the weight presses";
+* ``app_side_by_side.png`` Explain mode, before and after side by side, at
+  "turning the socket".
 
 Usage::
 
     python scripts/render_app_screenshots.py            # into /tmp/hipviz-screens
     python scripts/render_app_screenshots.py --docs     # the docs' four into docs/images
+    python scripts/render_app_screenshots.py --only app_side_by_side
 """
 
 from __future__ import annotations
@@ -44,6 +47,10 @@ SHOTS = {
         ["check:See the socket", "uncheck:Angles"],
     ),
     "app_explain_pressure": (f"{PAO}&load=one-leg-stance&mode=explain", ["Next"] * 6),
+    "app_side_by_side": (
+        f"{PAO}&mode=explain",
+        ["check:Before and after side by side"] + ["Next"] * 5,
+    ),
 }
 DOCS = ("app_pao", "app_explain", "app_pressure", "app_explain_pressure")
 
@@ -58,7 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "hipviz-screens")
     parser.add_argument("--docs", action="store_true", help="write the README's into docs/images")
+    parser.add_argument("--only", nargs="+", choices=sorted(SHOTS), help="these shots only")
     args = parser.parse_args(argv)
+    shots = {k: v for k, v in SHOTS.items() if not args.only or k in args.only}
     import panel as pn
     from playwright.sync_api import sync_playwright
 
@@ -79,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                 headless=True,
                 viewport={"width": 1500, "height": 900},
             )
-            for name, (query, clicks) in SHOTS.items():
+            for name, (query, clicks) in shots.items():
                 page = browser.new_page()
                 page.goto(f"http://127.0.0.1:{port}/?{query}")
                 page.wait_for_function(
