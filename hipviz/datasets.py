@@ -242,6 +242,7 @@ def stick_femur(
     shaft_radius_mm: float = 13.0,
     shaft_length_mm: float = 400.0,
     condyle_radius_mm: float = 22.0,
+    medial_condyle_drop_mm: float = 0.0,
     trochanter: Trochanter | None = None,
     segments: int = 256,
 ) -> trimesh.Trimesh:
@@ -253,7 +254,10 @@ def stick_femur(
     the shaft axis (toward the knee) is ``neck_shaft_deg``, and its horizontal
     part is turned from medial toward anterior by ``version_deg``. Two
     condyle cylinders lie along x with their axes 6 mm posterior of the shaft
-    axis, so the posterior condylar axis is the x axis.
+    axis, so the posterior condylar axis is the x axis. ``medial_condyle_drop_mm``
+    sets the medial condyle that much lower (along -z), as the medial condyle
+    reaches further down the anatomical shaft axis of a real femur; seen along
+    the shaft, the condylar axis stays the x axis.
 
     A ``trochanter`` adds a block of bone that rises beside the neck base and
     merges with it there, as a greater trochanter and intertrochanteric crest
@@ -275,8 +279,9 @@ def stick_femur(
     if trochanter is not None:
         parts.append(trochanter.solid(junction, segments))
     knee = junction + shaft_length_mm * down
-    for sign in (-1.0, 1.0):
-        start = knee + np.array([sign * 4.0, -6.0, 0.0])
+    for sign in (-1.0, 1.0):  # medial (-x), lateral
+        drop = medial_condyle_drop_mm if sign < 0 else 0.0
+        start = knee + np.array([sign * 4.0, -6.0, -drop])
         parts.append(_cylinder(start, [sign, 0.0, 0.0], 26.0, condyle_radius_mm, segments))
     return _manifold_to_trimesh(manifold3d.Manifold.batch_boolean(parts, manifold3d.OpType.Add))
 

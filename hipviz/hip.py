@@ -162,8 +162,12 @@ def femur_landmarks(
     agrees = None
     if posterior_hint is not None:
         agrees = bool(project_onto_plane(posterior_hint, shaft.direction) @ posterior > 0)
-    to_head = head.center_mm - shaft.point_mm
-    medial_pt, lateral_pt = (p1, p2) if (p1 - p2) @ to_head > 0 else (p2, p1)
+    # Across the shaft only: along it the contact points can differ by more than
+    # the head's medial offset times their spacing (each lies anywhere on its
+    # condyle's posterior line), which would swap the condyles.
+    to_head = project_onto_plane(head.center_mm - shaft.point_mm, shaft.direction)
+    across = project_onto_plane(p1 - p2, shaft.direction)
+    medial_pt, lateral_pt = (p1, p2) if across @ to_head > 0 else (p2, p1)
     # In the plane normal to the shaft, as the version definition needs.
     medial = unit(project_onto_plane(medial_pt - lateral_pt, shaft.direction))
     superior = -shaft.direction

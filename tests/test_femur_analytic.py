@@ -109,3 +109,24 @@ def test_femoral_measures_do_not_depend_on_the_declared_frame(frame):
     contradiction = any("points to the front of the femur" in w for w in a.warnings)
     # The stick femur is built in RAS: declaring LPS contradicts its anatomy.
     assert contradiction == (frame == "lps")
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+@pytest.mark.parametrize("drop", [0.0, 8.0, 15.0])
+def test_a_lower_medial_condyle_keeps_the_side_and_the_version(side, drop):
+    """Which condyle is medial is read across the shaft, not along it.
+
+    Each posterior contact point can lie anywhere along its condyle's posterior
+    line, so the two differ along the shaft too (on a coarse real surface by
+    10 mm or more); read along the shaft that difference outweighed the head's
+    medial offset and swapped the condyles: the femur read as the other side
+    and its version 180° off.
+    """
+    femur = datasets.stick_femur(
+        neck_shaft_deg=125.0, version_deg=15.0, medial_condyle_drop_mm=drop, segments=64
+    )
+    femur = datasets.mirror_x(femur) if side == "left" else femur
+    fl = hip.femur_landmarks(femur)
+    assert fl.side == side
+    a = hip.analyze(None, femur, frame="auto")
+    assert a.values["femoral_version_deg"] == pytest.approx(15.0, abs=ANGLE_TOL)
