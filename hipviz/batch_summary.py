@@ -63,6 +63,18 @@ def _values(series: pd.Series) -> np.ndarray:
     return v[np.isfinite(v)]
 
 
+def _possible(info: Any, series: pd.Series) -> tuple[np.ndarray, int]:
+    """The values of ``series`` a human hip can have, and how many others there are.
+
+    A value outside the measure's possible range (``MeasureInfo.possible``) is a
+    flagged failure of the input or of a landmark, not a finding: it is counted
+    and listed, never plotted or summarised with the others.
+    """
+    v = _values(series)
+    ok = (v >= info.possible[0]) & (v <= info.possible[1])
+    return v[ok], int((~ok).sum())
+
+
 def _png(fig) -> bytes:  # type: ignore[no-untyped-def]
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
@@ -89,7 +101,13 @@ def distributions_png(df: pd.DataFrame) -> bytes | None:
     fig = Figure(figsize=(3.2 * ncols, 2.4 * rows), layout="constrained")
     for i, (info, col) in enumerate(cols):
         ax = fig.add_subplot(rows, ncols, i + 1)
-        v = _values(df[col])
+        v, flagged = _possible(info, df[col])
+        title = f"{info.short} ({info.unit}) n={v.size}"
+        if flagged:
+            title += f", {flagged} impossible left out"
+        ax.set_title(title, fontsize=9 if not flagged else 8)
+        if not v.size:
+            continue
         lo, hi = float(v.min()), float(v.max())
         pad = max(1.0, 0.1 * (hi - lo))
         for band in info.bands:
@@ -100,7 +118,6 @@ def distributions_png(df: pd.DataFrame) -> bytes | None:
         ax.set_xlim(lo - pad, hi + pad)
         ax.xaxis.set_major_locator(MaxNLocator(5))
         ax.yaxis.set_major_locator(MaxNLocator(4, integer=True))
-        ax.set_title(f"{info.short} ({info.unit}) n={v.size}", fontsize=9)
         ax.tick_params(labelsize=7)
     return _png(fig)
 
@@ -115,7 +132,8 @@ def shift_png(df: pd.DataFrame) -> bytes | None:
         if after in df:
             b = df[col].to_numpy(dtype=float, na_value=np.nan)
             a = df[after].to_numpy(dtype=float, na_value=np.nan)
-            ok = np.isfinite(a) & np.isfinite(b)
+            low, high = info.possible
+            ok = (low <= a) & (a <= high) & (low <= b) & (b <= high)  # False for NaN
             if ok.any() and np.nanmax(np.abs(a[ok] - b[ok])) > 1e-6:
                 pairs.append((info, b[ok], a[ok]))
     if not pairs:
@@ -139,7 +157,15 @@ def shift_png(df: pd.DataFrame) -> bytes | None:
 def _stats_rows(df: pd.DataFrame) -> list[str]:
     rows = []
     for info, col in measure_columns(df):
-        v = _values(df[col])
+        v, flagged = _possible(info, df[col])
+        if not v.size:
+            rows.append(
+                "<tr>"
+                + "".join(f"<td>{html.escape(c)}</td>" for c in (info.short, col, "0"))
+                + '<td colspan="5"></td>'
+                + f"<td>{flagged}</td></tr>"
+            )
+            continue
         normal = next((b for b in info.bands if b.level == "normal"), None)
         if normal is not None:
             inside = np.mean((v >= normal.low) & (v < normal.high)) * 100
@@ -157,6 +183,7 @@ def _stats_rows(df: pd.DataFrame) -> list[str]:
             f"{v.min():.1f} to {v.max():.1f}",
             html.escape(band),
             frac,
+            str(flagged),
         ]
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     return rows
@@ -195,7 +222,17 @@ def summary_html(df: pd.DataFrame, figures: dict[str, bytes]) -> str:
     ]
     stats = _stats_rows(df)
     if stats:
-        head = ["measure", "column", "n", "median", "IQR", "range", "normal", "in normal"]
+        head = [
+            "measure",
+            "column",
+            "n",
+            "median",
+            "IQR",
+            "range",
+            "normal",
+            "in normal",
+            "impossible",
+        ]
         parts.append("<h2>Measures</h2><table><tr>")
         parts.append("".join(f"<th>{h}</th>" for h in head) + "</tr>")
         parts.extend(stats)
@@ -212,6 +249,7 @@ def summary_html(df: pd.DataFrame, figures: dict[str, bytes]) -> str:
         parts.append(_img(figures["shift"], "each measure before and after the move"))
     if "target_note" in df:
         parts.append(_target_section(df))
+    parts.append(_impossible_section(df))
     parts.append(f"<h2>Failures ({failed})</h2>")
     if failed:
         parts.append("<table><tr><th>id</th><th>error</th></tr>")
@@ -225,6 +263,39 @@ def summary_html(df: pd.DataFrame, figures: dict[str, bytes]) -> str:
         parts.append("<p>None.</p>")
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+#: Impossible values listed one by one on the summary page; the rest are counted.
+MAX_LISTED = 100
+
+
+def _impossible_section(df: pd.DataFrame) -> str:
+    """Every value outside its measure's possible range: which hip, which measure."""
+    from .reference import _unit_suffix
+
+    found = []
+    for info, col in measure_columns(df):
+        v = df[col].to_numpy(dtype=float, na_value=np.nan)
+        bad = np.isfinite(v) & ((v < info.possible[0]) | (v > info.possible[1]))
+        for i in np.flatnonzero(bad):
+            found.append((str(df["id"].iloc[i]), info, float(v[i])))
+    out = [f"<h2>Impossible values ({len(found)})</h2>"]
+    if not found:
+        out.append("<p>None.</p>")
+        return "\n".join(out)
+    out.append(
+        "<p>Values no human hip can have, as <code>hipviz measure</code> flags them: a wrong "
+        "side, a mirrored or mixed-up file, or a landmark the surface misled. They are left "
+        "out of the table and the figures above.</p>"
+    )
+    out.append("<table><tr><th>id</th><th>measure</th><th>value</th><th>possible</th></tr>")
+    for hip_id, info, value in found[:MAX_LISTED]:
+        cells = (hip_id, info.short, f"{value:.1f}{_unit_suffix(info.unit)}", info.possible_text())
+        out.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+    out.append("</table>")
+    if len(found) > MAX_LISTED:
+        out.append(f"<p>and {len(found) - MAX_LISTED} more (the results table has them all).</p>")
+    return "\n".join(out)
 
 
 def _target_section(df: pd.DataFrame) -> str:

@@ -667,3 +667,30 @@ def test_measure_names_an_unreachable_url_in_one_line():
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and dead in lines[0] and "cannot read" in lines[0], done.stderr
+
+
+def test_the_summary_leaves_impossible_values_out_and_lists_them():
+    """A flagged value (a femur read as the other side's) is not a finding to plot."""
+    import pandas as pd
+
+    from hipviz import batch_summary
+    from hipviz.reference import MEASURES
+
+    (info,) = [m for m in MEASURES if m.key == "femoral_version_deg"]
+    df = pd.DataFrame(
+        {
+            "id": ["a", "b", "c<i>", "d"],
+            "error": ["", "", "", ""],
+            "femoral_version_deg": [12.0, 18.0, 166.7, None],
+        }
+    )
+    values, flagged = batch_summary._possible(info, df["femoral_version_deg"])
+    assert sorted(values) == [12.0, 18.0] and flagged == 1
+    page = batch_summary.summary_html(df, {})
+    stats = page.split("<h2>Measures</h2>")[1].split("</table>")[0]
+    # n = 2, median 15.0, range 12.0 to 18.0, one impossible: 166.7 is in none of them
+    assert "<td>2</td><td>15.0</td>" in stats and "12.0 to 18.0" in stats
+    assert stats.rstrip().endswith("<td>1</td></tr>")
+    listed = page.split("<h2>Impossible values (1)</h2>")[1].split("</table>")[0]
+    assert "c&lt;i&gt;" in listed and "166.7°" in listed and "-60…80°" in listed
+    assert batch_summary.distributions_png(df) is not None
