@@ -828,21 +828,28 @@ def _deepest_candidates(
     if not inside.any():
         return depth
     anchors, owner, reach = face.anchors
-    at_anchor = nearest_other(pts[anchors])
-    bound = at_anchor[owner] + reach  # no sample is deeper than this
-    # The deepest found so far: inside anchors, and the samples most likely deepest.
+    # The anchors of the inside samples (an anchor may lie outside, where its
+    # distance to the surface still bounds its samples' depths).
+    used = np.unique(owner[inside])
+    at_anchor = np.full(len(anchors), np.inf)
+    at_anchor[used] = nearest_other(pts[anchors[used]])
+    bound = np.where(inside, at_anchor[owner] + reach, -np.inf)  # no sample is deeper
     known = np.zeros(len(pts), bool)
-    known[anchors[inside[anchors]]] = True
-    depth[anchors] = np.where(inside[anchors], at_anchor, 0.0)
-    likely = np.flatnonzero(inside & ~known)
-    likely = likely[np.argsort(-bound[likely], kind="stable")[:64]]
-    depth[likely] = nearest_other(pts[likely])
-    known[likely] = True
-    # 1e-6 mm: room for rounding in the moved points' distances.
-    rest = inside & ~known & (bound >= depth.max() - 1e-6)
-    if rest.any():
-        depth[rest] = nearest_other(pts[rest])
-    return depth
+    known[anchors[used]] = True
+    depth[anchors[used]] = np.where(inside[anchors[used]], at_anchor[used], 0.0)
+    # The samples that may be deeper than the deepest found, likeliest first, in
+    # growing batches: each batch raises the deepest found and rules out more.
+    batch = 32
+    while True:
+        # 1e-6 mm: room for rounding in the moved points' distances.
+        open_ = np.flatnonzero(~known & (bound >= depth.max() - 1e-6))
+        if len(open_) == 0:
+            return depth
+        if len(open_) > batch:
+            open_ = open_[np.argsort(-bound[open_], kind="stable")[:batch]]
+        depth[open_] = nearest_other(pts[open_])
+        known[open_] = True
+        batch *= 4
 
 
 __all__ = [
