@@ -20,7 +20,7 @@ Covered
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 import numpy as np
@@ -169,9 +169,12 @@ class _Sweep:
         self.cos_e = np.cos(np.radians(scan.elevation_deg))
         self.sin_e = np.sin(np.radians(scan.elevation_deg))
         # Two sweeps with the same key cast the same rays for the same angles.
-        parts = [self.center, self.a, self.b, np.array([self.cos_e, self.sin_e])]
-        self.key = b"".join(p.tobytes() for p in parts) + (
-            b"" if self.e is None else self.e.tobytes()
+        self.key = (
+            self.center.tobytes(),
+            self.a.tobytes(),
+            self.b.tobytes(),
+            None if self.e is None else self.e.tobytes(),
+            np.array([self.cos_e, self.sin_e]).tobytes(),
         )
 
     def dirs(self, t_deg: ArrayLike) -> FloatArray:
@@ -187,7 +190,7 @@ class _Sweep:
 
 
 def _cast_together(
-    hit: HitFn, requests: list[tuple[_Sweep, FloatArray, bytes]]
+    hit: HitFn, requests: list[tuple[_Sweep, FloatArray, Hashable]]
 ) -> list[FloatArray]:
     """Raw distances for each request ``(sweep, directions (n, 3), key)``, in few casts.
 
@@ -197,7 +200,7 @@ def _cast_together(
     are those of one call per request.
     """
     out: list[FloatArray | None] = [None] * len(requests)
-    first: dict[bytes, int] = {}
+    first: dict[Hashable, int] = {}
     by_origin: dict[bytes, list[int]] = {}
     for i, (sweep, _, key) in enumerate(requests):
         if key not in first:
@@ -263,7 +266,7 @@ def scan_edges(hit: HitFn, scans: list[EdgeScan]) -> list[Edge]:
     grids = [np.arange(-s.limit_deg, s.limit_deg + s.step_deg / 2, s.step_deg) for s in scans]
     dirs = [sw.dirs(t) for sw, t in zip(sweeps, grids, strict=True)]
     raw = _cast_together(
-        hit, [(sw, d, sw.key + t.tobytes()) for sw, d, t in zip(sweeps, dirs, grids, strict=True)]
+        hit, [(sw, d, (sw.key, t.tobytes())) for sw, d, t in zip(sweeps, dirs, grids, strict=True)]
     )
     brackets: list[tuple[float, float] | None] = []
     for sw, t, d, r in zip(sweeps, grids, dirs, raw, strict=True):
@@ -277,7 +280,7 @@ def scan_edges(hit: HitFn, scans: list[EdgeScan]) -> list[Edge]:
         ts = {i: np.linspace(*brackets[i], 65)[1:-1] for i in live}
         fine = {i: sweeps[i].dirs(ts[i]) for i in live}
         raw = _cast_together(
-            hit, [(sweeps[i], fine[i], sweeps[i].key + ts[i].tobytes()) for i in live]
+            hit, [(sweeps[i], fine[i], (sweeps[i].key, ts[i].tobytes())) for i in live]
         )
         for i, r in zip(live, raw, strict=True):
             lo, hi = brackets[i]
@@ -293,14 +296,12 @@ def scan_edges(hit: HitFn, scans: list[EdgeScan]) -> list[Edge]:
     along = {}
     for i in live:
         lo = brackets[i][0]
-        along[i] = (
-            sweeps[i].dirs(lo)[0],
-            np.vstack([sweeps[i].dirs(lo - 0.002)[0], sweeps[i].dirs(lo)[0]]),
-        )
+        d_edge = sweeps[i].dirs(lo)[0]
+        along[i] = (d_edge, np.vstack([sweeps[i].dirs(lo - 0.002)[0], d_edge]))
     raw = _cast_together(
         hit,
         [
-            (sweeps[i], along[i][1], sweeps[i].key + np.float64(brackets[i][0]).tobytes())
+            (sweeps[i], along[i][1], (sweeps[i].key, np.float64(brackets[i][0]).tobytes()))
             for i in live
         ],
     )
