@@ -290,33 +290,44 @@ def acetabular_measures(
     # the coverage reach.
     reach = max(r + coverage_margin_mm, socket_radius_mm + RIM_MARGIN_MM)
     lunate_reach = socket_radius_mm + FOSSA_DEPTH_MM
-    wall = ms.wall_hit(
-        hit,
+    wall = ms.wall_restriction(
         axes.superior,
         c if socket_center_mm is None else socket_center_mm,
         socket_radius_mm,
         socket_tolerance_mm,
     )
+    # Every rim sweep of the hip at once: each step of all twelve is one ray
+    # cast (most of a move's time was the calls, not the rays).
+    reach_scans = ms.center_edge_scans(c, axes, reach)
+    wall_scans = ms.center_edge_scans(c, axes, reach, restrict=wall)
+    scans = [
+        *reach_scans.values(),
+        *wall_scans.values(),
+        *ms.rim_version_scans(c, axes, reach),
+        *ms.rim_version_scans(c, axes, reach, CRANIAL_ELEVATION_DEG),
+        ms.false_profile_scan(c, axes, reach, restrict=wall),
+        ms.tonnis_scan(c, axes, lunate_reach),
+    ]
+    found = ms.scan_edges(hit, scans)
     ce = ms.rim_edges(
-        ms.center_edge_angles(hit, c, axes, reach),
-        ms.center_edge_angles(wall, c, axes, reach),
+        dict(zip(reach_scans, found[0:3], strict=True)),
+        dict(zip(wall_scans, found[3:6], strict=True)),
         RIM_ROUNDING_DEG,
     )
+    front, back, f_c, b_c, vca, medial_end = found[6:]
     edges.update({f"{k}_rim": v for k, v in ce.items()})
     values["lcea_deg"] = ce["lateral"].angle_deg
     values["acea_deg"] = ce["anterior"].angle_deg
     values["pcea_deg"] = ce["posterior"].angle_deg
-    ver, front, back = ms.rim_version(hit, c, axes, reach)
+    ver = ms.version_from_rims(axes, front, back)
     values["acetabular_version_deg"] = ver
     edges["version_anterior_rim"], edges["version_posterior_rim"] = front, back
-    ver_c, f_c, b_c = ms.rim_version(hit, c, axes, reach, elevation_deg=CRANIAL_ELEVATION_DEG)
-    values["acetabular_version_cranial_deg"] = ver_c
+    values["acetabular_version_cranial_deg"] = ms.version_from_rims(axes, f_c, b_c)
     edges["cranial_anterior_rim"], edges["cranial_posterior_rim"] = f_c, b_c
     values["aasa_deg"], values["pasa_deg"] = ms.sector_angles_deg(c, axes, front, back)
-    vca = ms.false_profile_acea_deg(wall, c, axes, reach)
     values["false_profile_acea_deg"] = vca.angle_deg
     edges["false_profile_anterior_rim"] = vca
-    ton, medial_end = ms.tonnis_angle_deg(hit, c, axes, lunate_reach, ce["lateral"])
+    ton = ms.tonnis_from_edges(axes, medial_end, ce["lateral"])
     values["tonnis_deg"] = ton
     values["tonnis_approximate"] = True
     edges["sourcil_medial_end"] = medial_end

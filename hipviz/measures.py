@@ -20,7 +20,7 @@ Covered
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 import numpy as np
@@ -120,58 +120,198 @@ def scan_edge(
     reach_mm : float
         Covered means bone within this distance.
     """
-    c = np.asarray(center, dtype=float)
-    a, b = unit(start), unit(toward)
-    e = None if elevation_axis is None else unit(elevation_axis)
-    cos_e, sin_e = np.cos(np.radians(elevation_deg)), np.sin(np.radians(elevation_deg))
+    scan = EdgeScan(
+        center,
+        start,
+        toward,
+        reach_mm,
+        elevation_axis=elevation_axis,
+        elevation_deg=elevation_deg,
+        step_deg=step_deg,
+        max_gap_deg=max_gap_deg,
+        limit_deg=limit_deg,
+    )
+    return scan_edges(hit, [scan])[0]
 
-    def dirs(t_deg: FloatArray) -> FloatArray:
+
+Restrict = Callable[[FloatArray, FloatArray, FloatArray], FloatArray]
+
+
+@dataclass(frozen=True, eq=False)
+class EdgeScan:
+    """One sweep of :func:`scan_edges`: the arguments of :func:`scan_edge` after ``hit``.
+
+    ``restrict(origin (3,), directions (n, 3), distances (n,)) -> (n,)``, when
+    given, rewrites the distances the sweep sees (see :func:`wall_restriction`),
+    so sweeps that count different bone share one cast of the same rays.
+    """
+
+    center: ArrayLike
+    start: ArrayLike
+    toward: ArrayLike
+    reach_mm: float
+    elevation_axis: ArrayLike | None = None
+    elevation_deg: float = 0.0
+    step_deg: float = 1.0
+    max_gap_deg: float = 2.0
+    limit_deg: float = 179.0
+    restrict: Restrict | None = None
+
+
+class _Sweep:
+    """The directions of one :class:`EdgeScan`, as functions of the turn angle."""
+
+    def __init__(self, scan: EdgeScan):
+        self.scan = scan
+        self.center = np.asarray(scan.center, dtype=float)
+        self.a, self.b = unit(scan.start), unit(scan.toward)
+        self.e = None if scan.elevation_axis is None else unit(scan.elevation_axis)
+        self.cos_e = np.cos(np.radians(scan.elevation_deg))
+        self.sin_e = np.sin(np.radians(scan.elevation_deg))
+        # Two sweeps with the same key cast the same rays for the same angles.
+        self.key = (
+            self.center.tobytes(),
+            self.a.tobytes(),
+            self.b.tobytes(),
+            None if self.e is None else self.e.tobytes(),
+            np.array([self.cos_e, self.sin_e]).tobytes(),
+        )
+
+    def dirs(self, t_deg: ArrayLike) -> FloatArray:
+        """(n, 3) unit directions at turn angles ``t_deg`` (n,) degrees."""
         t = np.radians(np.atleast_1d(t_deg))[:, None]
-        d = np.cos(t) * a + np.sin(t) * b
-        return d if e is None else cos_e * d + sin_e * e
+        d = np.cos(t) * self.a + np.sin(t) * self.b
+        return d if self.e is None else self.cos_e * d + self.sin_e * self.e
 
-    t = np.arange(-limit_deg, limit_deg + step_deg / 2, step_deg)
-    dist = hit(c, dirs(t))
-    cov = dist <= reach_mm
+    def seen(self, dirs: FloatArray, raw: FloatArray) -> FloatArray:
+        """Distances as this sweep counts bone (``restrict`` applied to the raw hits)."""
+        r = self.scan.restrict
+        return raw if r is None else np.asarray(r(self.center, dirs, raw), dtype=float)
+
+
+def _cast_together(
+    hit: HitFn, requests: list[tuple[_Sweep, FloatArray, Hashable]]
+) -> list[FloatArray]:
+    """Raw distances for each request ``(sweep, directions (n, 3), key)``, in few casts.
+
+    All requests from one origin go to ``hit`` in one call (their rays
+    stacked); requests with the same key (the same rays) are cast once. Each
+    ray's distance does not depend on the rays cast with it, so the numbers
+    are those of one call per request.
+    """
+    out: list[FloatArray | None] = [None] * len(requests)
+    first: dict[Hashable, int] = {}
+    by_origin: dict[bytes, list[int]] = {}
+    for i, (sweep, _, key) in enumerate(requests):
+        if key not in first:
+            first[key] = i
+            by_origin.setdefault(sweep.center.tobytes(), []).append(i)
+    for idx in by_origin.values():
+        d = np.concatenate([requests[i][1] for i in idx])
+        dist = np.asarray(hit(requests[idx[0]][0].center, d), dtype=float)
+        ends = np.cumsum([len(requests[i][1]) for i in idx])
+        for i, lo, hi in zip(idx, np.r_[0, ends[:-1]], ends, strict=True):
+            out[i] = dist[lo:hi]
+    return [
+        out[i] if out[i] is not None else out[first[key]] for i, (_, _, key) in enumerate(requests)
+    ]
+
+
+def _bracket(t: FloatArray, cov: np.ndarray, gap: int) -> tuple[float, float] | None:
+    """Coarse angles ``(lo, hi)`` around the edge (lo covered, hi not), None without one.
+
+    From the sample nearest 0: if it is covered, the first uncovered sample
+    after it that is not followed by a covered one within ``gap`` samples
+    (narrower gaps are bridged); otherwise the sample just after the last
+    covered one before it.
+    """
     k0 = int(np.argmin(np.abs(t)))
-    gap = max(1, int(round(max_gap_deg / step_deg)))
     if cov[k0]:
-        k = k0
-        while k + 1 < len(t):
-            if cov[k + 1]:
-                k += 1
-                continue
-            ahead = cov[k + 2 : k + 2 + gap]
-            if ahead.any():
-                k += 1 + int(np.argmax(ahead)) + 1
-                continue
-            break
-        if k + 1 >= len(t):
-            return _NO_EDGE
-        lo, hi = t[k], t[k + 1]  # lo covered, hi not
-    else:
-        k = k0
-        while k - 1 >= 0 and not cov[k - 1]:
-            k -= 1
-        if k - 1 < 0:
-            return _NO_EDGE
-        lo, hi = t[k - 1], t[k]  # lo covered, hi not
+        covered_ahead = np.zeros(len(cov), bool)  # a covered sample within `gap` after
+        for j in range(1, gap + 1):
+            covered_ahead[:-j] |= cov[j:]
+        open_ = np.flatnonzero(~cov[k0 + 1 :] & ~covered_ahead[k0 + 1 :])
+        if len(open_) == 0:
+            return None
+        k = k0 + int(open_[0])  # the last covered sample
+        return t[k], t[k + 1]
+    before = np.flatnonzero(cov[:k0])
+    if len(before) == 0:
+        return None
+    k = int(before[-1]) + 1
+    return t[k - 1], t[k]
+
+
+def scan_edges(hit: HitFn, scans: list[EdgeScan]) -> list[Edge]:
+    """:func:`scan_edge` for many sweeps at once, each step's rays cast together.
+
+    The same rays as one :func:`scan_edge` per sweep, and the same edges, in
+    four calls of ``hit`` (per ray origin) instead of four per sweep: the
+    coarse samples of every sweep, then each of the two fine sweeps, then
+    the edge points. Sweeps that differ only in ``restrict`` share their rays.
+
+    Parameters
+    ----------
+    hit : callable
+        ``hit(origin (3,), directions (n, 3)) -> (n,) distances``, raw (before
+        any sweep's ``restrict``).
+    scans : list of EdgeScan
+
+    Returns
+    -------
+    list of Edge
+        One per scan, in order.
+    """
+    sweeps = [_Sweep(s) for s in scans]
+    grids = [np.arange(-s.limit_deg, s.limit_deg + s.step_deg / 2, s.step_deg) for s in scans]
+    dirs = [sw.dirs(t) for sw, t in zip(sweeps, grids, strict=True)]
+    raw = _cast_together(
+        hit, [(sw, d, (sw.key, t.tobytes())) for sw, d, t in zip(sweeps, dirs, grids, strict=True)]
+    )
+    brackets: list[tuple[float, float] | None] = []
+    for sw, t, d, r in zip(sweeps, grids, dirs, raw, strict=True):
+        cov = sw.seen(d, r) <= sw.scan.reach_mm
+        gap = max(1, int(round(sw.scan.max_gap_deg / sw.scan.step_deg)))
+        brackets.append(_bracket(t, cov, gap))
+    live = [i for i, b in enumerate(brackets) if b is not None]
     # Two sweeps of 63 directions each narrow the step 4096-fold (as 12
     # bisections would) in two ray casts instead of twelve.
     for _ in range(2):
-        ts = np.linspace(lo, hi, 65)[1:-1]
-        open_ = np.flatnonzero(hit(c, dirs(ts)) > reach_mm)
-        if len(open_) == 0:
-            lo = ts[-1]
-        else:
-            k = int(open_[0])
-            lo, hi = (ts[k - 1] if k > 0 else lo), ts[k]
-    d_edge = dirs(lo)[0]
+        ts = {i: np.linspace(*brackets[i], 65)[1:-1] for i in live}
+        fine = {i: sweeps[i].dirs(ts[i]) for i in live}
+        raw = _cast_together(
+            hit, [(sweeps[i], fine[i], (sweeps[i].key, ts[i].tobytes())) for i in live]
+        )
+        for i, r in zip(live, raw, strict=True):
+            lo, hi = brackets[i]
+            open_ = np.flatnonzero(sweeps[i].seen(fine[i], r) > sweeps[i].scan.reach_mm)
+            if len(open_) == 0:
+                lo = ts[i][-1]
+            else:
+                k = int(open_[0])
+                lo, hi = (ts[i][k - 1] if k > 0 else lo), ts[i][k]
+            brackets[i] = (lo, hi)
     # A ray along the edge grazes the rim, so its hit may land anywhere on the
     # rim's face; the wall a hair (0.002 degrees) inside gives a steady distance.
-    dist = hit(c, np.vstack([dirs(lo - 0.002)[0], d_edge]))
-    t_edge = dist[0] if dist[0] <= reach_mm else dist[1]
-    return Edge(float(lo), c + t_edge * d_edge)
+    along = {}
+    for i in live:
+        lo = brackets[i][0]
+        d_edge = sweeps[i].dirs(lo)[0]
+        along[i] = (d_edge, np.vstack([sweeps[i].dirs(lo - 0.002)[0], d_edge]))
+    raw = _cast_together(
+        hit,
+        [
+            (sweeps[i], along[i][1], (sweeps[i].key, np.float64(brackets[i][0]).tobytes()))
+            for i in live
+        ],
+    )
+    edges = [_NO_EDGE] * len(scans)
+    for i, r in zip(live, raw, strict=True):
+        sw, lo = sweeps[i], brackets[i][0]
+        dist = sw.seen(along[i][1], r)
+        t_edge = dist[0] if dist[0] <= sw.scan.reach_mm else dist[1]
+        edges[i] = Edge(float(lo), sw.center + t_edge * along[i][0])
+    return edges
 
 
 # --------------------------------------------------------------------------- acetabulum
@@ -200,13 +340,38 @@ def wall_hit(
         ``hit(origins, directions) -> distances`` with ``inf`` for rays
         whose first hit below the equator is not on the socket sphere.
     """
-    up = unit(superior)
-    sc = np.asarray(socket_center_mm, dtype=float)
+    restrict = wall_restriction(superior, socket_center_mm, socket_radius_mm, tolerance_mm)
 
     def restricted(origins: ArrayLike, directions: ArrayLike) -> FloatArray:
         o = np.asarray(origins, dtype=float)
         d = np.atleast_2d(np.asarray(directions, dtype=float))
-        t = np.asarray(hit(o, d), dtype=float)
+        return restrict(o, d, hit(o, d))
+
+    return restricted
+
+
+def wall_restriction(
+    superior: ArrayLike, socket_center_mm: ArrayLike, socket_radius_mm: float, tolerance_mm: float
+) -> Restrict:
+    """The rule of :func:`wall_hit` as a filter of distances already cast.
+
+    For :attr:`EdgeScan.restrict`: sweeps on the wall and sweeps on any bone
+    then share the same cast rays.
+
+    Returns
+    -------
+    callable
+        ``restrict(origin (3,), directions (n, 3), distances (n,)) -> (n,)``
+        distances, ``inf`` where the first hit below the equator is off the
+        socket sphere.
+    """
+    up = unit(superior)
+    sc = np.asarray(socket_center_mm, dtype=float)
+
+    def restrict(origins: ArrayLike, directions: ArrayLike, distances: ArrayLike) -> FloatArray:
+        o = np.asarray(origins, dtype=float)
+        d = np.atleast_2d(np.asarray(directions, dtype=float))
+        t = np.asarray(distances, dtype=float)
         below = (d @ up < 0) & np.isfinite(t)
         if not below.any():
             return t
@@ -214,7 +379,7 @@ def wall_hit(
         off = np.abs(np.linalg.norm(p - sc, axis=1) - socket_radius_mm) > tolerance_mm
         return np.where(below & off, np.inf, t)
 
-    return restricted
+    return restrict
 
 
 def center_edge_angles(
@@ -232,11 +397,19 @@ def center_edge_angles(
     dict
         ``{"lateral": Edge, "anterior": Edge, "posterior": Edge}``.
     """
+    scans = center_edge_scans(center, axes, reach_mm)
+    return dict(zip(scans, scan_edges(hit, list(scans.values())), strict=True))
+
+
+def center_edge_scans(
+    center: ArrayLike, axes: HipAxes, reach_mm: float, *, restrict: Restrict | None = None
+) -> dict[str, EdgeScan]:
+    """The sweeps of :func:`center_edge_angles`, for :func:`scan_edges` with others."""
     s = axes.superior
     return {
-        "lateral": scan_edge(hit, center, s, axes.lateral, reach_mm),
-        "anterior": scan_edge(hit, center, s, axes.anterior, reach_mm),
-        "posterior": scan_edge(hit, center, s, -axes.anterior, reach_mm),
+        "lateral": EdgeScan(center, s, axes.lateral, reach_mm, restrict=restrict),
+        "anterior": EdgeScan(center, s, axes.anterior, reach_mm, restrict=restrict),
+        "posterior": EdgeScan(center, s, -axes.anterior, reach_mm, restrict=restrict),
     }
 
 
@@ -263,14 +436,27 @@ def rim_version(
     version_deg, anterior_rim, posterior_rim
         NaN version when the scan finds the socket closed laterally.
     """
+    front, back = scan_edges(hit, list(rim_version_scans(center, axes, reach_mm, elevation_deg)))
+    return version_from_rims(axes, front, back), front, back
+
+
+def rim_version_scans(
+    center: ArrayLike, axes: HipAxes, reach_mm: float, elevation_deg: float = 0.0
+) -> tuple[EdgeScan, EdgeScan]:
+    """The anterior and posterior sweeps of :func:`rim_version`."""
     kw = dict(elevation_axis=axes.superior, elevation_deg=elevation_deg)
-    front = scan_edge(hit, center, axes.lateral, -axes.anterior, reach_mm, **kw)
-    back = scan_edge(hit, center, axes.lateral, axes.anterior, reach_mm, **kw)
+    return (
+        EdgeScan(center, axes.lateral, -axes.anterior, reach_mm, **kw),
+        EdgeScan(center, axes.lateral, axes.anterior, reach_mm, **kw),
+    )
+
+
+def version_from_rims(axes: HipAxes, front: Edge, back: Edge) -> float:
+    """Version (degrees) of :func:`rim_version` from its two rim edges; NaN when open laterally."""
     if not (front.angle_deg < 0 and back.angle_deg < 0):
-        return float("nan"), front, back
+        return float("nan")
     pa, pp = axes.to_las(front.point_mm), axes.to_las(back.point_mm)
-    version = np.degrees(np.arctan2(pp[0] - pa[0], pa[1] - pp[1]))
-    return float(version), front, back
+    return float(np.degrees(np.arctan2(pp[0] - pa[0], pa[1] - pp[1])))
 
 
 def rim_edges(
@@ -336,9 +522,16 @@ def false_profile_acea_deg(hit: HitFn, center: ArrayLike, axes: HipAxes, reach_m
     anterior bony edge of the roof. Lequesne bands apply (< 20 degrees
     dysplastic, 20-25 borderline).
     """
+    return scan_edges(hit, [false_profile_scan(center, axes, reach_mm)])[0]
+
+
+def false_profile_scan(
+    center: ArrayLike, axes: HipAxes, reach_mm: float, *, restrict: Restrict | None = None
+) -> EdgeScan:
+    """The sweep of :func:`false_profile_acea_deg`."""
     t = np.radians(FALSE_PROFILE_OBLIQUITY_DEG)
     toward = np.cos(t) * axes.anterior + np.sin(t) * axes.lateral
-    return scan_edge(hit, center, axes.superior, toward, reach_mm)
+    return EdgeScan(center, axes.superior, toward, reach_mm, restrict=restrict)
 
 
 def tonnis_angle_deg(
@@ -360,11 +553,21 @@ def tonnis_angle_deg(
     angle_deg, medial_end
         NaN when no fossa is found above the horizontal.
     """
-    medial = scan_edge(hit, center, axes.superior, -axes.lateral, lunate_reach_mm, limit_deg=90.0)
-    if not (0.0 < medial.angle_deg < 90.0) or not np.isfinite(lateral_edge.angle_deg):
-        return float("nan"), medial
-    e, m = axes.to_las(lateral_edge.point_mm), axes.to_las(medial.point_mm)
-    return float(np.degrees(np.arctan2(e[2] - m[2], e[0] - m[0]))), medial
+    medial = scan_edges(hit, [tonnis_scan(center, axes, lunate_reach_mm)])[0]
+    return tonnis_from_edges(axes, medial, lateral_edge), medial
+
+
+def tonnis_scan(center: ArrayLike, axes: HipAxes, lunate_reach_mm: float) -> EdgeScan:
+    """The sweep of :func:`tonnis_angle_deg` toward the roof's medial end."""
+    return EdgeScan(center, axes.superior, -axes.lateral, lunate_reach_mm, limit_deg=90.0)
+
+
+def tonnis_from_edges(axes: HipAxes, medial_end: Edge, lateral_edge: Edge) -> float:
+    """Tönnis angle (degrees) of :func:`tonnis_angle_deg` from the roof's two ends; NaN without."""
+    if not (0.0 < medial_end.angle_deg < 90.0) or not np.isfinite(lateral_edge.angle_deg):
+        return float("nan")
+    e, m = axes.to_las(lateral_edge.point_mm), axes.to_las(medial_end.point_mm)
+    return float(np.degrees(np.arctan2(e[2] - m[2], e[0] - m[0])))
 
 
 def extrusion_index_pct(

@@ -9,6 +9,9 @@ gigabytes. hipviz therefore refuses to fall back silently.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -119,3 +122,54 @@ class RayCaster:
         loc = ld[valid] * t.reshape((-1, 1))
         loc += lo[valid]
         return tris[valid], rays[valid], loc
+
+
+class RecentRays:
+    """First-hit distances that remember the last few large ray sets cast.
+
+    A bone that does not move is asked the same rays move after move (the
+    coverage directions and the coarse rim sweeps from the head centre,
+    which a turn of the fragment about that centre leaves in place). The
+    answers are kept for the last ``size`` ray sets of at least ``min_rays``
+    rays, and given again only for the very same origins and directions
+    (bytewise), so they are the numbers a new cast would give.
+
+    Parameters
+    ----------
+    first_hit : callable
+        ``first_hit(origins (3,) or (n, 3), directions (n, 3)) -> (n,)``
+        against a mesh that is not changed afterwards (e.g.
+        :meth:`RayCaster.first_hit`).
+    """
+
+    def __init__(
+        self,
+        first_hit: Callable[[ArrayLike, ArrayLike], FloatArray],
+        *,
+        min_rays: int = 1000,
+        size: int = 4,
+    ):
+        self._first_hit = first_hit
+        self.min_rays, self.size = min_rays, size
+        self._kept: OrderedDict[bytes, tuple[bytes, FloatArray]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __call__(self, origins: ArrayLike, directions: ArrayLike) -> FloatArray:
+        """As ``first_hit``; distances in mm, ``inf`` on a miss."""
+        d = np.atleast_2d(np.asarray(directions, dtype=float))
+        if len(d) < self.min_rays:
+            return self._first_hit(origins, d)
+        o = np.asarray(origins, dtype=float)
+        rays = o.tobytes() + d.tobytes()
+        key = repr((o.shape, d.shape)).encode() + o.tobytes() + d[:: max(1, len(d) // 64)].tobytes()
+        with self._lock:
+            kept = self._kept.get(key)
+            if kept is not None and kept[0] == rays:
+                self._kept.move_to_end(key)
+                return kept[1].copy()
+        dist = self._first_hit(origins, d)
+        with self._lock:
+            self._kept[key] = (rays, dist.copy())
+            while len(self._kept) > self.size:
+                self._kept.popitem(last=False)
+        return dist

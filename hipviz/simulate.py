@@ -39,7 +39,7 @@ from .hip import (
     check_possible,
     femoral_angles,
 )
-from .raycast import RayCaster
+from .raycast import RayCaster, RecentRays
 
 #: Gap between bones below which a move counts as an overlap, mm.
 OVERLAP_TOLERANCE_MM = 0.0
@@ -197,6 +197,9 @@ class Simulation:
         self.knee_mm = lmk.knee_center(self.femur, fl.shaft)
 
         self._pelvis_caster = RayCaster(self.pelvis)
+        # The pieces that stay put are asked the same rays move after move.
+        self._pelvis_rays = RecentRays(self._pelvis_caster.first_hit)
+        self._rest_rays: RecentRays | None = None
         self._pelvis_manifold = None
         self._femur_manifold = None
         self.pelvis_cut: ost.PelvisCut | None = None
@@ -232,6 +235,7 @@ class Simulation:
         self.pelvis_cut = ost.cut_pelvis(self._pelvis_manifold, geometry)
         self._fragment_caster = RayCaster(self.pelvis_cut.fragment)
         self._rest_caster = RayCaster(self.pelvis_cut.rest)
+        self._rest_rays = RecentRays(self._rest_caster.first_hit)
         self._trees = {k: v for k, v in self._trees.items() if k == "surface:proximal"}
         self._surface_distance("rest", self.pelvis_cut.rest, self.pelvis_cut.face)
         return self.pelvis_cut
@@ -239,7 +243,7 @@ class Simulation:
     def uncut(self) -> None:
         """Forget the pelvic cut (the pelvis is whole again)."""
         self.pelvis_cut = None
-        self._fragment_caster = self._rest_caster = None
+        self._fragment_caster = self._rest_caster = self._rest_rays = None
         self._trees = {k: v for k, v in self._trees.items() if k == "surface:proximal"}
 
     def cut_femur(self, level_mm: float | None = None) -> ost.FemurCut:
@@ -279,17 +283,15 @@ class Simulation:
 
     def _pelvis_hit(self, tf_fragment: Transform):
         if self.pelvis_cut is None:
-            return self._pelvis_caster.first_hit
-        rest, frag = self._rest_caster, self._fragment_caster
+            return self._pelvis_rays
+        rest, frag = self._rest_rays, self._fragment_caster
         inv = invert(tf_fragment)
         r_inv, t_inv = inv[:3, :3], inv[:3, 3]
 
         def hit(origins, directions):
             d = np.atleast_2d(np.asarray(directions, dtype=float))
             o = np.broadcast_to(np.asarray(origins, dtype=float), d.shape)
-            return np.minimum(
-                rest.first_hit(o, d), frag.first_hit(o @ r_inv.T + t_inv, d @ r_inv.T)
-            )
+            return np.minimum(rest(origins, d), frag.first_hit(o @ r_inv.T + t_inv, d @ r_inv.T))
 
         return hit
 

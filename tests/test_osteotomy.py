@@ -202,3 +202,53 @@ def test_dysplastic_case_after_a_pao_lands_in_the_target_ranges():
     assert 10 <= out.after["acetabular_version_deg"] <= 25
     assert not out.overlap
     assert out.hip_center_shift_mm[0] == pytest.approx(-3.0, abs=1e-9)
+
+
+def _contact_measuring_every_sample(face, tf, hit_facing, nearest, tolerance_mm=1.0):
+    """Cut contact with the depth of every sample inside the other piece measured."""
+    nudge = 0.05
+    pts = face.points_mm @ tf[:3, :3].T + tf[:3, 3]
+    nrm = face.normals @ tf[:3, :3].T
+    t, cos = hit_facing(pts - nudge * nrm, nrm)
+    inside = cos > 0
+    depth = np.zeros(len(t))
+    depth[inside] = nearest(pts[inside])
+    touching = inside | (t - nudge <= tolerance_mm)
+    worst = int(np.argmax(depth))
+    deep = float(depth[worst])
+    cut = face.names[face.cut[worst]] if deep > tolerance_mm else None
+    contact = ost.Contact(
+        float(face.area_mm2 * touching.mean()), float(touching.mean()), deep, cut, tolerance_mm
+    )
+    return contact, int(inside.sum())
+
+
+@pytest.mark.parametrize(
+    "move",
+    [
+        ost.AcetabularMove(lateral_deg=2.0),
+        ost.AcetabularMove(lateral_deg=20, anterior_deg=5),
+        ost.AcetabularMove(lateral_deg=-10, medial_mm=4),
+        ost.AcetabularMove(version_deg=15),
+    ],
+)
+def test_cut_contact_finds_the_deepest_overlap_of_all_samples(analytic, move):
+    """Measuring only the samples that can be deepest gives the same contact, exactly."""
+    _, sim = analytic
+    cut, tf = sim.pelvis_cut, sim.transforms(move)["fragment"]
+    nearest = sim._surface_distance("rest", cut.rest, cut.face)
+    asked = []
+
+    def counted(points):
+        asked.append(len(points))
+        return nearest(points)
+
+    got = ost.cut_contact(cut.face, tf, sim._rest_caster.first_hit_facing, counted)
+    want, n_inside = _contact_measuring_every_sample(
+        cut.face, tf, sim._rest_caster.first_hit_facing, nearest
+    )
+    assert got == want
+    if n_inside > 200:
+        assert sum(asked) < n_inside  # fewer depths measured than samples inside
+    if want.overlap_mm > 2.0:  # a deep overlap: most samples are ruled out
+        assert sum(asked) < n_inside / 2

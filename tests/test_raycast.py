@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import trimesh
 
-from hipviz.raycast import RayCaster
+from hipviz.raycast import RayCaster, RecentRays
 
 
 @pytest.fixture(scope="module")
@@ -62,3 +62,46 @@ def test_same_numbers_as_trimesh(ball, scale):
         np.testing.assert_array_equal(cos, want_cos)
     assert np.isfinite(dist).sum() > 300  # rays from inside, and those aimed at the ball
     assert caster.first_hit(o[0], np.zeros((0, 3))).shape == (0,)
+
+
+class CountedCaster:
+    """``first_hit`` of a caster, counting the rays it casts."""
+
+    def __init__(self, mesh):
+        self.caster, self.rays, self.calls = RayCaster(mesh), 0, 0
+
+    def __call__(self, origins, directions):
+        self.calls += 1
+        self.rays += len(directions)
+        return self.caster.first_hit(origins, directions)
+
+
+def test_recent_rays_give_the_numbers_of_a_new_cast(ball):
+    rng = np.random.default_rng(3)
+    d = rng.normal(size=(2000, 3))
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    counted = CountedCaster(ball)
+    recent = RecentRays(counted, min_rays=1000, size=2)
+    fresh = RayCaster(ball)
+    o = np.array([1.0, 2.0, -3.0])
+    first = recent(o, d)
+    np.testing.assert_array_equal(first, fresh.first_hit(o, d))
+    first[:] = -1.0  # the caller's copy: the kept answer must not change with it
+    np.testing.assert_array_equal(recent(o, d.copy()), fresh.first_hit(o, d))
+    assert counted.calls == 1  # the same rays again: not cast again
+    # One direction changed, off the rows the lookup key samples: a new cast, a new answer.
+    d2 = d.copy()
+    d2[1] = [0.0, 0.0, 1.0]
+    got = recent(o, d2)
+    assert counted.calls == 2
+    np.testing.assert_array_equal(got, fresh.first_hit(o, d2))
+    # Another origin: cast.
+    np.testing.assert_array_equal(recent(o + 0.5, d), fresh.first_hit(o + 0.5, d))
+    assert counted.calls == 3
+    # Only `size` sets are kept: the first one (o, d) went when (o + 0.5, d) came.
+    recent(o, d)
+    assert counted.calls == 4
+    # Small sets are always cast.
+    recent(o, d[:10])
+    recent(o, d[:10])
+    assert counted.calls == 6
