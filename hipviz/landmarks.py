@@ -415,7 +415,9 @@ def _sphere_votes(points, normals, weights, radii, bin_mm, offset_mm=0.0):
 
     The bins are cubes of ``bin_mm`` whose corners lie on a grid shifted by
     ``offset_mm`` on every axis. Returns the occupied bins' centres (k, 3)
-    mm, radii (k,) and summed weights (k,).
+    mm, radii (k,) and summed weights (k,); with ``weights`` None every vote
+    counts 1 (the same sums, counted from a plain sort, several times
+    faster than the argsort weighted sums need).
     """
     cands = points[None, :, :] - radii[:, None, None] * normals[None, :, :]
     keys = np.floor((cands.reshape(-1, 3) - offset_mm) / bin_mm).astype(np.int64)
@@ -425,8 +427,12 @@ def _sphere_votes(points, normals, weights, radii, bin_mm, offset_mm=0.0):
     packed = (
         ((keys[:, 0] - lo[0]) * span[1] + keys[:, 1] - lo[1]) * span[2] + keys[:, 2] - lo[2]
     ) * len(radii) + ridx
-    uniq, inv = np.unique(packed, return_inverse=True)
-    score = np.bincount(inv, weights=np.tile(weights, len(radii)))
+    if weights is None:
+        uniq, counts = np.unique(packed, return_counts=True)
+        score = counts.astype(float)
+    else:
+        uniq, inv = np.unique(packed, return_inverse=True)
+        score = np.bincount(inv, weights=np.tile(weights, len(radii)))
     r_i = uniq % len(radii)
     rest = uniq // len(radii)
     kz = rest % span[2]
@@ -444,10 +450,7 @@ def _vote_candidates(points, normals, radii, bin_mm):
     corner of one grid (its votes split over eight bins) is in the middle of
     a bin of the other: which candidates win does not depend on the pose.
     """
-    weights = np.ones(len(points))
-    grids = [
-        _sphere_votes(points, normals, weights, radii, bin_mm, off) for off in (0.0, bin_mm / 2)
-    ]
+    grids = [_sphere_votes(points, normals, None, radii, bin_mm, off) for off in (0.0, bin_mm / 2)]
     centres = np.vstack([g[0] for g in grids])
     rads = np.concatenate([g[1] for g in grids])
     score = np.concatenate([g[2] for g in grids])
