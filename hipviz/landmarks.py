@@ -189,9 +189,17 @@ class FaceSet:
     _recent: ClassVar[OrderedDict[int, tuple[weakref.ref, int, FaceSet]]] = OrderedDict()
     _lock: ClassVar[threading.Lock] = threading.Lock()
 
-    def __init__(self, triangles: np.ndarray, *, watertight: bool) -> None:
+    def __init__(self, triangles: np.ndarray, *, watertight: bool | np.ndarray) -> None:
+        """``watertight``: the surface is closed; or its (m, 3) int faces, to tell when asked."""
         self.triangles = triangles
         self._watertight = watertight
+
+    @cached_property
+    def closed(self) -> bool:
+        """True when every edge is shared by exactly two faces (trimesh's ``is_watertight``)."""
+        if isinstance(self._watertight, np.ndarray):
+            return closed_faces(self._watertight)
+        return bool(self._watertight)
 
     @classmethod
     def of(cls, mesh: trimesh.Trimesh | FaceSet) -> FaceSet:
@@ -204,8 +212,12 @@ class FaceSet:
             if hit is not None and hit[0]() is mesh and hit[1] == data:
                 cls._recent.move_to_end(key)
                 return hit[2]
-        tri = np.asarray(mesh.vertices, dtype=float)[np.asarray(mesh.faces)]
-        out = cls(tri, watertight=bool(mesh.is_watertight))
+        faces = np.asarray(mesh.faces)
+        tri = np.asarray(mesh.vertices, dtype=float)[faces]
+        # Whether it is closed matters only for a surface wound inward
+        # (:attr:`outward_sign`); a surface read by hipviz is wound outward,
+        # so the edge count is left until asked.
+        out = cls(tri, watertight=faces.copy())
         with cls._lock:
             cls._recent[key] = (weakref.ref(mesh), data, out)
             while len(cls._recent) > 8:
@@ -234,12 +246,30 @@ class FaceSet:
         """+1, or -1 for a closed surface wound inward (negative signed volume)."""
         # 6 x the signed volume: the tetrahedra from the origin to each face.
         six_volume = np.einsum("ij,ij->", self.triangles[:, 0], self._cross)
-        return -1.0 if self._watertight and six_volume < 0 else 1.0
+        return -1.0 if six_volume < 0 and self.closed else 1.0
 
     @cached_property
     def normals(self) -> np.ndarray:
         unit_normals = self._cross / np.maximum(2.0 * self.areas, 1e-300)[:, None]
         return self.outward_sign * unit_normals
+
+
+def closed_faces(faces: np.ndarray) -> bool:
+    """True when every edge of the (m, 3) int faces is used by exactly two faces.
+
+    The test of trimesh's ``is_watertight``, from one sort of integer edge
+    keys instead of grouping rows.
+    """
+    f = np.asarray(faces, dtype=np.int64)
+    if len(f) == 0:
+        return False
+    edges = f[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2)
+    low, high = edges.min(axis=1), edges.max(axis=1)
+    key = np.sort(low * (int(f.max()) + 1) + high)
+    if len(key) % 2:
+        return False
+    # Sorted, each key must come as one pair: equal within a pair, unequal across pairs.
+    return bool(np.all(key[0::2] == key[1::2]) and np.all(key[1:-1:2] != key[2::2]))
 
 
 def _split_counts(longest_edges: np.ndarray, spacing_mm: float) -> np.ndarray:
@@ -893,6 +923,11 @@ class ShaftAxis:
     levels_mm: tuple[float, float]
 
 
+#: Slack (mm) of the face pre-selection for a section: far above the rounding
+#: of a plane distance, far below a face, so no face the plane cuts is missed.
+_SECTION_MARGIN_MM = 1e-3
+
+
 def shaft_axis(femur: trimesh.Trimesh, head: Sphere) -> ShaftAxis:
     """Proximal shaft axis from section centroids below the lesser trochanter.
 
@@ -922,9 +957,19 @@ def shaft_axis(femur: trimesh.Trimesh, head: Sphere) -> ShaftAxis:
                 "need about 25 mm of shaft below the lesser trochanter)"
             )
             raise LandmarkError(msg)
+        # Only faces spanning a level can be cut by it: handing the section
+        # those (a superset, in mesh order) gives the same segments in the
+        # same order as the whole mesh, for a fraction of the work.
+        span = (pts - c) @ u
+        f_span = span[np.asarray(femur.faces)]
+        f_lo, f_hi = (
+            f_span.min(axis=1) - _SECTION_MARGIN_MM,
+            f_span.max(axis=1) + _SECTION_MARGIN_MM,
+        )
         cents = []
         for level in np.linspace(s0, s1, 8):
-            cen, area = section_centroid(femur, c + level * u, u)
+            near = np.flatnonzero((f_lo <= level) & (f_hi >= level))
+            cen, area = section_centroid(femur, c + level * u, u, faces=near)
             if area > 0:
                 cents.append(cen)
         if len(cents) < 3:
