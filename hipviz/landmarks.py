@@ -726,19 +726,38 @@ NECK_AXIS_METHOD = (
 
 
 def _loop_labels(a: Points, b: Points) -> np.ndarray:
-    """(n,) int: which closed loop each section segment ``a[i] -> b[i]`` belongs to."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
+    """(n,) int: which closed loop each section segment ``a[i] -> b[i]`` belongs to.
 
+    Loops are numbered in the order of their first segment (as
+    ``scipy.sparse.csgraph.connected_components`` numbers them on the graph
+    of segments and their end points).
+    """
+    n = len(a)
+    if n == 0:
+        return np.zeros(0, dtype=np.intp)
     # Neighbouring faces compute a shared crossing from the same edge, so
     # endpoints agree to rounding; a 1e-5 mm grid joins them.
     ends = np.round(np.vstack([a, b]) / 1e-5).astype(np.int64)
-    _, point = np.unique(ends, axis=0, return_inverse=True)
-    n = len(a)
-    seg = np.tile(np.arange(n), 2)
-    graph = coo_matrix((np.ones(2 * n), (seg, n + point.ravel())), shape=(n + point.max() + 1,) * 2)
-    _, labels = connected_components(graph, directed=False)
-    return labels[:n]
+    order = np.lexsort(ends.T)
+    new = np.r_[True, np.any(ends[order[1:]] != ends[order[:-1]], axis=1)]
+    point = np.empty(2 * n, dtype=np.intp)
+    point[order] = np.cumsum(new) - 1
+    pa, pb = point[:n], point[n:]
+    # Each segment takes the smallest segment number it is joined to, through
+    # its end points; jumping along the labels found so far makes this a few
+    # rounds even on long loops. Ends in the smallest segment of its loop.
+    label = np.arange(n)
+    low = np.empty(int(point.max()) + 1, dtype=np.intp)
+    while True:
+        low.fill(n)
+        np.minimum.at(low, pa, label)
+        np.minimum.at(low, pb, label)
+        new_label = np.minimum(low[pa], low[pb])
+        new_label = new_label[new_label]
+        if np.array_equal(new_label, label):
+            break
+        label = new_label
+    return np.unique(label, return_inverse=True)[1]
 
 
 def section_through(
