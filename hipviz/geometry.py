@@ -165,10 +165,15 @@ def fit_sphere(points: Points, weights: ArrayLike | None = None) -> Sphere:
     wq = q * w[:, None]
     cov = wq.T @ q
     center = np.linalg.solve(2.0 * cov, wq.T @ b)
-    k = float(w @ b)
+    # Long dot products by einsum, not BLAS: OpenBLAS splits a dot of more
+    # than 10k terms over its threads, which stalls for milliseconds when
+    # the other cores are busy (a batch worker's usual state) and makes the
+    # rounding depend on the thread count.
+    k = float(np.einsum("i,i->", w, b))
     radius = float(np.sqrt(max(k + center @ center, 0.0)))
     resid = np.linalg.norm(q - center, axis=1) - radius
-    return Sphere(center + mean, radius, float(np.sqrt(w @ resid**2)), len(pts))
+    rms = float(np.sqrt(np.einsum("i,i,i->", w, resid, resid)))
+    return Sphere(center + mean, radius, rms, len(pts))
 
 
 def fibonacci_directions(n: int) -> Points:

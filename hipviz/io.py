@@ -377,7 +377,7 @@ def load_mesh(
     _check_triangle_count(len(faces), display, limits)
     notes.extend(read_notes)
 
-    vertices, faces, clean_notes = _clean(vertices, faces, display)
+    vertices, faces, clean_notes, edges = _clean(vertices, faces, display)
     notes.extend(clean_notes)
     extent = float(np.max(np.ptp(vertices, axis=0)))
 
@@ -403,7 +403,7 @@ def load_mesh(
     if extent * scale > _LARGE_MM:
         notes.append(f"extent {extent * scale:.4g} mm is large for a hip bone; check the units")
 
-    topo = _topology(vertices, faces)
+    topo = _topology(vertices, faces, edges)
     notes.extend(topo.notes)
     mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=False, validate=False)
     shown_path = display
@@ -474,7 +474,7 @@ def load_label_map(
         file_path, label_tuple, int(step_size), display, limits
     )
     _check_triangle_count(len(faces), display, limits)
-    vertices, faces, _ = _clean(vertices, faces, display)
+    vertices, faces, _, _ = _clean(vertices, faces, display)
     if header_units == "m":
         vertices = vertices * 1000.0
     return trimesh.Trimesh(vertices=vertices, faces=faces, process=False, validate=False)
@@ -1560,7 +1560,7 @@ def _labels_found(data: NDArray[np.generic], limit: int = 20) -> str:
 
 def _clean(
     vertices: ArrayLike, faces: ArrayLike, display: str
-) -> tuple[NDArray[np.float64], NDArray[np.int64], list[str]]:
+) -> tuple[NDArray[np.float64], NDArray[np.int64], list[str], _Edges]:
     """Validate a triangle mesh; merge identical vertices, drop bad faces, wind outward.
 
     Only bit-identical vertices are merged (no tolerance), so distinct points
@@ -1568,7 +1568,8 @@ def _clean(
     one line (:func:`_drop_slivers` keeps the surface closed) and repeated
     faces are dropped, then vertices no face uses; last, every body is wound
     consistently and outward (:func:`_orient_outward`). Each change adds a
-    note. Vertex order is kept otherwise.
+    note. Vertex order is kept otherwise. Also returns the edges of the
+    faces returned, for :func:`_topology`.
     """
     notes: list[str] = []
     v = np.array(vertices, dtype=np.float64).reshape(-1, 3)
@@ -1634,11 +1635,11 @@ def _clean(
         )
     if float(np.max(np.ptp(v, axis=0))) <= 0.0:
         raise InputError(f"{display}: all vertices coincide (zero extent)")
-    f, flipped = _orient_outward(v, f)
+    f, flipped, edges = _orient_outward(v, f)
     if flipped:
         were = "triangle was" if flipped == 1 else "triangles were"
         notes.append(f"{flipped:,} {were} inside-out; fixed")
-    return v, f, notes
+    return v, f, notes, edges
 
 
 #: A face is zero-area when its height is below this times the largest coordinate: the
@@ -1709,9 +1710,24 @@ def _drop_slivers(
     return np.vstack([f[~flat], added])
 
 
+@dataclass(frozen=True)
+class _Edges:
+    """The edges of a face array, as :func:`_orient_outward` grouped them.
+
+    ``edge_of`` (m, 3) int: the edge of each face's side k (corner k to
+    k + 1), numbered in increasing key order; ``counts`` (e,) int: faces
+    using each edge; ``n_patches``: patches of faces joined by edges used
+    by exactly two faces (the bodies, when every edge is).
+    """
+
+    edge_of: NDArray[np.intp]
+    counts: NDArray[np.intp]
+    n_patches: int
+
+
 def _orient_outward(
     vertices: NDArray[np.float64], faces: NDArray[np.int64]
-) -> tuple[NDArray[np.int64], int]:
+) -> tuple[NDArray[np.int64], int, _Edges | None]:
     """Wind every body's faces consistently and outward; return faces and how many turned.
 
     Faces that share an edge (used by exactly two faces) must use it in
@@ -1734,13 +1750,15 @@ def _orient_outward(
         The same triangles, some with their corner order reversed.
     flipped : int
         Number of faces reversed.
+    edges : _Edges or None
+        The edges of the faces returned (None for no faces).
     """
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
     n_f = len(faces)
     if n_f == 0:
-        return faces, 0
+        return faces, 0, None
     n_v = np.int64(len(vertices))
     directed = faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2)
     low = np.minimum(directed[:, 0], directed[:, 1])
@@ -1796,7 +1814,29 @@ def _orient_outward(
     inward = volume < -1e-9 * area**1.5  # clearly negative, not a flat open patch
     turn = inward[patch] & orientable
     out[turn] = out[turn][:, ::-1]
-    return out, int(np.count_nonzero(flip ^ turn))
+    reversed_ = flip ^ turn
+    return out, int(np.count_nonzero(reversed_)), _edges_of(order, key, counts, reversed_, n_patch)
+
+
+def _edges_of(
+    order: NDArray[np.intp],
+    sorted_key: NDArray[np.int64],
+    counts: NDArray[np.intp],
+    reversed_: NDArray[np.bool_],
+    n_patches: int,
+) -> _Edges:
+    """:class:`_Edges` from the sorted half-edge keys of the faces before some were reversed.
+
+    Reversing a face (a, b, c) -> (c, b, a) keeps its three edges but swaps
+    the sides they are on: side 0 (a-b) becomes side 1 and side 1 (b-c)
+    side 0; side 2 (c-a) stays.
+    """
+    group = np.cumsum(np.r_[True, sorted_key[1:] != sorted_key[:-1]]) - 1
+    edge_of = np.empty(len(order), dtype=np.intp)
+    edge_of[order] = group
+    edge_of = edge_of.reshape(-1, 3)
+    edge_of[reversed_] = edge_of[reversed_][:, [1, 0, 2]]
+    return _Edges(edge_of, counts, n_patches)
 
 
 def _mix64(x: NDArray[np.uint64]) -> NDArray[np.uint64]:
@@ -1851,18 +1891,25 @@ class _Topology:
     notes: tuple[str, ...]
 
 
-def _topology(vertices: NDArray[np.float64], faces: NDArray[np.int64]) -> _Topology:
-    """Edge-based checks: open/non-manifold edges, winding, bodies, orientation."""
+def _topology(
+    vertices: NDArray[np.float64], faces: NDArray[np.int64], edges: _Edges | None = None
+) -> _Topology:
+    """Edge-based checks: open/non-manifold edges, winding, bodies, orientation.
+
+    ``edges``: those of ``faces`` from :func:`_clean`, which spares sorting
+    them again; found here when None.
+    """
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
     n_v = np.int64(len(vertices))
     directed = faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2)
-    low = np.minimum(directed[:, 0], directed[:, 1])
-    high = np.maximum(directed[:, 0], directed[:, 1])
-    edge_keys, edge_of, counts = np.unique(
-        low * n_v + high, return_inverse=True, return_counts=True
-    )
+    if edges is None:
+        low = np.minimum(directed[:, 0], directed[:, 1])
+        high = np.maximum(directed[:, 0], directed[:, 1])
+        _, edge_of, counts = np.unique(low * n_v + high, return_inverse=True, return_counts=True)
+    else:
+        edge_of, counts = edges.edge_of.ravel(), edges.counts
     open_edges = int(np.count_nonzero(counts == 1))
     nonmanifold = int(np.count_nonzero(counts > 2))
     # consistent winding: an edge shared by two faces is used once in each direction
@@ -1871,15 +1918,18 @@ def _topology(vertices: NDArray[np.float64], faces: NDArray[np.int64]) -> _Topol
     watertight = open_edges == 0 and nonmanifold == 0
 
     n_f = len(faces)
-    n_e = len(edge_keys)
-    graph = coo_matrix(
-        (
-            np.ones(3 * n_f, dtype=np.int8),
-            (np.repeat(np.arange(n_f), 3), n_f + edge_of.ravel()),
-        ),
-        shape=(n_f + n_e, n_f + n_e),
-    )
-    n_bodies, _ = connected_components(graph, directed=False)
+    n_e = len(counts)
+    if edges is not None and watertight:
+        n_bodies = edges.n_patches  # every edge joins two faces: the patches are the bodies
+    else:
+        graph = coo_matrix(
+            (
+                np.ones(3 * n_f, dtype=np.int8),
+                (np.repeat(np.arange(n_f), 3), n_f + edge_of.ravel()),
+            ),
+            shape=(n_f + n_e, n_f + n_e),
+        )
+        n_bodies, _ = connected_components(graph, directed=False)
 
     notes: list[str] = []
     if not watertight:

@@ -53,15 +53,19 @@ def hips(n: int, seed: int, files: list[str] | None) -> list[dict[str, str]]:
     return sample_manifest(n + 1, seed)
 
 
-def time_loop(rows: list[dict[str, str]]) -> tuple[float, list[float]]:
-    """(wall seconds, seconds per hip) of process_hip on rows[1:] in this process."""
+def time_loop(rows: list[dict[str, str]]) -> tuple[float, list[float], float]:
+    """(wall seconds, seconds per hip, CPU seconds) of process_hip on rows[1:] in this process.
+
+    The CPU seconds (this process, all its threads) vary less than the wall
+    clock on a machine shared with other work.
+    """
     from hipviz import batch
 
     tasks = batch.make_tasks(rows, {})
     batch.process_hip(tasks[0])  # warm-up: imports and first-call caches
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     per = [batch.process_hip(t)["seconds"] for t in tasks[1:]]
-    return time.perf_counter() - t0, per
+    return time.perf_counter() - t0, per, time.process_time() - c0
 
 
 def time_dask(rows: list[dict[str, str]], workers: int) -> tuple[float, list[float], float]:
@@ -149,9 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, tuple[float, list[float]]] = {}
     for step in args.order.split(","):  # on a shared machine the load drifts: vary the order
         if step == "loop":
-            wall, per = time_loop(rows)
+            wall, per, cpu = time_loop(rows)
             results["loop (one process, no Dask)"] = (wall, per)
-            print(f"  loop done, load {_load()}")
+            print(f"  loop done ({cpu / args.n:.2f} CPU s a hip), load {_load()}")
         else:
             workers = int(step.removeprefix("dask-"))
             wall, per, start = time_dask(rows, workers)
@@ -160,11 +164,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{'':30s} {'wall s':>7s} {'hips/s':>7s} {'median s/hip':>13s}")
     for name, (wall, per) in sorted(results.items()):
         print(f"{name:30s} {wall:7.1f} {args.n / wall:7.3f} {statistics.median(per):13.2f}")
-    loop = results["loop (one process, no Dask)"][0]
-    one = results["dask, 1 worker(s)"][0]
-    two = results["dask, 2 worker(s)"][0]
-    print(f"\nDask overhead, 1 worker against the loop: {100 * (one - loop) / loop:+.1f} %")
-    print(f"2 workers against 1: {one / two:.2f}x")
+    loop = results.get("loop (one process, no Dask)", (None,))[0]
+    one = results.get("dask, 1 worker(s)", (None,))[0]
+    two = results.get("dask, 2 worker(s)", (None,))[0]
+    if loop and one:  # --order may leave runs out
+        print(f"\nDask overhead, 1 worker against the loop: {100 * (one - loop) / loop:+.1f} %")
+    if one and two:
+        print(f"2 workers against 1: {one / two:.2f}x")
     print(f"load average after: {_load()}")
     if args.commands:
         print("\nwhole commands, start-up included:")

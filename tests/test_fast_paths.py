@@ -1,0 +1,166 @@
+"""Faster ways to the same answers: each checked against the computation it replaced."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import trimesh
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from hipviz import frames, io
+from hipviz import landmarks as lmk
+from hipviz.geometry import fit_sphere
+
+
+def _meshes() -> dict[str, trimesh.Trimesh]:
+    ball = trimesh.creation.icosphere(3)
+    box = trimesh.creation.box()
+    out = {"ball": ball, "box": box}
+    out["open"] = trimesh.Trimesh(ball.vertices, ball.faces[5:], process=False)
+    out["edge used 3 times"] = trimesh.Trimesh(
+        ball.vertices, np.vstack([ball.faces, [[*ball.faces[0][:2], 7]]]), process=False
+    )
+    out["face twice"] = trimesh.Trimesh(
+        box.vertices, np.vstack([box.faces, box.faces[:1]]), process=False
+    )
+    out["face three times"] = trimesh.Trimesh(
+        box.vertices, np.vstack([box.faces, box.faces[:1], box.faces[:1]]), process=False
+    )
+    return out
+
+
+@pytest.mark.parametrize("name", list(_meshes()))
+def test_closed_faces_is_trimesh_watertight(name: str) -> None:
+    mesh = _meshes()[name]
+    assert lmk.closed_faces(mesh.faces) == bool(mesh.is_watertight)
+
+
+def test_inward_closed_surface_still_gets_outward_normals() -> None:
+    ball = trimesh.creation.icosphere(2)
+    inside_out = trimesh.Trimesh(ball.vertices, ball.faces[:, ::-1], process=False)
+    fs = lmk.FaceSet.of(inside_out)
+    assert fs.outward_sign == -1.0
+    radial = fs.centroids / np.linalg.norm(fs.centroids, axis=1, keepdims=True)
+    assert np.all(np.einsum("ij,ij->i", fs.normals, radial) > 0.9)
+    # An open inside-out patch is not turned: it has no inside.
+    cap = trimesh.Trimesh(ball.vertices, ball.faces[::-1][:40, ::-1], process=False)
+    assert lmk.FaceSet.of(cap).outward_sign == 1.0
+
+
+def _labels_by_scipy(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    ends = np.round(np.vstack([a, b]) / 1e-5).astype(np.int64)
+    _, point = np.unique(ends, axis=0, return_inverse=True)
+    n = len(a)
+    seg = np.tile(np.arange(n), 2)
+    shape = (n + point.max() + 1,) * 2
+    graph = coo_matrix((np.ones(2 * n), (seg, n + point.ravel())), shape=shape)
+    return connected_components(graph, directed=False)[1][:n]
+
+
+def _ring(centre: tuple[float, float], radius: float, k: int) -> tuple[np.ndarray, np.ndarray]:
+    t = np.linspace(0.0, 2 * np.pi, k, endpoint=False)
+    p = np.column_stack([centre[0] + radius * np.cos(t), centre[1] + radius * np.sin(t), 0 * t])
+    return p, np.roll(p, -1, axis=0)
+
+
+def test_loop_labels_number_loops_as_connected_components() -> None:
+    rng = np.random.default_rng(5)
+    rings = [_ring((0, 0), 20.0, 97), _ring((60, 0), 5.0, 12), _ring((0, 0), 8.0, 40)]
+    a = np.vstack([r[0] for r in rings])
+    b = np.vstack([r[1] for r in rings])
+    for _ in range(5):
+        order = rng.permutation(len(a))
+        got = lmk._loop_labels(a[order], b[order])
+        assert np.array_equal(got, _labels_by_scipy(a[order], b[order]))
+        assert got.max() == 2
+    assert lmk._loop_labels(np.zeros((0, 3)), np.zeros((0, 3))).shape == (0,)
+
+
+def test_loop_labels_on_real_neck_sections() -> None:
+    femur = trimesh.creation.capsule(height=60.0, radius=12.0, count=[48, 48])
+    tri = np.asarray(femur.vertices)[femur.faces]
+    for level in np.linspace(-30.0, 30.0, 7):
+        a, b = lmk._plane_segments(tri, np.array([0.0, 0.0, level]), np.array([0.3, 0.1, 0.95]))
+        assert len(a) > 10
+        assert np.array_equal(lmk._loop_labels(a, b), _labels_by_scipy(a, b))
+
+
+def test_unweighted_votes_equal_votes_of_weight_one() -> None:
+    rng = np.random.default_rng(2)
+    pts = rng.normal(size=(3000, 3)) * 20.0
+    nrm = rng.normal(size=(3000, 3))
+    nrm /= np.linalg.norm(nrm, axis=1, keepdims=True)
+    radii = np.arange(14.0, 37.0)
+    for offset in (0.0, 1.5):
+        counted = lmk._sphere_votes(pts, nrm, None, radii, 3.0, offset)
+        weighed = lmk._sphere_votes(pts, nrm, np.ones(len(pts)), radii, 3.0, offset)
+        for x, y in zip(counted, weighed, strict=True):
+            assert np.array_equal(x, y)
+        assert counted[2].sum() == len(pts) * len(radii)
+
+
+def test_sphere_fit_exact_on_a_sphere_of_many_points() -> None:
+    """More than 10k points: the weighted sums no longer go through BLAS's threaded dot."""
+    rng = np.random.default_rng(8)
+    d = rng.normal(size=(30000, 3))
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    centre, radius = np.array([12.0, -40.0, 300.0]), 23.5
+    sphere = fit_sphere(centre + radius * d, rng.random(30000) + 0.1)
+    assert np.allclose(sphere.center_mm, centre, atol=1e-9)
+    assert sphere.radius_mm == pytest.approx(radius, abs=1e-9)
+    assert sphere.rms_mm < 1e-9
+
+
+def test_shaft_sections_on_preselected_faces_equal_whole_mesh() -> None:
+    femur = trimesh.creation.cylinder(radius=14.0, height=300.0, sections=64)
+    femur = femur.subdivide_to_size(4.0)
+    tri_span = (np.asarray(femur.vertices) @ [0.0, 0.0, 1.0])[femur.faces]
+    for level in (-100.0, 0.0, 37.3):
+        origin, normal = np.array([0.0, 0.0, level]), np.array([0.0, 0.0, 1.0])
+        near = np.flatnonzero(
+            (tri_span.min(axis=1) <= level + 1e-3) & (tri_span.max(axis=1) >= level - 1e-3)
+        )
+        assert len(near) < len(femur.faces) / 20
+        whole = lmk.section_centroid(femur, origin, normal)
+        part = lmk.section_centroid(femur, origin, normal, faces=near)
+        assert np.array_equal(whole[0], part[0]) and whole[1] == part[1]
+        assert whole[1] == pytest.approx(np.pi * 14.0**2, rel=0.01)
+
+
+@pytest.mark.parametrize("name", ["ball", "open", "edge used 3 times", "two bodies", "mixed"])
+def test_topology_from_the_cleaned_edges_equals_a_fresh_count(name: str) -> None:
+    meshes = _meshes()
+    if name == "two bodies":
+        other = meshes["box"].copy()
+        other.apply_translation([5.0, 0.0, 0.0])
+        mesh = trimesh.util.concatenate([meshes["ball"], other])
+    elif name == "mixed":
+        ball = meshes["ball"]
+        faces = ball.faces.copy()
+        faces[::7] = faces[::7, ::-1]
+        mesh = trimesh.Trimesh(ball.vertices, faces, process=False)
+    else:
+        mesh = meshes[name]
+    v, f, _, edges = io._clean(mesh.vertices, mesh.faces, name)
+    assert io._topology(v, f, edges) == io._topology(v, f)
+    assert np.array_equal(np.sort(edges.edge_of, axis=1), np.sort(_edge_ids(f), axis=1))
+
+
+def _edge_ids(faces: np.ndarray) -> np.ndarray:
+    pairs = np.sort(faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
+    _, inverse = np.unique(pairs[:, 0] * (faces.max() + 1) + pairs[:, 1], return_inverse=True)
+    return inverse.reshape(-1, 3)
+
+
+def test_registration_fit_is_measured_on_the_fine_points() -> None:
+    tpl = frames._template()
+    pts = tpl.points * 0.9 + [3.0, -2.0, 1.0]
+    s, r, t, fit = frames.register_template(pts)
+    sub_f = pts[:: max(1, len(pts) // 2500)]
+    assert fit == frames._median_mm(tpl, sub_f, s, r, t)
+    # The template scaled and moved is found again (to the trimming's bias):
+    # scale 1/0.9, no turn, the surfaces a fraction of a mm apart.
+    assert s == pytest.approx(1 / 0.9, rel=2e-3)
+    assert np.degrees(np.arccos(min(1.0, (np.trace(r) - 1) / 2))) < 0.2
+    assert fit < 0.5
