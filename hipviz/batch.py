@@ -1222,7 +1222,7 @@ def _connect(workers: int | None, scheduler: str | None):  # type: ignore[no-unt
         # No one reads the task profiles without a dashboard, and sampling the stack every
         # 10 ms slows pure-Python work.
         "distributed.worker.profile.enabled": False,
-        "distributed.nanny.pre-spawn-environ": _worker_environ(n),
+        "distributed.nanny.pre-spawn-environ": _worker_environ(),
     }
     # The workers start with Ctrl+C ignored (a disposition a new process keeps): a terminal's
     # Ctrl+C reaches the whole process group, and only this process should act on it (it
@@ -1271,23 +1271,23 @@ def _local_cluster(local_cluster: Any, n: int, log_level: int) -> Any:
     )
 
 
-def _worker_environ(n: int) -> dict[str, Any]:
-    """Environment of ``n`` local workers: Dask's, less what makes a hip slower than at home.
+def _worker_environ() -> dict[str, Any]:
+    """Environment of the local workers: Dask's, less what makes a hip slower than at home.
 
-    Dask pins each worker's BLAS to one thread (here: the cores shared out
-    between the workers) and sets ``MALLOC_TRIM_THRESHOLD_`` so that freed
-    memory goes back to the system at once; with it a hip took about 30 %
-    longer (a hip allocates and frees many large arrays), so glibc's own
-    adaptive threshold is kept.
+    Dask sets ``MALLOC_TRIM_THRESHOLD_`` so that freed memory goes back to the
+    system at once; with it a hip took about 30 % longer (a hip allocates and
+    frees many large arrays), so glibc's own adaptive threshold is kept. BLAS
+    runs one thread per worker, however many there are, as in the ``hipviz`` command
+    (:data:`hipviz.cli.SINGLE_THREAD_BLAS`): hipviz's products are on
+    (n, 3) arrays and long dot products, where BLAS threads cost more than
+    they save; a lone worker spreading them over the cores was slower, not
+    faster.
     """
     import dask
 
     env = dict(dask.config.get("distributed.nanny.pre-spawn-environ", None) or {})
     env.pop("MALLOC_TRIM_THRESHOLD_", None)
-    threads = max(1, default_workers() // n)
-    env.update(
-        dict.fromkeys(("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"), threads)
-    )
+    env.update(dict.fromkeys(("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"), 1))
     return env
 
 

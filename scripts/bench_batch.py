@@ -37,6 +37,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# The loop runs as the `hipviz` command and the workers do: BLAS on one thread
+# (hipviz.cli.SINGLE_THREAD_BLAS), set before numpy is first imported.
+for _name in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
 
 
 def _load() -> str:
