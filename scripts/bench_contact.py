@@ -232,8 +232,11 @@ def main(argv: list[str] | None = None) -> int:
     for key in ("move_only", "contact_only", "move_with_contact"):
         print(f"| dysplastic PAO: {key} | {p['fragment_springs']} | {row(p[key])} |")
     print(f"\ntargets (median, ms): {TARGETS_MS}")
-    print("\none-leg stance, built-in hip:", b["one_leg_stance"])
-    print("\ndysplastic case, one-leg stance 70 kg")
+    # Not the CLI's --load one-leg-stance (OrthoLoad, carried through the femur's pose):
+    # a fixed load for timing, so its numbers differ from `hipviz simulate --load ...`.
+    load = f"{STANCE_BW} BW at {STANCE_MEDIAL_DEG}° medial of superior, pelvic frame, 70 kg"
+    print(f"\nbuilt-in hip, {load}:", b["one_leg_stance"])
+    print(f"\ndysplastic case, {load}")
     for name in ("before", "after_pao_20_5_3"):
         d = p[name]
         print(
