@@ -512,7 +512,7 @@ async def room(args: argparse.Namespace) -> None:
         )
         print(
             "\n| sessions | round trip p50 | p90 | max | moves/s | server CPU per move "
-            "| on the event loop | page open (median) | RSS open | RSS peak | RSS after close |"
+            "| page open (median) | RSS open | RSS peak | RSS after close |"
         )
         print("|---|---|---|---|---|---|---|---|---|---|---|")
         for r in rows:

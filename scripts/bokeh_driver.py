@@ -45,16 +45,6 @@ def _walk(obj: Any):
             stack.extend(o)
 
 
-def moved(content: str) -> bool:
-    """Whether a message's JSON content carries the 3D view's new matrices.
-
-    They travel as a message of the view (``{"type": "matrices", ...}``);
-    older hipviz sent them as the ``matrices`` property (kept, so that the
-    benchmark can compare a checkout from before).
-    """
-    return '["type","matrices"]' in content or '"attr":"matrices"' in content
-
-
 def _map(values: dict[str, Any]) -> dict[str, Any]:
     """A dict as Bokeh serializes plain objects (keys such as "type" are then safe)."""
     return {"type": "map", "entries": [[k, v] for k, v in values.items()]}
@@ -102,7 +92,7 @@ class ThinSession:
         for model in _walk(json.loads(content)):
             self.models[model["id"]] = model
         self._reader = asyncio.create_task(self._read_forever())
-        drawn = self.wait_for(moved)
+        drawn = self.wait_for(lambda c: '"attr":"matrices"' in c)
         # as Bokeh's client does once the page is built: Panel sends no
         # model changes to a session before this
         await self.event(None, "document_ready")
@@ -187,7 +177,7 @@ class ThinSession:
             msg = f"the slider is at {value} already: no change, no reply"
             raise ValueError(msg)
         self.values[slider_id] = value
-        reply = self.wait_for(moved)
+        reply = self.wait_for(lambda c: '"attr":"matrices"' in c)
         t0 = time.perf_counter()
         await self.set(slider_id, value=value)
         await asyncio.wait_for(reply, timeout)

@@ -144,11 +144,11 @@ def test_a_view_asking_again_for_its_meshes_is_answered_once():
     sent = []
     view._send_msg = sent.append
     view._handle_msg({"type": "ready", "view": "v1"})
-    assert [m["type"] for m in sent] == ["matrices", "mesh", "synced"]
+    assert [m["type"] for m in sent] == ["mesh", "synced"]
     view._handle_msg({"type": "ready", "view": "v1"})  # the same view: already answered
-    assert len(sent) == 3
+    assert len(sent) == 2
     view._handle_msg({"type": "ready", "view": "v2"})  # a new view of it (shown again)
-    assert [m["type"] for m in sent[3:]] == ["matrices", "mesh", "synced"]
+    assert [m["type"] for m in sent[2:]] == ["mesh", "synced"]
 
 
 def test_explain_side_by_side_shows_the_unmoved_pieces_beside_the_plan(app):
@@ -193,101 +193,18 @@ def test_the_views_model_gets_each_change_and_its_stylesheets_as_panel_gives_the
     doc = Document()
     model, bar_model = view.get_root(doc), bar.get_root(Document())
     events = []
-    view.param.watch(events.append, "lines")
-    view.set_line("lcea", [[0, 0, 0], [0, 0, 30]], color="#d62728", width=3)
+    view.param.watch(events.append, "matrices")
+    tf = np.eye(4)
+    tf[0, 3] = 12.5
+    view.set_matrix("femur", tf)
     bar.query = "case=cam&pao_lateral=10"
-    assert model.data.lines == {"lcea": view.lines["lcea"]}
+    assert model.data.matrices == {"femur": [float(v) for v in tf.ravel()]}
     assert bar_model.data.query == "case=cam&pao_lateral=10"
     # the same properties as Panel's own path (the next class after PlainUpdates)
     panels = super(PlainUpdates, view)._update_properties(*events, doc=doc)
-    assert view._update_properties(*events, doc=doc) == panels == {"lines": view.lines}
+    assert view._update_properties(*events, doc=doc) == panels == {"matrices": view.matrices}
     # a stylesheet change still takes Panel's path, with the design's sheets first
     view.stylesheets = [":host { outline: 1px solid red; }"]
     sheets = model.stylesheets
     assert sheets[-1] == ":host { outline: 1px solid red; }"
     assert any("bundled/theme/" in str(getattr(sheet, "url", "")) for sheet in sheets[:-1])
-
-
-def _view_events(view):
-    """A SceneView rendered into a fresh document that its browser has asked for meshes,
-    and the list the document's changes are appended to."""
-    from bokeh.document import Document
-
-    doc = Document()
-    model = view.get_root(doc)
-    view._handle_msg({"type": "ready", "view": "page"})
-    events: list = []
-    doc.on_change(events.append)
-    return model, events
-
-
-def _sent(events):
-    """(messages of the view, names of the properties changed) among document events."""
-    from bokeh.document.events import MessageSentEvent, ModelChangedEvent
-
-    msgs = [e.msg_data.data for e in events if isinstance(e, MessageSentEvent)]
-    attrs = [e.attr for e in events if isinstance(e, ModelChangedEvent)]
-    return msgs, attrs
-
-
-def test_a_move_sends_only_the_matrices_that_changed_as_a_message():
-    """A slider step's matrices go as one message of the view, with the entries that
-    changed; the browser's model has no matrices property to diff and serialise."""
-    from hipviz.app.viewer import SceneView
-
-    view = SceneView(matrices={"pelvis": np.eye(4).ravel().tolist()})
-    model, events = _view_events(view)
-    assert "matrices" not in model.data.properties()
-    tf = np.eye(4)
-    tf[0, 3] = 12.5
-    view.set_matrices({"femur": tf, "pelvis": np.eye(4)})  # the pelvis has not moved
-    msgs, attrs = _sent(events)
-    assert attrs == []
-    assert msgs == [
-        {"type": "matrices", "set": {"femur": [float(v) for v in tf.ravel()]}, "drop": []}
-    ]
-    events.clear()
-    view.set_matrices({"femur": tf})  # the same place again: nothing to send
-    assert _sent(events) == ([], [])
-    view.set_matrix("femur", None)
-    assert _sent(events) == ([{"type": "matrices", "set": {}, "drop": ["femur"]}], [])
-
-
-def test_a_browser_asking_for_meshes_gets_every_matrix_first():
-    """Matrices set before the browser asked are not lost: the answer starts with all
-    of them (so each mesh is drawn where it belongs); before, nothing is sent."""
-    from bokeh.document import Document
-
-    from hipviz.app.viewer import SceneView
-
-    view = SceneView()
-    doc = Document()
-    view.get_root(doc)
-    events: list = []
-    doc.on_change(events.append)
-    tf = np.eye(4)
-    tf[2, 3] = -4.0
-    view.set_mesh("femur", [[0, 0, 0], [1, 0, 0], [0, 1, 0]], [[0, 1, 2]])
-    view.set_matrix("femur", tf)
-    assert _sent(events)[0] == []  # no browser yet
-    view._handle_msg({"type": "ready", "view": "page"})
-    msgs, _ = _sent(events)
-    assert [m["type"] for m in msgs] == ["matrices", "mesh", "synced"]
-    assert msgs[0] == {
-        "type": "matrices",
-        "set": {"femur": [float(v) for v in tf.ravel()]},
-        "reset": True,
-    }
-
-
-def test_matrices_msg_sends_new_changed_and_dropped_entries_only():
-    from hipviz.app.viewer import matrices_msg
-
-    a, b = [1.0] * 16, [2.0] * 16
-    assert matrices_msg({"x": a}, {"x": list(a)}) is None
-    assert matrices_msg({"x": a}, {"x": np.array(a)}) is None  # arrays compare by value
-    assert matrices_msg({"x": a, "y": a}, {"x": b, "z": a}) == {
-        "type": "matrices",
-        "set": {"x": b, "z": a},
-        "drop": ["y"],
-    }

@@ -4,9 +4,7 @@
 // Coordinates are the scene's RAS millimetres. Python sends matrices
 // row-major; vtk.js keeps user matrices column-major, hence `colMajor`.
 //
-// Messages from Python: {type: "matrices", set: {name: 16 numbers}, drop: [name],
-// reset} (the actors' places that changed, row-major; with `reset`, all of them),
-// {type: "mesh", name, points, triangles, colors, smooth}
+// Messages from Python: {type: "mesh", name, points, triangles, colors, smooth}
 // (typed arrays, sent as binary buffers), {type: "copy", name, source} (the
 // geometry of mesh `source`, already here), {type: "colors", name, colors},
 // {type: "remove", name}, {type: "synced"} (a batch of meshes is complete:
@@ -334,7 +332,6 @@ export function render({model}) {
   const actors = new Map()  // name -> {actor, mapper, polydata, nPoints}
   const lineActors = new Map()  // name -> {actor, renderer}
   const labelDivs = new Map()  // name -> div
-  let matrices = {}  // name -> 16 numbers, row-major: the actors' places, from messages
   let destroyed = false
   let framePending = false
   let pendingEvents = []
@@ -436,7 +433,7 @@ export function render({model}) {
     if (entry == null) {
       return
     }
-    const m = colMajor(matrices[name])
+    const m = colMajor((model.matrices || {})[name])
     entry.actor.setUserMatrix(m == null ? IDENTITY : m)
   }
 
@@ -583,7 +580,7 @@ export function render({model}) {
       const prop = item.actor.getProperty()
       prop.setColor(...hexToRgb(spec.color, [0.84, 0.15, 0.16]))
       prop.setLineWidth(Number(spec.width || 3))
-      const m = spec.actor == null ? null : colMajor(matrices[spec.actor])
+      const m = spec.actor == null ? null : colMajor((model.matrices || {})[spec.actor])
       item.actor.setUserMatrix(m == null ? IDENTITY : m)
       item.spec = spec
     }
@@ -627,7 +624,7 @@ export function render({model}) {
       }
       let p = spec.position.map(Number)
       if (spec.actor != null) {
-        p = applyRowMajor(matrices[spec.actor], p)
+        p = applyRowMajor((model.matrices || {})[spec.actor], p)
       }
       const nd = renderer.worldToNormalizedDisplay(p[0], p[1], p[2], aspect)
       const inside = nd[2] >= 0 && nd[2] <= 1 && nd[0] >= 0 && nd[0] <= 1 && nd[1] >= 0 && nd[1] <= 1
@@ -750,25 +747,9 @@ export function render({model}) {
 
   // --- wiring -------------------------------------------------------------
 
-  function setMatrices(msg) {
-    matrices = msg.reset ? {...(msg.set || {})} : {...matrices, ...(msg.set || {})}
-    for (const name of msg.drop || []) {
-      delete matrices[name]
-    }
-    for (const name of actors.keys()) {
-      applyMatrix(name)
-    }
-    if ([...lineActors.values()].some((item) => item.spec.actor != null)) {
-      syncLines()
-    }
-  }
-
   model.on("msg:custom", (msg) => {
     const recv = performance.now()
     switch (msg.type) {
-      case "matrices":
-        setMatrices(msg)
-        break
       case "mesh":
         setMesh(msg)
         pendingEvents.push({kind: "mesh", recv})
@@ -805,6 +786,16 @@ export function render({model}) {
     requestRender(msg.type, recv)
   })
 
+  model.on("matrices", () => {
+    const recv = performance.now()
+    for (const name of actors.keys()) {
+      applyMatrix(name)
+    }
+    if ([...lineActors.values()].some((item) => item.spec.actor != null)) {
+      syncLines()
+    }
+    requestRender("matrices", recv)
+  })
   model.on("actors", () => {
     for (const name of actors.keys()) {
       applyStyle(name)

@@ -14,17 +14,13 @@ the actor's points, as sent, to where they are drawn; 16 floats, row-major.
 
 Which state travels how
 -----------------------
-* parameters (JSON, re-sent whole on change, all small): ``actors`` (colour,
-  opacity, visibility), ``lines``, ``labels``, camera;
-* messages: the actors' ``matrices`` (JSON, only the entries that changed:
-  they change with every slider step, and a message costs the server's event
-  loop much less than a property change, which Bokeh validates, diffs and
-  serialises whole); mesh points/triangles and per-vertex colours (binary
-  buffers, on demand). A browser view asks for every mesh when it starts, so
-  meshes set before the page opens are not lost (the answer starts with all
-  the matrices); it asks again every 2 s until answered (a view added to an
-  open page can ask before the server knows it), naming itself, so a repeat
-  is answered once.
+* parameters (JSON, re-sent whole on change, all small): ``matrices``,
+  ``actors`` (colour, opacity, visibility), ``lines``, ``labels``, camera;
+* messages (binary buffers, on demand): mesh points/triangles and per-vertex
+  colours. A browser view asks for every mesh when it starts, so meshes set
+  before the page opens are not lost; it asks again every 2 s until answered
+  (a view added to an open page can ask before the server knows it), naming
+  itself, so a repeat is answered once.
 
 The vtk.js used is the copy Panel ships for its own VTK pane, served by the
 Panel server from its static routes (no network access needed).
@@ -126,44 +122,15 @@ def parse_camera(data: Any) -> tuple[tuple[tuple[float, ...], ...], float] | Non
     return vecs, angle
 
 
-def matrices_msg(
-    old: Mapping[str, list[float]], new: Mapping[str, list[float]]
-) -> dict[str, Any] | None:
-    """The browser message that takes its matrices from ``old`` to ``new``, or None if equal.
-
-    Parameters
-    ----------
-    old, new : mapping
-        ``name -> 16 floats`` (row-major 4x4, mm, tf_world_actor).
-
-    Returns
-    -------
-    dict or None
-        ``{"type": "matrices", "set": {name: 16 floats}, "drop": [name, ...]}``:
-        the entries that are new or differ, and the names no longer placed
-        (drawn as sent again). A slider step moves one or two pieces: only
-        their 16 numbers travel.
-    """
-    changed = {}
-    for k, v in new.items():
-        m = [float(x) for x in np.ravel(v)]
-        if k not in old or [float(x) for x in np.ravel(old[k])] != m:
-            changed[k] = m
-    dropped = [k for k in old if k not in new]
-    if not changed and not dropped:
-        return None
-    return {"type": "matrices", "set": changed, "drop": dropped}
-
-
 class PlainUpdates:
     """For the app's own JS components: a change that is not a stylesheet goes straight out.
 
     On every parameter change Panel asks the page's design for the
     component's stylesheets (resolving the theme's CSS files on disk) and
-    uses them only if the stylesheets themselves changed. Every measured
-    move changes the view's lines and labels (and, before they travelled as
-    messages, its matrices); with 20 pages moving, the lookup was some 7 % of
-    the event loop's time. Changes of ``stylesheets`` take Panel's own path.
+    uses them only if the stylesheets themselves changed. A slider move
+    changes the view's matrices; with 20 pages moving, the lookup was some
+    7 % of the event loop's time. Changes of ``stylesheets`` take Panel's
+    own path.
     """
 
     def _update_properties(self, *events: param.parameterized.Event, doc: Any) -> dict[str, Any]:
@@ -273,10 +240,6 @@ class SceneView(PlainUpdates, pn.custom.JSComponent):
 
     _esm = Path(__file__).with_name("viewer.js")
 
-    # The matrices travel as messages (see :meth:`_send_matrices`), not as a
-    # property of the browser's model.
-    _rename = {"matrices": None}
-
     @classproperty
     def __javascript__(cls) -> list[str]:
         # The vtk.js file Panel bundles for its VTK pane: a local static route
@@ -299,7 +262,6 @@ class SceneView(PlainUpdates, pn.custom.JSComponent):
         self.camera: tuple[tuple[float, ...], ...] | None = None
         #: The browser camera's vertical view angle (degrees) with :attr:`camera`.
         self.view_angle: float = 30.0
-        self.param.watch(self._send_matrices, "matrices")
 
     # --- meshes ---------------------------------------------------------------
 
@@ -580,8 +542,6 @@ class SceneView(PlainUpdates, pn.custom.JSComponent):
                 return  # a repeat of a request already answered, crossed in flight
             self._answered = view
             self._ready = True
-            # first, so that each mesh is drawn where it belongs
-            self._send_msg({"type": "matrices", "set": dict(self.matrices), "reset": True})
             for name in self._meshes:
                 self._send_msg(self._mesh_msg(name))
             self._send_msg({"type": "synced"})
@@ -593,14 +553,6 @@ class SceneView(PlainUpdates, pn.custom.JSComponent):
             callback = self._shot_callbacks.pop(data.get("id"), None)
             if callback is not None and "png" in data:
                 callback(base64.b64decode(data["png"]))
-
-    def _send_matrices(self, event: param.parameterized.Event) -> None:
-        """Send the matrices that changed (and the names dropped) in one message."""
-        if not self._ready:
-            return  # the browser gets them all when it asks for the meshes
-        msg = matrices_msg(event.old or {}, event.new or {})
-        if msg is not None:
-            self._send_msg(msg)
 
     def _mesh_msg(self, name: str) -> dict[str, Any]:
         mesh = {k: v for k, v in self._meshes[name].items() if k != "copy_of"}

@@ -48,27 +48,6 @@ def served(serve):
     return serve(build_scene)
 
 
-def with_box_label(view) -> None:
-    """A line and a label that move with the box, and a camera that does not depend on
-    where the box is (the presets fit the visible meshes otherwise)."""
-    view.param.update(focal_point=(0.0, 0.0, 0.0), view_radius_mm=80.0)
-    view.set_line("box:axis", [BOX_AT - (0, 0, 15), BOX_AT + (0, 0, 15)], actor="box")
-    view.set_label("box:top", BOX_AT + (0, 0, 10), "box top", actor="box")
-
-
-def build_moved_scene() -> dict:
-    """The scene with the box already raised 40 mm, its line and label on it."""
-    built = build_scene()
-    with_box_label(built["view"])
-    built["view"].set_matrix("box", translation(z=40))
-    return built
-
-
-@pytest.fixture(scope="module")
-def served_moved(serve):
-    return serve(build_moved_scene)
-
-
 # --- helpers ---------------------------------------------------------------
 
 
@@ -154,36 +133,6 @@ def test_matrix_moves_the_actor_and_sends_no_geometry(page, served):
     assert sum(received[n0:]) < 4000, f"{sum(received[n0:])} bytes sent for a matrix"
     change(page, served, lambda: view.set_matrix("box", None))
     assert np.allclose(centroid(picture(page), "blue"), centroid(before, "blue"), atol=2)
-
-
-def test_a_move_travels_as_a_message_and_draws_as_a_page_opened_on_it(page, served, served_moved):
-    """A matrix set on an open page reaches the browser as a message of the view (no
-    property change of its model) and draws what a page opened on that pose draws:
-    the box, its line and its label in the same place."""
-    texts: list[str] = []
-    page.on(
-        "websocket",
-        lambda ws: ws.on("framereceived", lambda p: texts.append(p) if isinstance(p, str) else 0),
-    )
-    view = open_scene(page, served)
-    served.on_server(lambda: with_box_label(view))
-    page.get_by_text("box top").wait_for()
-    n0 = len(texts)
-    change(page, served, lambda: view.set_matrix("box", translation(z=40)))
-    moved = [t for t in texts[n0:] if '"esm_event"' in t]
-    assert any('["type","matrices"]' in t and '["box",[' in t for t in moved), texts[n0:]
-    assert not any('"attr":"matrices"' in t for t in texts), "matrices sent as a property"
-    live = picture(page)
-    live_label = page.get_by_text("box top").bounding_box()
-    open_scene(page, served_moved)
-    opened = picture(page)
-    opened_label = page.get_by_text("box top").bounding_box()
-    for color in ("blue", "red", "green"):
-        assert np.allclose(centroid(live, color), centroid(opened, color), atol=1.5), color
-    # the line (drawn on top, default red-ish) and the label moved with the box
-    assert abs(live_label["x"] - opened_label["x"]) < 1.5
-    assert abs(live_label["y"] - opened_label["y"]) < 1.5
-    assert np.mean(np.abs(live.astype(int) - opened.astype(int)) > 40) < 0.002
 
 
 def test_style_hides_and_shows(page, served):
