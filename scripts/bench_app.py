@@ -111,7 +111,7 @@ FOCUS_SLIDER = """
 HAS_FRAGMENT = """
 () => {
   if (window.__hipvizTimes == null || window.__hipvizTimes.firstPicture == null) return false;
-  const m = [...Bokeh.documents[0].all_models].find((m) => m.data && m.data.matrices != null);
+  const m = [...Bokeh.documents[0].all_models].find((m) => m.data && m.data.actors != null);
   return m != null && "acetabular_fragment" in m.data.actors;
 }
 """

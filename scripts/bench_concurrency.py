@@ -248,6 +248,15 @@ async def mover(
         await asyncio.sleep(max(0.0, period - (time.perf_counter() - t0)))
 
 
+def files_shown(content: str) -> bool:
+    """Whether a message's JSON content shows the page's source line "your files: …".
+
+    The line is escaped as text, its colon too (``&#58;``, itself escaped
+    once more inside the HTML pane's text); "saving your files…" is not it.
+    """
+    return any(f"your files{c}" in content for c in (":", "&#58;", "&amp;#58;"))
+
+
 def big_femur(folder: Path) -> tuple[Path, Path]:
     """A 59 MB binary STL femur (1.18 M triangles) and the built-in pelvis."""
     from hipviz.anatomy import builtin_hip
@@ -301,7 +310,7 @@ async def busy(args: argparse.Namespace) -> None:
             await asyncio.sleep(5)
 
         async def upload():
-            done = a.wait_for(lambda c: "your files:" in c or a.error_shown(c))
+            done = a.wait_for(lambda c: files_shown(c) or a.error_shown(c))
             table = a.wait_for(lambda c: "hv-measures" in c)  # drawn after the source line
             t0 = time.perf_counter()
             await a.upload(
@@ -313,7 +322,7 @@ async def busy(args: argparse.Namespace) -> None:
             sent = time.perf_counter() - t0
             await a.click("Load my meshes")
             content = await asyncio.wait_for(done, 600)
-            ok = "your files:" in content
+            ok = files_shown(content)
             if not ok:
                 print("A's upload failed:", content[:300], flush=True)
             if ok:  # the hip is drawn, its measures shown
