@@ -357,7 +357,13 @@ def acetabular_measures(
             notes[key] = f"no {label} rim point in the transverse plane through the head centre"
     if not np.isfinite(values["false_profile_acea_deg"]):
         notes["false_profile_acea_deg"] = "no anterior roof edge in the false-profile plane"
-    if not np.isfinite(ton):
+    if not np.isfinite(ton) and medial_end.angle_deg >= ms.SOURCIL_MEDIAL_LIMIT_DEG:
+        notes["tonnis_deg"] = (
+            f"medial end of the weight-bearing roof not found: the first fossa-deep bone "
+            f"lies {medial_end.angle_deg:.0f}° from the vertical, below the roof (no fossa "
+            f"notch within {ms.SOURCIL_MEDIAL_LIMIT_DEG:.0f}° of the vertical)"
+        )
+    elif not np.isfinite(ton):
         notes["tonnis_deg"] = (
             "medial end of the weight-bearing roof not found (no fossa above the "
             "horizontal through the head centre)"

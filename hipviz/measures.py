@@ -551,7 +551,8 @@ def tonnis_angle_deg(
     Returns
     -------
     angle_deg, medial_end
-        NaN when no fossa is found above the horizontal.
+        NaN when no fossa is found within :data:`SOURCIL_MEDIAL_LIMIT_DEG`
+        of the vertical.
     """
     medial = scan_edges(hit, [tonnis_scan(center, axes, lunate_reach_mm)])[0]
     return tonnis_from_edges(axes, medial, lateral_edge), medial
@@ -562,9 +563,24 @@ def tonnis_scan(center: ArrayLike, axes: HipAxes, lunate_reach_mm: float) -> Edg
     return EdgeScan(center, axes.superior, -axes.lateral, lunate_reach_mm, limit_deg=90.0)
 
 
+#: Farthest from the vertical (degrees, coronal plane through the head centre) that
+#: the weight-bearing roof's medial end may lie. The sourcil ends at the top of the
+#: fossa, 20-55° medial of vertical on the analytic sockets, the teaching cases and
+#: the CT specimen; a "fossa" found within 15° of the horizontal is the fossa's lower
+#: part on a surface whose roof shows no fossa notch (shape-model hips), and a roof
+#: line drawn to it reads 20-30° on hips with a normal LCEA.
+SOURCIL_MEDIAL_LIMIT_DEG = 75.0
+
+
 def tonnis_from_edges(axes: HipAxes, medial_end: Edge, lateral_edge: Edge) -> float:
-    """Tönnis angle (degrees) of :func:`tonnis_angle_deg` from the roof's two ends; NaN without."""
-    if not (0.0 < medial_end.angle_deg < 90.0) or not np.isfinite(lateral_edge.angle_deg):
+    """Tönnis angle (degrees) of :func:`tonnis_angle_deg` from the roof's two ends.
+
+    NaN without either end, or with the medial end farther than
+    :data:`SOURCIL_MEDIAL_LIMIT_DEG` from the vertical.
+    """
+    if not (0.0 < medial_end.angle_deg < SOURCIL_MEDIAL_LIMIT_DEG) or not np.isfinite(
+        lateral_edge.angle_deg
+    ):
         return float("nan")
     e, m = axes.to_las(lateral_edge.point_mm), axes.to_las(medial_end.point_mm)
     return float(np.degrees(np.arctan2(e[2] - m[2], e[0] - m[0])))

@@ -259,7 +259,8 @@ MEASURES: tuple[MeasureInfo, ...] = (
         "Slope of the weight-bearing roof; steep means the ball is pushed outwards.",
         "Coronal plane through c: angle to the horizontal of the line from the medial end of "
         "the roof (where the fossa begins) to the lateral rim edge. Approximate: a bone surface "
-        "has no sclerotic sourcil to mark the medial end.",
+        "has no sclerotic sourcil to mark the medial end. None when no fossa begins within 75° "
+        "of the vertical (a roof without a fossa notch, e.g. on shape-model hips).",
         "Tönnis 1976; bands after Tannast et al. 2015.",
         (
             Band(-INF, 0, "overcovered", "borderline"),

@@ -354,3 +354,20 @@ def test_reaming_keeps_the_joint_space_where_the_head_is_round():
         assert values[key] == pytest.approx(exp[key], abs=ANGLE_TOL), key
     for k in ("sphere", "upper_hemisphere", "superior"):
         assert values["coverage_pct"][k] == pytest.approx(exp["coverage_pct"][k], abs=0.5), k
+
+
+def test_a_fossa_only_near_the_horizontal_gives_no_tonnis():
+    """A small fossa around the pole of a socket that opens almost straight out.
+
+    Its top lies 78° from the vertical. The line from the lateral rim to that
+    "medial end" is no roof; the old code drew it and read a Tönnis angle.
+    """
+    opening = (0.99, 0.0, -0.12)  # pole 83° from the vertical, in the coronal plane
+    pole = np.degrees(np.arctan2(0.99, 0.12))
+    h = datasets.socket_hip(opening_las=opening, fossa_half_angle_deg=5.0, segments=200)
+    a = hip.analyze(h.pelvis, h.femur, frame="ras")
+    assert a.edges["sourcil_medial_end"].angle_deg == pytest.approx(pole - 5.0, abs=1.0)
+    assert np.isnan(a.values["tonnis_deg"])
+    assert "below the roof" in a.notes["tonnis_deg"]
+    # the rest of the socket is measured as before
+    assert a.values["lcea_deg"] == pytest.approx(expected(h)["lcea_deg"], abs=ANGLE_TOL)
