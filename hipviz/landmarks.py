@@ -411,7 +411,8 @@ def refine_sphere(
             ref, ref_band = sphere, tol + BAND_MARGIN_MM
             dist = np.linalg.norm(points - ref.center_mm, axis=1)
             cand = np.flatnonzero(np.abs(dist - ref.radius_mm) < ref_band)
-        new = cand[_on_sphere(points[cand], facing[cand], sphere, tol, cos_max)]
+            cand_p, cand_f = points[cand], facing[cand]  # gathered once per band
+        new = cand[_on_sphere(cand_p, cand_f, sphere, tol, cos_max)]
         if len(new) < 20:
             break
         if np.array_equal(new, idx):
@@ -440,17 +441,24 @@ def _on_sphere(
     return (np.abs(dist - sphere.radius_mm) < tol_mm) & facing
 
 
-def _sphere_votes(points, normals, weights, radii, bin_mm, offset_mm=0.0):
+def _centre_votes(points: Points, normals: Points, radii: FloatArray) -> Points:
+    """(len(radii) * n, 3) centre votes ``p - rho n``, radius by radius, mm."""
+    return (points[None, :, :] - radii[:, None, None] * normals[None, :, :]).reshape(-1, 3)
+
+
+def _sphere_votes(points, normals, weights, radii, bin_mm, offset_mm=0.0, *, votes=None):
     """Bin the centre votes ``p - rho n`` of every point for every radius ``rho``.
 
     The bins are cubes of ``bin_mm`` whose corners lie on a grid shifted by
     ``offset_mm`` on every axis. Returns the occupied bins' centres (k, 3)
     mm, radii (k,) and summed weights (k,); with ``weights`` None every vote
     counts 1 (the same sums, counted from a plain sort, several times
-    faster than the argsort weighted sums need).
+    faster than the argsort weighted sums need). ``votes``, when given, are
+    :func:`_centre_votes` of the same points, normals and radii.
     """
-    cands = points[None, :, :] - radii[:, None, None] * normals[None, :, :]
-    keys = np.floor((cands.reshape(-1, 3) - offset_mm) / bin_mm).astype(np.int64)
+    if votes is None:
+        votes = _centre_votes(points, normals, radii)
+    keys = np.floor((votes - offset_mm) / bin_mm).astype(np.int64)
     ridx = np.repeat(np.arange(len(radii)), len(points))
     lo = keys.min(axis=0)
     span = keys.max(axis=0) - lo + 1
@@ -480,7 +488,11 @@ def _vote_candidates(points, normals, radii, bin_mm):
     corner of one grid (its votes split over eight bins) is in the middle of
     a bin of the other: which candidates win does not depend on the pose.
     """
-    grids = [_sphere_votes(points, normals, None, radii, bin_mm, off) for off in (0.0, bin_mm / 2)]
+    votes = _centre_votes(points, normals, radii)  # the same votes, binned on both grids
+    grids = [
+        _sphere_votes(points, normals, None, radii, bin_mm, off, votes=votes)
+        for off in (0.0, bin_mm / 2)
+    ]
     centres = np.vstack([g[0] for g in grids])
     rads = np.concatenate([g[1] for g in grids])
     score = np.concatenate([g[2] for g in grids])

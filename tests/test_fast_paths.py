@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import functools
+import gc
+import weakref
+
 import numpy as np
 import pytest
 import trimesh
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from hipviz import frames, io
+from hipviz import atlas, batch, frames, io
 from hipviz import landmarks as lmk
 from hipviz.geometry import fit_sphere
 
@@ -164,3 +168,105 @@ def test_registration_fit_is_measured_on_the_fine_points() -> None:
     assert s == pytest.approx(1 / 0.9, rel=2e-3)
     assert np.degrees(np.arccos(min(1.0, (np.trace(r) - 1) / 2))) < 0.2
     assert fit < 0.5
+
+
+@pytest.mark.parametrize("index", [19, 126, 3])
+def test_screening_starts_on_half_the_points_finds_the_same_plane(
+    index: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Shape-model draws (two that once failed registration): the same APP to the last digit."""
+    weights = np.clip(np.random.default_rng(0).standard_normal((index + 1, 26)), -2.5, 2.5)
+    pts = np.asarray(atlas.evaluate(weights[index], subdivisions=8).pelvis.vertices)
+    fast = frames.find_app(pts)
+    monkeypatch.setattr(
+        frames, "_best_start", functools.partial(frames._best_start, screen_every=1)
+    )
+    whole = frames.find_app(pts)
+    assert np.array_equal(fast.tf_ras_input, whole.tf_ras_input)
+    assert fast.method == whole.method
+    assert fast.fit_mm == pytest.approx(whole.fit_mm, abs=0.3)
+
+
+class _Node:
+    other: _Node | None = None
+
+
+def test_release_memory_freezes_once_and_still_collects_each_hips_cycles(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(batch, "_gc_frozen", False)
+    gc.unfreeze()
+    enabled = gc.isenabled()
+    gc.disable()  # no automatic collection between the steps below
+    try:
+        batch._release_memory()  # the first hip: what is left is frozen
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+        # A later hip's reference cycle (as a mesh and its caches make) is still freed ...
+        a, b = _Node(), _Node()
+        a.other, b.other = b, a
+        gone = weakref.ref(a)
+        del a, b
+        assert gone() is not None
+        batch._release_memory()
+        assert gone() is None
+        # ... and nothing more is frozen: a cache entry dropped later stays collectable.
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
+        if enabled:
+            gc.enable()
+
+
+def test_votes_made_once_for_both_grids_equal_votes_made_per_grid() -> None:
+    rng = np.random.default_rng(3)
+    pts = rng.normal(size=(2000, 3)) * 25.0
+    nrm = rng.normal(size=(2000, 3))
+    nrm /= np.linalg.norm(nrm, axis=1, keepdims=True)
+    radii = np.arange(14.0, 37.0)
+    votes = lmk._centre_votes(pts, nrm, radii)
+    for offset in (0.0, 1.5):
+        shared = lmk._sphere_votes(pts, nrm, None, radii, 3.0, offset, votes=votes)
+        own = lmk._sphere_votes(pts, nrm, None, radii, 3.0, offset)
+        for x, y in zip(shared, own, strict=True):
+            assert np.array_equal(x, y)
+    # Vote k * n + i is point i on radius k.
+    assert np.array_equal(votes[5 * 2000 + 7], pts[7] - radii[5] * nrm[7])
+
+
+def _refine_gathering_every_step(points, normals, center, radius, *, weights, iterations):
+    """refine_sphere as it was: the band's points gathered again at every step."""
+    cos_max = np.cos(np.radians(25.0))
+    tol = 3.0
+    sphere = lmk.Sphere(np.asarray(center, float), float(radius), np.inf, 0)
+    idx = np.zeros(0, np.int64)
+    ref, ref_band, cand = None, 0.0, idx
+    for _ in range(iterations):
+        if ref is None or tol + lmk._sphere_shift(sphere, ref) > ref_band:
+            ref, ref_band = sphere, tol + lmk.BAND_MARGIN_MM
+            dist = np.linalg.norm(points - ref.center_mm, axis=1)
+            cand = np.flatnonzero(np.abs(dist - ref.radius_mm) < ref_band)
+        new = cand[lmk._on_sphere(points[cand], normals[cand], sphere, tol, cos_max)]
+        if len(new) < 20 or np.array_equal(new, idx):
+            break
+        idx = new
+        sphere = fit_sphere(points[idx], weights[idx])
+        tol = max(0.75, 3.0 * sphere.rms_mm)
+    return sphere, idx
+
+
+def test_refine_sphere_gathering_once_per_band_equals_gathering_every_step() -> None:
+    head = trimesh.creation.icosphere(5, radius=24.0)
+    neck = trimesh.creation.cylinder(radius=14.0, height=60.0, sections=48)
+    neck.apply_translation([0.0, 0.0, -40.0])
+    femur = trimesh.util.concatenate([head, neck.subdivide_to_size(2.0)])
+    pts, nrm, wts = lmk.surface_samples(femur, 1.0)
+    rng = np.random.default_rng(4)
+    pts = pts + rng.normal(scale=0.2, size=pts.shape)
+    # Starts far enough off for the band to be renewed on the way.
+    for start, r0 in (((6.0, -3.0, 4.0), 19.0), ((0.5, 0.5, -0.5), 24.5), ((-9.0, 2.0, 0.0), 30.0)):
+        got, inl = lmk.refine_sphere(pts, nrm, start, r0, weights=wts, iterations=30)
+        want, idx = _refine_gathering_every_step(pts, nrm, start, r0, weights=wts, iterations=30)
+        assert np.array_equal(got.center_mm, want.center_mm) and got.radius_mm == want.radius_mm
+        assert np.array_equal(np.flatnonzero(inl), idx)
+        assert len(idx) > 1000
