@@ -14,7 +14,7 @@ from scipy.sparse.csgraph import connected_components
 
 from hipviz import atlas, batch, frames, io
 from hipviz import landmarks as lmk
-from hipviz.geometry import fit_sphere
+from hipviz.geometry import fit_sphere, norms, unit
 
 
 def _meshes() -> dict[str, trimesh.Trimesh]:
@@ -270,3 +270,45 @@ def test_refine_sphere_gathering_once_per_band_equals_gathering_every_step() -> 
         assert np.array_equal(got.center_mm, want.center_mm) and got.radius_mm == want.radius_mm
         assert np.array_equal(np.flatnonzero(inl), idx)
         assert len(idx) > 1000
+
+
+@pytest.mark.parametrize("shape", [(3,), (1, 3), (200_000, 3), (5000, 3, 3), (7, 2)])
+def test_norms_equal_numpy_norm_to_the_last_bit(shape: tuple[int, ...]) -> None:
+    rng = np.random.default_rng(6)
+    # Lengths from 1e-3 to 1e3 mm, and rows whose parts differ by 1e6.
+    v = rng.normal(size=shape) * np.exp(rng.uniform(-7.0, 7.0, size=shape))
+    assert np.array_equal(norms(v), np.linalg.norm(v, axis=-1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        assert np.array_equal(unit(v), v / np.linalg.norm(v, axis=-1, keepdims=True))
+    assert norms(np.array([3.0, 4.0, 12.0])) == 13.0
+
+
+def _candidates_by_full_sort(points, normals, radii, bin_mm):
+    """_vote_candidates as it was: every bin of both grids sorted by its votes."""
+    grids = [lmk._sphere_votes(points, normals, None, radii, bin_mm, o) for o in (0.0, 1.5)]
+    centres = np.vstack([g[0] for g in grids])
+    rads = np.concatenate([g[1] for g in grids])
+    score = np.concatenate([g[2] for g in grids])
+    order = np.argsort(score, kind="stable")[::-1]
+    return centres[order], rads[order]
+
+
+@pytest.mark.parametrize("top", [1, 80, 5000])
+def test_top_vote_candidates_equal_the_head_of_the_full_order(top: int) -> None:
+    head = trimesh.creation.icosphere(4, radius=22.0)
+    head.apply_translation([30.0, -12.0, 400.0])
+    shaft = trimesh.creation.cylinder(radius=13.0, height=200.0, sections=40)
+    femur = trimesh.util.concatenate([head, shaft])
+    pts, faces = trimesh.sample.sample_surface(femur, 6000, seed=1)
+    nrm = np.asarray(femur.face_normals)[faces]
+    radii = np.arange(14.0, 37.0)
+    want_c, want_r = _candidates_by_full_sort(pts, nrm, radii, 3.0)
+    # Counted votes tie a lot: the order among ties must hold too.
+    score = lmk._sphere_votes(pts, nrm, None, radii, 3.0)[2]
+    assert len(np.unique(score)) < len(score) / 10
+    got_c, got_r = lmk._vote_candidates(pts, nrm, radii, 3.0, top=top)
+    assert np.array_equal(got_c, want_c[:top]) and np.array_equal(got_r, want_r[:top])
+    all_c, all_r = lmk._vote_candidates(pts, nrm, radii, 3.0)
+    assert np.array_equal(all_c, want_c) and np.array_equal(all_r, want_r)
+    # The best candidate is the head.
+    assert np.linalg.norm(got_c[0] - [30.0, -12.0, 400.0]) < 3.0 and got_r[0] == 22.0
