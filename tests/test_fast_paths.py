@@ -14,7 +14,7 @@ from scipy.sparse.csgraph import connected_components
 
 from hipviz import atlas, batch, frames, io
 from hipviz import landmarks as lmk
-from hipviz.geometry import fit_sphere, norms, unit
+from hipviz.geometry import cross3, fit_sphere, norms, unit
 
 
 def _meshes() -> dict[str, trimesh.Trimesh]:
@@ -312,3 +312,40 @@ def test_top_vote_candidates_equal_the_head_of_the_full_order(top: int) -> None:
     assert np.array_equal(all_c, want_c) and np.array_equal(all_r, want_r)
     # The best candidate is the head.
     assert np.linalg.norm(got_c[0] - [30.0, -12.0, 400.0]) < 3.0 and got_r[0] == 22.0
+
+
+@pytest.mark.parametrize(
+    "shapes", [((3,), (3,)), ((4000, 3), (3,)), ((3,), (50, 3)), ((9, 8, 3), (8, 3))]
+)
+def test_cross3_equals_numpy_cross_to_the_last_bit(shapes: tuple[tuple[int, ...], ...]) -> None:
+    rng = np.random.default_rng(9)
+    a, b = (rng.normal(size=s) * np.exp(rng.uniform(-5.0, 5.0, size=s)) for s in shapes)
+    got = cross3(a, b)
+    assert got.shape == np.cross(a, b).shape
+    assert np.array_equal(got, np.cross(a, b))
+    assert np.array_equal(cross3([1.0, 0.0, 0.0], [0.0, 1.0, 0.0]), [0.0, 0.0, 1.0])
+
+
+def _point_ids(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    ends = np.round(np.vstack([a, b]) / 1e-5).astype(np.int64)
+    _, point = np.unique(ends, axis=0, return_inverse=True)
+    point = point.ravel()
+    return point[: len(a)], point[len(a) :], int(point.max()) + 1
+
+
+def test_chained_loops_take_the_doubling_path_and_others_the_general_one() -> None:
+    rng = np.random.default_rng(11)
+    rings = [_ring((0, 0), 20.0, 300), _ring((60, 0), 5.0, 3), _ring((0, 0), 8.0, 41)]
+    a = np.vstack([r[0] for r in rings])
+    b = np.vstack([r[1] for r in rings])
+    order = rng.permutation(len(a))
+    a, b = a[order], b[order]
+    assert lmk._chain_labels(*_point_ids(a, b)) is not None
+    assert np.array_equal(lmk._loop_labels(a, b), _labels_by_scipy(a, b))
+    # One segment turned (a non-manifold point), and an open chain: no chaining.
+    turned_a, turned_b = a.copy(), b.copy()
+    turned_a[5], turned_b[5] = b[5], a[5]
+    open_a, open_b = a[1:], b[1:]
+    for aa, bb in ((turned_a, turned_b), (open_a, open_b)):
+        assert lmk._chain_labels(*_point_ids(aa, bb)) is None
+        assert np.array_equal(lmk._loop_labels(aa, bb), _labels_by_scipy(aa, bb))
