@@ -509,6 +509,39 @@ def _vote_candidates(points, normals, radii, bin_mm, *, top=None):
     return centres[order], rads[order]
 
 
+def head_sphere(
+    mesh: trimesh.Trimesh,
+    *,
+    near_mm: Vector | None = None,
+    radius_range_mm: tuple[float, float] = HEAD_RADIUS_RANGE_MM,
+    max_points: int = 12000,
+    concave: bool = False,
+) -> Sphere:
+    """The sphere of :func:`find_head`, without its inlier vertices.
+
+    The inliers need the mesh's vertex normals, which nothing else on a
+    femur does (a tenth of a femur's landmark time).
+
+    Raises
+    ------
+    LandmarkError
+        No sphere of head size is supported by the surface.
+    """
+    found = find_spheres(
+        mesh,
+        [near_mm],
+        radius_range_mm=radius_range_mm,
+        max_points=max_points,
+        concave=concave,
+    )[0]
+    if found is None:
+        raise LandmarkError(_no_head_message(mesh, radius_range_mm))
+    # Flat or cylindrical patches can fit a sphere too; a head covers most of its own.
+    if not concave and head_support(mesh, found) < HEAD_SUPPORT_MIN:
+        raise LandmarkError(_no_head_message(mesh, radius_range_mm))
+    return found
+
+
 def find_head(
     mesh: trimesh.Trimesh,
     *,
@@ -549,20 +582,14 @@ def find_head(
     LandmarkError
         No sphere of head size is supported by the surface.
     """
-    flip = -1.0 if concave else 1.0
-    found = find_spheres(
+    sphere = head_sphere(
         mesh,
-        [near_mm],
+        near_mm=near_mm,
         radius_range_mm=radius_range_mm,
         max_points=max_points,
         concave=concave,
-    )[0]
-    if found is None:
-        raise LandmarkError(_no_head_message(mesh, radius_range_mm))
-    sphere = found
-    # Flat or cylindrical patches can fit a sphere too; a head covers most of its own.
-    if not concave and head_support(mesh, sphere) < HEAD_SUPPORT_MIN:
-        raise LandmarkError(_no_head_message(mesh, radius_range_mm))
+    )
+    flip = -1.0 if concave else 1.0
     normals = flip * _outward_normals(mesh)
     tol = max(0.75, 3.0 * sphere.rms_mm)
     inliers = _on_sphere(np.asarray(mesh.vertices), normals, sphere, tol, np.cos(np.radians(25)))

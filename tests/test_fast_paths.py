@@ -349,3 +349,24 @@ def test_chained_loops_take_the_doubling_path_and_others_the_general_one() -> No
     for aa, bb in ((turned_a, turned_b), (open_a, open_b)):
         assert lmk._chain_labels(*_point_ids(aa, bb)) is None
         assert np.array_equal(lmk._loop_labels(aa, bb), _labels_by_scipy(aa, bb))
+
+
+def _ball_on_a_stick() -> trimesh.Trimesh:
+    head = trimesh.creation.icosphere(4, radius=22.0)
+    head.apply_translation([0.0, 0.0, 60.0])
+    shaft = trimesh.creation.cylinder(radius=12.0, height=120.0, sections=48)
+    return trimesh.util.concatenate([head, shaft.subdivide_to_size(3.0)])
+
+
+def test_head_sphere_is_find_heads_sphere_without_vertex_normals() -> None:
+    femur = _ball_on_a_stick()
+    sphere = lmk.head_sphere(femur)
+    assert "vertex_normals" not in femur._cache.cache
+    other = _ball_on_a_stick()
+    again, inliers = lmk.find_head(other)
+    assert "vertex_normals" in other._cache.cache  # the inliers' normals
+    assert np.array_equal(sphere.center_mm, again.center_mm)
+    assert (sphere.radius_mm, sphere.rms_mm, sphere.n) == (again.radius_mm, again.rms_mm, again.n)
+    assert np.allclose(sphere.center_mm, [0.0, 0.0, 60.0], atol=0.2)
+    assert sphere.radius_mm == pytest.approx(22.0, abs=0.2)
+    assert inliers.sum() > 500
