@@ -249,7 +249,7 @@ def seat_femur(
         the socket sphere.
     """
     if head is None:
-        head, _ = lmk.find_head(femur)
+        head = lmk.head_sphere(femur)
     shaft = lmk.shaft_axis(femur, head)
     cond = lmk.posterior_condylar_axis(femur, shaft, posterior_hint=np.array([0.0, -1.0, 0.0]))
     if cond is None:  # pragma: no cover - the atlas femur is whole
@@ -420,7 +420,7 @@ def _seating(weights: tuple[float, ...]) -> tuple[dict, tuple]:
     # it picks the left socket among the pelvis's concave spheres; its mirror
     # image picks the right one.
     # The right femur is the left one's mirror image, and so is its head sphere.
-    head = lmk.find_head(left)[0]
+    head = lmk.head_sphere(left)
     femurs = {"left": left, "right": atlas.mirror_x(left)}
     heads = {"left": head, "right": _mirror_x(head)}
     seeds = [heads[side].center_mm for side in SIDES]

@@ -747,6 +747,10 @@ def _remote_hashes(task: Task, *, measured: bool) -> dict[str, str]:
     return out
 
 
+#: Whether :func:`_release_memory` has frozen the objects alive after the first hip.
+_gc_frozen = False
+
+
 def _release_memory() -> None:
     """Hand the memory a finished hip freed back to the system.
 
@@ -759,7 +763,15 @@ def _release_memory() -> None:
     """
     import gc
 
+    global _gc_frozen
     gc.collect()  # meshes and their caches hold reference cycles
+    if not _gc_frozen:
+        # What outlives the first hip is the process's own: modules, the
+        # template, caches. Frozen, it is no longer scanned by every later
+        # collection (15-35 ms a hip, against well under 1 ms for what one
+        # hip leaves); each hip's own cycles are still collected.
+        gc.freeze()
+        _gc_frozen = True
     if sys.platform.startswith("linux"):
         try:
             import ctypes

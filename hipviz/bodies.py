@@ -112,7 +112,7 @@ def select_femur(
     heads = {}
     for i in large:
         try:
-            heads[int(i)] = lmk.find_head(bodies[i])[0]
+            heads[int(i)] = lmk.head_sphere(bodies[i])
         except LandmarkError:
             pass
     if not heads:  # no head anywhere: let the landmark search say so

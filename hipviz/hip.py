@@ -152,7 +152,7 @@ def femur_landmarks(
         femoral angle come from its own anatomy, so no declared frame can
         change them.
     """
-    head, _ = lmk.find_head(femur, near_mm=near_mm)
+    head = lmk.head_sphere(femur, near_mm=near_mm)
     toward_neck = lmk.neck_axis(femur, head)
     shaft = lmk.shaft_axis(femur, head)
     cond = lmk.posterior_condylar_axis(femur, shaft)

@@ -33,7 +33,7 @@ import trimesh
 
 from ._typing import FloatArray, Points, Vector
 from .errors import LandmarkError
-from .geometry import Sphere, fit_sphere, principal_axes, project_onto_plane, unit
+from .geometry import Sphere, cross3, fit_sphere, norms, principal_axes, project_onto_plane, unit
 
 #: Radii (mm) a femoral head may have; adult heads are 19-30 mm.
 HEAD_RADIUS_RANGE_MM = (14.0, 36.0)
@@ -47,8 +47,8 @@ HEAD_SUPPORT_MIN = 0.55
 def _plane_basis(normal: Vector) -> tuple[Vector, Vector]:
     n = unit(normal)
     helper = np.eye(3)[np.argmin(np.abs(n))]
-    u = unit(np.cross(n, helper))
-    return u, np.cross(n, u)
+    u = unit(cross3(n, helper))
+    return u, cross3(n, u)
 
 
 def section_centroid(
@@ -95,7 +95,7 @@ def section_centroid(
         if len(a) == 0:
             return np.full(3, np.nan), 0.0
     fn = mesh.face_normals[face_idx]
-    flip = np.einsum("ij,ij->i", np.cross(b - a, n), fn) < 0
+    flip = np.einsum("ij,ij->i", cross3(b - a, n), fn) < 0
     a, b = np.where(flip[:, None], b, a), np.where(flip[:, None], a, b)
     u, v = _plane_basis(n)
     o = np.asarray(origin, dtype=float)
@@ -230,7 +230,7 @@ class FaceSet:
 
     @cached_property
     def sizes(self) -> np.ndarray:
-        return np.linalg.norm(self.triangles - self.centroids[:, None, :], axis=2).max(axis=1)
+        return norms(self.triangles - self.centroids[:, None, :]).max(axis=1)
 
     @cached_property
     def _cross(self) -> np.ndarray:
@@ -239,7 +239,7 @@ class FaceSet:
 
     @cached_property
     def areas(self) -> np.ndarray:
-        return 0.5 * np.linalg.norm(self._cross, axis=1)
+        return 0.5 * norms(self._cross)
 
     @cached_property
     def outward_sign(self) -> float:
@@ -319,7 +319,7 @@ def surface_samples(
     fs = FaceSet.of(mesh)
     idx = slice(None) if faces is None else np.asarray(faces, dtype=np.int64)
     tri, normals, area = fs.triangles[idx], fs.normals[idx], fs.areas[idx]
-    edges = np.linalg.norm(tri - np.roll(tri, 1, axis=1), axis=2).max(axis=1)
+    edges = norms(tri - np.roll(tri, 1, axis=1)).max(axis=1)
     k = _split_counts(edges, spacing_mm)
     pts, nrm, wts = [], [], []
     for kk in np.unique(k):
@@ -340,7 +340,7 @@ def _faces_near(mesh: trimesh.Trimesh | FaceSet, center: Vector, reach_mm: float
     large triangle crossing the region is kept even with no vertex in it.
     """
     fs = FaceSet.of(mesh)
-    return np.flatnonzero(np.linalg.norm(fs.centroids - center, axis=1) - fs.sizes <= reach_mm)
+    return np.flatnonzero(norms(fs.centroids - center) - fs.sizes <= reach_mm)
 
 
 def head_surface_points(
@@ -409,9 +409,10 @@ def refine_sphere(
     for _ in range(iterations):
         if ref is None or tol + _sphere_shift(sphere, ref) > ref_band:
             ref, ref_band = sphere, tol + BAND_MARGIN_MM
-            dist = np.linalg.norm(points - ref.center_mm, axis=1)
+            dist = norms(points - ref.center_mm)
             cand = np.flatnonzero(np.abs(dist - ref.radius_mm) < ref_band)
-        new = cand[_on_sphere(points[cand], facing[cand], sphere, tol, cos_max)]
+            cand_p, cand_f = points[cand], facing[cand]  # gathered once per band
+        new = cand[_on_sphere(cand_p, cand_f, sphere, tol, cos_max)]
         if len(new) < 20:
             break
         if np.array_equal(new, idx):
@@ -434,26 +435,35 @@ def _on_sphere(
 ) -> np.ndarray:
     """(n,) bool: within ``tol_mm`` of the sphere, normal within ``acos(cos_max)`` of its radius."""
     d = points - sphere.center_mm
-    dist = np.linalg.norm(d, axis=1)
+    dist = norms(d)
     radial = d / np.maximum(dist, 1e-9)[:, None]
     facing = np.einsum("ij,ij->i", radial, normals) > cos_max
     return (np.abs(dist - sphere.radius_mm) < tol_mm) & facing
 
 
-def _sphere_votes(points, normals, weights, radii, bin_mm, offset_mm=0.0):
+def _centre_votes(points: Points, normals: Points, radii: FloatArray) -> Points:
+    """(len(radii) * n, 3) centre votes ``p - rho n``, radius by radius, mm."""
+    return (points[None, :, :] - radii[:, None, None] * normals[None, :, :]).reshape(-1, 3)
+
+
+def _sphere_votes(points, normals, weights, radii, bin_mm, offset_mm=0.0, *, votes=None):
     """Bin the centre votes ``p - rho n`` of every point for every radius ``rho``.
 
     The bins are cubes of ``bin_mm`` whose corners lie on a grid shifted by
     ``offset_mm`` on every axis. Returns the occupied bins' centres (k, 3)
     mm, radii (k,) and summed weights (k,); with ``weights`` None every vote
     counts 1 (the same sums, counted from a plain sort, several times
-    faster than the argsort weighted sums need).
+    faster than the argsort weighted sums need). ``votes``, when given, are
+    :func:`_centre_votes` of the same points, normals and radii.
     """
-    cands = points[None, :, :] - radii[:, None, None] * normals[None, :, :]
-    keys = np.floor((cands.reshape(-1, 3) - offset_mm) / bin_mm).astype(np.int64)
+    if votes is None:
+        votes = _centre_votes(points, normals, radii)
+    keys = np.floor((votes - offset_mm) / bin_mm).astype(np.int64)
     ridx = np.repeat(np.arange(len(radii)), len(points))
-    lo = keys.min(axis=0)
-    span = keys.max(axis=0) - lo + 1
+    # Column by column: numpy reduces an (n, 3) array over its rows several
+    # times slower than three strided columns.
+    lo = np.array([keys[:, j].min() for j in range(3)])
+    span = np.array([keys[:, j].max() for j in range(3)]) - lo + 1
     packed = (
         ((keys[:, 0] - lo[0]) * span[1] + keys[:, 1] - lo[1]) * span[2] + keys[:, 2] - lo[2]
     ) * len(radii) + ridx
@@ -473,19 +483,63 @@ def _sphere_votes(points, normals, weights, radii, bin_mm, offset_mm=0.0):
     return (idx + 0.5) * bin_mm + offset_mm, radii[r_i], score
 
 
-def _vote_candidates(points, normals, radii, bin_mm):
+def _vote_candidates(points, normals, radii, bin_mm, *, top=None):
     """Sphere candidates (centre (3,), radius) by vote, best first, from two grids.
 
     The second grid is shifted by half a bin on every axis, so a centre on a
     corner of one grid (its votes split over eight bins) is in the middle of
     a bin of the other: which candidates win does not depend on the pose.
+    Equal votes rank the later bin first. ``top``: only the first ``top``
+    candidates of that order (the same ones, without sorting every bin).
     """
-    grids = [_sphere_votes(points, normals, None, radii, bin_mm, off) for off in (0.0, bin_mm / 2)]
+    votes = _centre_votes(points, normals, radii)  # the same votes, binned on both grids
+    grids = [
+        _sphere_votes(points, normals, None, radii, bin_mm, off, votes=votes)
+        for off in (0.0, bin_mm / 2)
+    ]
     centres = np.vstack([g[0] for g in grids])
     rads = np.concatenate([g[1] for g in grids])
     score = np.concatenate([g[2] for g in grids])
-    order = np.argsort(score, kind="stable")[::-1]
+    pick = np.arange(len(score))
+    if top is not None and len(score) > top:
+        # The bins scoring at least the top-th best score hold the first `top` of
+        # the full order (ties at that score rank by index there too).
+        pick = np.flatnonzero(score >= np.partition(score, len(score) - top)[len(score) - top])
+    order = pick[np.argsort(score[pick], kind="stable")[::-1][:top]]
     return centres[order], rads[order]
+
+
+def head_sphere(
+    mesh: trimesh.Trimesh,
+    *,
+    near_mm: Vector | None = None,
+    radius_range_mm: tuple[float, float] = HEAD_RADIUS_RANGE_MM,
+    max_points: int = 12000,
+    concave: bool = False,
+) -> Sphere:
+    """The sphere of :func:`find_head`, without its inlier vertices.
+
+    The inliers need the mesh's vertex normals, which nothing else on a
+    femur does (a tenth of a femur's landmark time).
+
+    Raises
+    ------
+    LandmarkError
+        No sphere of head size is supported by the surface.
+    """
+    found = find_spheres(
+        mesh,
+        [near_mm],
+        radius_range_mm=radius_range_mm,
+        max_points=max_points,
+        concave=concave,
+    )[0]
+    if found is None:
+        raise LandmarkError(_no_head_message(mesh, radius_range_mm))
+    # Flat or cylindrical patches can fit a sphere too; a head covers most of its own.
+    if not concave and head_support(mesh, found) < HEAD_SUPPORT_MIN:
+        raise LandmarkError(_no_head_message(mesh, radius_range_mm))
+    return found
 
 
 def find_head(
@@ -528,20 +582,14 @@ def find_head(
     LandmarkError
         No sphere of head size is supported by the surface.
     """
-    flip = -1.0 if concave else 1.0
-    found = find_spheres(
+    sphere = head_sphere(
         mesh,
-        [near_mm],
+        near_mm=near_mm,
         radius_range_mm=radius_range_mm,
         max_points=max_points,
         concave=concave,
-    )[0]
-    if found is None:
-        raise LandmarkError(_no_head_message(mesh, radius_range_mm))
-    sphere = found
-    # Flat or cylindrical patches can fit a sphere too; a head covers most of its own.
-    if not concave and head_support(mesh, sphere) < HEAD_SUPPORT_MIN:
-        raise LandmarkError(_no_head_message(mesh, radius_range_mm))
+    )
+    flip = -1.0 if concave else 1.0
     normals = flip * _outward_normals(mesh)
     tol = max(0.75, 3.0 * sphere.rms_mm)
     inliers = _on_sphere(np.asarray(mesh.vertices), normals, sphere, tol, np.cos(np.radians(25)))
@@ -579,7 +627,7 @@ def find_spheres(
     vote_p, vote_f = trimesh.sample.sample_surface(mesh, max_points, seed=0)
     vote_n = flip * fs.normals[vote_f]
     radii = np.arange(np.floor(radius_range_mm[0]), np.ceil(radius_range_mm[1]) + 1, 1.0)
-    centres, rads = _vote_candidates(vote_p, vote_n, radii, bin_mm=3.0)
+    centres, rads = _vote_candidates(vote_p, vote_n, radii, bin_mm=3.0, top=80)
 
     fits: list[tuple[float, Sphere, tuple]] = []
     tried: list[np.ndarray] = []
@@ -689,7 +737,7 @@ def find_socket(
     """
     pts = np.asarray(pelvis.vertices, dtype=float)
     nrm = _outward_normals(pelvis)
-    d = np.linalg.norm(pts - head.center_mm, axis=1)
+    d = norms(pts - head.center_mm)
     near = (d > head.radius_mm - 2) & (d < head.radius_mm + search_mm)
     if near.sum() < 30:
         msg = (
@@ -743,11 +791,15 @@ def _loop_labels(a: Points, b: Points) -> np.ndarray:
     point = np.empty(2 * n, dtype=np.intp)
     point[order] = np.cumsum(new) - 1
     pa, pb = point[:n], point[n:]
+    n_points = int(point.max()) + 1
+    label = _chain_labels(pa, pb, n_points)
+    if label is not None:
+        return np.unique(label, return_inverse=True)[1]
     # Each segment takes the smallest segment number it is joined to, through
     # its end points; jumping along the labels found so far makes this a few
     # rounds even on long loops. Ends in the smallest segment of its loop.
     label = np.arange(n)
-    low = np.empty(int(point.max()) + 1, dtype=np.intp)
+    low = np.empty(n_points, dtype=np.intp)
     while True:
         low.fill(n)
         np.minimum.at(low, pa, label)
@@ -758,6 +810,36 @@ def _loop_labels(a: Points, b: Points) -> np.ndarray:
             break
         label = new_label
     return np.unique(label, return_inverse=True)[1]
+
+
+def _chain_labels(pa: np.ndarray, pb: np.ndarray, n_points: int) -> np.ndarray | None:
+    """Smallest segment number on each segment's loop, when the segments chain.
+
+    A closed, consistently wound surface cuts into loops in which every end
+    point starts one segment and ends one: "the segment starting where this
+    one ends" is then a permutation whose cycles are the loops, and the
+    minimum over a cycle is found by doubling, in about log2(n) rounds (the
+    general search in :func:`_loop_labels` takes some 25 on a neck section).
+
+    Returns
+    -------
+    (n,) int, or None when some point does not start exactly one segment and
+    end exactly one (an open or non-manifold section).
+    """
+    if n_points != len(pa):
+        return None
+    next_of = np.full(n_points, -1, dtype=np.intp)
+    next_of[pa] = np.arange(len(pa))
+    if (next_of < 0).any() or len(np.unique(pb)) != n_points:
+        return None
+    step = next_of[pb]  # the segment that follows each one
+    label = np.arange(len(pa))
+    span = 1  # label[i]: the smallest of the `span` segments from i on
+    while span < len(pa):
+        label = np.minimum(label, label[step])
+        step = step[step]
+        span *= 2
+    return label
 
 
 def section_through(
@@ -817,8 +899,8 @@ def _plane_segments(tri: np.ndarray, origin: Vector, n: Vector) -> tuple[Points,
     d0, d1, d2 = d[rows, i0], d[rows, i1], d[rows, i2]
     a = p0 + (p1 - p0) * (d0 / (d0 - d1))[:, None]
     b = p0 + (p2 - p0) * (d0 / (d0 - d2))[:, None]
-    face_n = np.cross(p1 - p0, p2 - p0)
-    flip = np.einsum("ij,ij->i", np.cross(b - a, n), face_n) < 0
+    face_n = cross3(p1 - p0, p2 - p0)
+    flip = np.einsum("ij,ij->i", cross3(b - a, n), face_n) < 0
     return np.where(flip[:, None], b, a), np.where(flip[:, None], a, b)
 
 
@@ -885,7 +967,7 @@ def neck_axis(
     # Surface samples rather than vertices: CAD-like meshes have long triangles.
     pts, _ = trimesh.sample.sample_surface(femur, 30000, seed=0)
     c, r = head.center_mm, head.radius_mm
-    d = np.linalg.norm(pts - c, axis=1)
+    d = norms(pts - c)
     ring = (d > r + 2) & (d < r + 12)
     if ring.sum() < 10:
         msg = "no femoral neck found next to the head"

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import functools
+import gc
+import weakref
+
 import numpy as np
 import pytest
 import trimesh
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from hipviz import frames, io
+from hipviz import atlas, batch, frames, io
 from hipviz import landmarks as lmk
-from hipviz.geometry import fit_sphere
+from hipviz.geometry import cross3, fit_sphere, norms, unit
 
 
 def _meshes() -> dict[str, trimesh.Trimesh]:
@@ -164,3 +168,205 @@ def test_registration_fit_is_measured_on_the_fine_points() -> None:
     assert s == pytest.approx(1 / 0.9, rel=2e-3)
     assert np.degrees(np.arccos(min(1.0, (np.trace(r) - 1) / 2))) < 0.2
     assert fit < 0.5
+
+
+@pytest.mark.parametrize("index", [19, 126, 3])
+def test_screening_starts_on_half_the_points_finds_the_same_plane(
+    index: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Shape-model draws (two that once failed registration): the same APP to the last digit."""
+    weights = np.clip(np.random.default_rng(0).standard_normal((index + 1, 26)), -2.5, 2.5)
+    pts = np.asarray(atlas.evaluate(weights[index], subdivisions=8).pelvis.vertices)
+    fast = frames.find_app(pts)
+    monkeypatch.setattr(
+        frames, "_best_start", functools.partial(frames._best_start, screen_every=1)
+    )
+    whole = frames.find_app(pts)
+    assert np.array_equal(fast.tf_ras_input, whole.tf_ras_input)
+    assert fast.method == whole.method
+    assert fast.fit_mm == pytest.approx(whole.fit_mm, abs=0.3)
+
+
+class _Node:
+    other: _Node | None = None
+
+
+def test_release_memory_freezes_once_and_still_collects_each_hips_cycles(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(batch, "_gc_frozen", False)
+    gc.unfreeze()
+    enabled = gc.isenabled()
+    gc.disable()  # no automatic collection between the steps below
+    try:
+        batch._release_memory()  # the first hip: what is left is frozen
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+        # A later hip's reference cycle (as a mesh and its caches make) is still freed ...
+        a, b = _Node(), _Node()
+        a.other, b.other = b, a
+        gone = weakref.ref(a)
+        del a, b
+        assert gone() is not None
+        batch._release_memory()
+        assert gone() is None
+        # ... and nothing more is frozen: a cache entry dropped later stays collectable.
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
+        if enabled:
+            gc.enable()
+
+
+def test_votes_made_once_for_both_grids_equal_votes_made_per_grid() -> None:
+    rng = np.random.default_rng(3)
+    pts = rng.normal(size=(2000, 3)) * 25.0
+    nrm = rng.normal(size=(2000, 3))
+    nrm /= np.linalg.norm(nrm, axis=1, keepdims=True)
+    radii = np.arange(14.0, 37.0)
+    votes = lmk._centre_votes(pts, nrm, radii)
+    for offset in (0.0, 1.5):
+        shared = lmk._sphere_votes(pts, nrm, None, radii, 3.0, offset, votes=votes)
+        own = lmk._sphere_votes(pts, nrm, None, radii, 3.0, offset)
+        for x, y in zip(shared, own, strict=True):
+            assert np.array_equal(x, y)
+    # Vote k * n + i is point i on radius k.
+    assert np.array_equal(votes[5 * 2000 + 7], pts[7] - radii[5] * nrm[7])
+
+
+def _refine_gathering_every_step(points, normals, center, radius, *, weights, iterations):
+    """refine_sphere as it was: the band's points gathered again at every step."""
+    cos_max = np.cos(np.radians(25.0))
+    tol = 3.0
+    sphere = lmk.Sphere(np.asarray(center, float), float(radius), np.inf, 0)
+    idx = np.zeros(0, np.int64)
+    ref, ref_band, cand = None, 0.0, idx
+    for _ in range(iterations):
+        if ref is None or tol + lmk._sphere_shift(sphere, ref) > ref_band:
+            ref, ref_band = sphere, tol + lmk.BAND_MARGIN_MM
+            dist = np.linalg.norm(points - ref.center_mm, axis=1)
+            cand = np.flatnonzero(np.abs(dist - ref.radius_mm) < ref_band)
+        new = cand[lmk._on_sphere(points[cand], normals[cand], sphere, tol, cos_max)]
+        if len(new) < 20 or np.array_equal(new, idx):
+            break
+        idx = new
+        sphere = fit_sphere(points[idx], weights[idx])
+        tol = max(0.75, 3.0 * sphere.rms_mm)
+    return sphere, idx
+
+
+def test_refine_sphere_gathering_once_per_band_equals_gathering_every_step() -> None:
+    head = trimesh.creation.icosphere(5, radius=24.0)
+    neck = trimesh.creation.cylinder(radius=14.0, height=60.0, sections=48)
+    neck.apply_translation([0.0, 0.0, -40.0])
+    femur = trimesh.util.concatenate([head, neck.subdivide_to_size(2.0)])
+    pts, nrm, wts = lmk.surface_samples(femur, 1.0)
+    rng = np.random.default_rng(4)
+    pts = pts + rng.normal(scale=0.2, size=pts.shape)
+    # Starts far enough off for the band to be renewed on the way.
+    for start, r0 in (((6.0, -3.0, 4.0), 19.0), ((0.5, 0.5, -0.5), 24.5), ((-9.0, 2.0, 0.0), 30.0)):
+        got, inl = lmk.refine_sphere(pts, nrm, start, r0, weights=wts, iterations=30)
+        want, idx = _refine_gathering_every_step(pts, nrm, start, r0, weights=wts, iterations=30)
+        assert np.array_equal(got.center_mm, want.center_mm) and got.radius_mm == want.radius_mm
+        assert np.array_equal(np.flatnonzero(inl), idx)
+        assert len(idx) > 1000
+
+
+@pytest.mark.parametrize("shape", [(3,), (1, 3), (200_000, 3), (5000, 3, 3), (7, 2)])
+def test_norms_equal_numpy_norm_to_the_last_bit(shape: tuple[int, ...]) -> None:
+    rng = np.random.default_rng(6)
+    # Lengths from 1e-3 to 1e3 mm, and rows whose parts differ by 1e6.
+    v = rng.normal(size=shape) * np.exp(rng.uniform(-7.0, 7.0, size=shape))
+    assert np.array_equal(norms(v), np.linalg.norm(v, axis=-1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        assert np.array_equal(unit(v), v / np.linalg.norm(v, axis=-1, keepdims=True))
+    assert norms(np.array([3.0, 4.0, 12.0])) == 13.0
+
+
+def _candidates_by_full_sort(points, normals, radii, bin_mm):
+    """_vote_candidates as it was: every bin of both grids sorted by its votes."""
+    grids = [lmk._sphere_votes(points, normals, None, radii, bin_mm, o) for o in (0.0, 1.5)]
+    centres = np.vstack([g[0] for g in grids])
+    rads = np.concatenate([g[1] for g in grids])
+    score = np.concatenate([g[2] for g in grids])
+    order = np.argsort(score, kind="stable")[::-1]
+    return centres[order], rads[order]
+
+
+@pytest.mark.parametrize("top", [1, 80, 5000])
+def test_top_vote_candidates_equal_the_head_of_the_full_order(top: int) -> None:
+    head = trimesh.creation.icosphere(4, radius=22.0)
+    head.apply_translation([30.0, -12.0, 400.0])
+    shaft = trimesh.creation.cylinder(radius=13.0, height=200.0, sections=40)
+    femur = trimesh.util.concatenate([head, shaft])
+    pts, faces = trimesh.sample.sample_surface(femur, 6000, seed=1)
+    nrm = np.asarray(femur.face_normals)[faces]
+    radii = np.arange(14.0, 37.0)
+    want_c, want_r = _candidates_by_full_sort(pts, nrm, radii, 3.0)
+    # Counted votes tie a lot: the order among ties must hold too.
+    score = lmk._sphere_votes(pts, nrm, None, radii, 3.0)[2]
+    assert len(np.unique(score)) < len(score) / 10
+    got_c, got_r = lmk._vote_candidates(pts, nrm, radii, 3.0, top=top)
+    assert np.array_equal(got_c, want_c[:top]) and np.array_equal(got_r, want_r[:top])
+    all_c, all_r = lmk._vote_candidates(pts, nrm, radii, 3.0)
+    assert np.array_equal(all_c, want_c) and np.array_equal(all_r, want_r)
+    # The best candidate is the head.
+    assert np.linalg.norm(got_c[0] - [30.0, -12.0, 400.0]) < 3.0 and got_r[0] == 22.0
+
+
+@pytest.mark.parametrize(
+    "shapes", [((3,), (3,)), ((4000, 3), (3,)), ((3,), (50, 3)), ((9, 8, 3), (8, 3))]
+)
+def test_cross3_equals_numpy_cross_to_the_last_bit(shapes: tuple[tuple[int, ...], ...]) -> None:
+    rng = np.random.default_rng(9)
+    a, b = (rng.normal(size=s) * np.exp(rng.uniform(-5.0, 5.0, size=s)) for s in shapes)
+    got = cross3(a, b)
+    assert got.shape == np.cross(a, b).shape
+    assert np.array_equal(got, np.cross(a, b))
+    assert np.array_equal(cross3([1.0, 0.0, 0.0], [0.0, 1.0, 0.0]), [0.0, 0.0, 1.0])
+
+
+def _point_ids(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    ends = np.round(np.vstack([a, b]) / 1e-5).astype(np.int64)
+    _, point = np.unique(ends, axis=0, return_inverse=True)
+    point = point.ravel()
+    return point[: len(a)], point[len(a) :], int(point.max()) + 1
+
+
+def test_chained_loops_take_the_doubling_path_and_others_the_general_one() -> None:
+    rng = np.random.default_rng(11)
+    rings = [_ring((0, 0), 20.0, 300), _ring((60, 0), 5.0, 3), _ring((0, 0), 8.0, 41)]
+    a = np.vstack([r[0] for r in rings])
+    b = np.vstack([r[1] for r in rings])
+    order = rng.permutation(len(a))
+    a, b = a[order], b[order]
+    assert lmk._chain_labels(*_point_ids(a, b)) is not None
+    assert np.array_equal(lmk._loop_labels(a, b), _labels_by_scipy(a, b))
+    # One segment turned (a non-manifold point), and an open chain: no chaining.
+    turned_a, turned_b = a.copy(), b.copy()
+    turned_a[5], turned_b[5] = b[5], a[5]
+    open_a, open_b = a[1:], b[1:]
+    for aa, bb in ((turned_a, turned_b), (open_a, open_b)):
+        assert lmk._chain_labels(*_point_ids(aa, bb)) is None
+        assert np.array_equal(lmk._loop_labels(aa, bb), _labels_by_scipy(aa, bb))
+
+
+def _ball_on_a_stick() -> trimesh.Trimesh:
+    head = trimesh.creation.icosphere(4, radius=22.0)
+    head.apply_translation([0.0, 0.0, 60.0])
+    shaft = trimesh.creation.cylinder(radius=12.0, height=120.0, sections=48)
+    return trimesh.util.concatenate([head, shaft.subdivide_to_size(3.0)])
+
+
+def test_head_sphere_is_find_heads_sphere_without_vertex_normals() -> None:
+    femur = _ball_on_a_stick()
+    sphere = lmk.head_sphere(femur)
+    assert "vertex_normals" not in femur._cache.cache
+    other = _ball_on_a_stick()
+    again, inliers = lmk.find_head(other)
+    assert "vertex_normals" in other._cache.cache  # the inliers' normals
+    assert np.array_equal(sphere.center_mm, again.center_mm)
+    assert (sphere.radius_mm, sphere.rms_mm, sphere.n) == (again.radius_mm, again.rms_mm, again.n)
+    assert np.allclose(sphere.center_mm, [0.0, 0.0, 60.0], atol=0.2)
+    assert sphere.radius_mm == pytest.approx(22.0, abs=0.2)
+    assert inliers.sum() > 500
