@@ -63,6 +63,11 @@ def _values(series: pd.Series) -> np.ndarray:
     return v[np.isfinite(v)]
 
 
+def _in_range(info: Any, v: np.ndarray) -> np.ndarray:
+    """Whether each value lies in the measure's possible range (False for NaN)."""
+    return (info.possible[0] <= v) & (v <= info.possible[1])
+
+
 def _possible(info: Any, series: pd.Series) -> tuple[np.ndarray, int]:
     """The values of ``series`` a human hip can have, and how many others there are.
 
@@ -71,7 +76,7 @@ def _possible(info: Any, series: pd.Series) -> tuple[np.ndarray, int]:
     and listed, never plotted or summarised with the others.
     """
     v = _values(series)
-    ok = (v >= info.possible[0]) & (v <= info.possible[1])
+    ok = _in_range(info, v)
     return v[ok], int((~ok).sum())
 
 
@@ -132,8 +137,7 @@ def shift_png(df: pd.DataFrame) -> bytes | None:
         if after in df:
             b = df[col].to_numpy(dtype=float, na_value=np.nan)
             a = df[after].to_numpy(dtype=float, na_value=np.nan)
-            low, high = info.possible
-            ok = (low <= a) & (a <= high) & (low <= b) & (b <= high)  # False for NaN
+            ok = _in_range(info, a) & _in_range(info, b)
             if ok.any() and np.nanmax(np.abs(a[ok] - b[ok])) > 1e-6:
                 pairs.append((info, b[ok], a[ok]))
     if not pairs:
@@ -276,7 +280,7 @@ def _impossible_section(df: pd.DataFrame) -> str:
     found = []
     for info, col in measure_columns(df):
         v = df[col].to_numpy(dtype=float, na_value=np.nan)
-        bad = np.isfinite(v) & ((v < info.possible[0]) | (v > info.possible[1]))
+        bad = np.isfinite(v) & ~_in_range(info, v)
         for i in np.flatnonzero(bad):
             found.append((str(df["id"].iloc[i]), info, float(v[i])))
     out = [f"<h2>Impossible values ({len(found)})</h2>"]

@@ -112,23 +112,14 @@ def test_a_bad_period_is_refused(period):
 
 pytest.importorskip("panel")
 
-from bokeh.document import Document  # noqa: E402
-from test_app_workers import SUBDIVISIONS, run, settled  # noqa: E402
+from test_app_workers import SUBDIVISIONS, LoopDocument, run, settled  # noqa: E402
 
 from hipviz.app import main  # noqa: E402
 from hipviz.app.state import Plan  # noqa: E402
 
 
-class TimedLoopDocument(Document):
-    """A Bokeh document whose next-tick and timeout callbacks run on ``loop``."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop):
-        super().__init__()
-        self.loop = loop
-
-    def add_next_tick_callback(self, callback):
-        self.loop.call_soon_threadsafe(callback)
-        return callback
+class TimedLoopDocument(LoopDocument):
+    """A :class:`LoopDocument` whose timeout callbacks run on its loop too."""
 
     def add_timeout_callback(self, callback, timeout_milliseconds):
         self.loop.call_later(timeout_milliseconds / 1000, callback)

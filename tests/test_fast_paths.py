@@ -90,11 +90,16 @@ def test_loop_labels_on_real_neck_sections() -> None:
         assert np.array_equal(lmk._loop_labels(a, b), _labels_by_scipy(a, b))
 
 
+def _points_and_normals(seed: int, n: int, spread_mm: float) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 3) random points, mm, and (n, 3) random unit normals."""
+    rng = np.random.default_rng(seed)
+    pts = rng.normal(size=(n, 3)) * spread_mm
+    nrm = rng.normal(size=(n, 3))
+    return pts, nrm / np.linalg.norm(nrm, axis=1, keepdims=True)
+
+
 def test_unweighted_votes_equal_votes_of_weight_one() -> None:
-    rng = np.random.default_rng(2)
-    pts = rng.normal(size=(3000, 3)) * 20.0
-    nrm = rng.normal(size=(3000, 3))
-    nrm /= np.linalg.norm(nrm, axis=1, keepdims=True)
+    pts, nrm = _points_and_normals(2, 3000, 20.0)
     radii = np.arange(14.0, 37.0)
     for offset in (0.0, 1.5):
         counted = lmk._sphere_votes(pts, nrm, None, radii, 3.0, offset)
@@ -219,10 +224,7 @@ def test_release_memory_freezes_once_and_still_collects_each_hips_cycles(
 
 
 def test_votes_made_once_for_both_grids_equal_votes_made_per_grid() -> None:
-    rng = np.random.default_rng(3)
-    pts = rng.normal(size=(2000, 3)) * 25.0
-    nrm = rng.normal(size=(2000, 3))
-    nrm /= np.linalg.norm(nrm, axis=1, keepdims=True)
+    pts, nrm = _points_and_normals(3, 2000, 25.0)
     radii = np.arange(14.0, 37.0)
     votes = lmk._centre_votes(pts, nrm, radii)
     for offset in (0.0, 1.5):
