@@ -17,7 +17,9 @@ pages one after the other (each page built by the server). Round trips of B: med
 90th percentile and maximum in each phase; A's own times.
 
 ``room``: N sessions (1, 10, 20, 40) open the same plan and each moves its
-slider every ``--period`` seconds (random phase) for ``--seconds``; round
+slider every ``--period`` seconds (random phase) for ``--seconds``, and
+at least until they have made ``--min-moves`` moves in all (a 90th percentile
+of one page's 20 moves is its second slowest, too noisy to compare); round
 trip p50/p90/max, server CPU per move (all threads, and the event loops'
 own: their main threads' CPU time, which depends little on what else the
 machine runs, unlike the round trips), server memory (RSS, and PSS summed
@@ -452,7 +454,8 @@ async def level(server: Server, n: int, args: argparse.Namespace) -> dict:
     ]
     sampler = asyncio.create_task(sample())
     spy = spy_on(server, args) if args.profile_loop else None
-    await asyncio.sleep(args.seconds)
+    # a p90 needs enough round trips: one page moving for 10 s makes only 20
+    await asyncio.sleep(max(args.seconds, args.min_moves * args.period / n))
     if spy is not None:
         spy.wait()
         print(loop_profile(args.profile_loop, n), flush=True)
@@ -506,13 +509,14 @@ async def room(args: argparse.Namespace) -> None:
         print(
             f"\n{args.instances} × server {' '.join(args.serve_args) or '(defaults)'}; "
             "each session moves every "
-            f"{args.period:g} s for {args.seconds:g} s; start RSS {start_rss:.0f} MB; load "
+            f"{args.period:g} s for at least {args.seconds:g} s and {args.min_moves} moves in "
+            f"all; start RSS {start_rss:.0f} MB; load "
             f"average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores, "
             f"Python {platform.python_version()}"
         )
         print(
             "\n| sessions | round trip p50 | p90 | max | moves/s | server CPU per move "
-            "| page open (median) | RSS open | RSS peak | RSS after close |"
+            "| event loop per move | page open (median) | RSS open | RSS peak | RSS after close |"
         )
         print("|---|---|---|---|---|---|---|---|---|---|---|")
         for r in rows:
@@ -537,6 +541,13 @@ def main() -> None:
     )
     p.add_argument("--period", type=float, default=0.5, help="seconds between a session's moves")
     p.add_argument("--seconds", type=float, default=10.0, help="moving time per level")
+    p.add_argument(
+        "--min-moves",
+        type=int,
+        default=100,
+        help="each level moves until its sessions have made at least this many moves in all "
+        "(one session moving every 0.5 s: 50 s)",
+    )
     p.add_argument("--num-procs", type=int, default=None, help="pass --num-procs to the server")
     p.add_argument(
         "--instances",
