@@ -88,7 +88,10 @@ class ThinSession:
         self.ws.protocol.set_nodelay(True)
         await self._recv()  # ACK
         await self._send("PULL-DOC-REQ", {})
-        _, content = await self._recv()
+        header, content = await self._recv()
+        while header.get("msgtype") != "PULL-DOC-REPLY":
+            # as BokehJS does: a patch sent before the document is already in it
+            header, content = await self._recv()
         for model in _walk(json.loads(content)):
             self.models[model["id"]] = model
         self._reader = asyncio.create_task(self._read_forever())
@@ -105,7 +108,7 @@ class ThinSession:
     def _drawn_in_document(self) -> bool:
         for m in self.models.values():
             if m.get("name", "").startswith("SceneView"):
-                return bool(m["attributes"].get("matrices", {}).get("entries"))
+                return bool(m.get("attributes", {}).get("matrices", {}).get("entries"))
         return False
 
     async def close(self) -> None:

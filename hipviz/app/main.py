@@ -361,6 +361,14 @@ class HipApp(pn.viewable.Viewer):
             except Exception:  # the page closed meanwhile
                 log.debug("a hip was built after its page closed")
 
+        if initial:
+            # The page is still being built, off the event loop, and its Bokeh
+            # session does not exist yet: a callback the worker added to the
+            # document in the moment the session is made could be lost (1 page in
+            # 40 or so, 40 opening at once), and that page would wait for its hip
+            # for ever. Start the worker from the event loop, once the session exists.
+            doc.add_next_tick_callback(lambda: _BUILD_POOL.submit(work))
+            return
         _BUILD_POOL.submit(work)
 
     def _built(self, plan: Plan, asked: str, result: Any, *, initial: bool = False) -> None:
