@@ -339,7 +339,7 @@ class HipApp(pn.viewable.Viewer):
             self._set_busy(status or self._build_status(plan))
 
         def report(text: str) -> None:  # from the worker: shown on this page
-            doc.add_next_tick_callback(lambda: self._loading and self._show_status(text))
+            web.next_tick(doc, lambda: self._loading and self._show_status(text))
 
         def work() -> None:
             try:
@@ -353,20 +353,22 @@ class HipApp(pn.viewable.Viewer):
             except Exception as exc:  # reported on the page by _built
                 result = exc
             try:
-                doc.add_next_tick_callback(
+                web.next_tick(
+                    doc,
                     lambda: _when_loaded(
                         doc, lambda: self._built(plan, asked, result, initial=initial)
-                    )
+                    ),
                 )
             except Exception:  # the page closed meanwhile
                 log.debug("a hip was built after its page closed")
 
         if initial:
             # The page is still being built, off the event loop, and its Bokeh
-            # session does not exist yet: a callback the worker added to the
-            # document in the moment the session is made could be lost (1 page in
-            # 40 or so, 40 opening at once), and that page would wait for its hip
-            # for ever. Start the worker from the event loop, once the session exists.
+            # session does not exist yet: a worker finishing now would reach the
+            # document while the session is being made, and its callback could be
+            # lost (1 page in 40 or so of 40 opening at once never drew its hip).
+            # Start the worker from the event loop, once the session exists; its
+            # result then comes back through the loop (web.next_tick).
             doc.add_next_tick_callback(lambda: _BUILD_POOL.submit(work))
             return
         _BUILD_POOL.submit(work)
@@ -503,7 +505,7 @@ class HipApp(pn.viewable.Viewer):
             except Exception as exc:  # reported on the page by _measured
                 result = exc
             try:
-                doc.add_next_tick_callback(lambda: self._measured(ticket, result))
+                web.next_tick(doc, lambda: self._measured(ticket, result))
             except Exception:  # the page closed meanwhile
                 log.debug("measure finished after its page closed")
             # leave the interpreter's lock to the event loop for a while

@@ -29,6 +29,7 @@ import param
 from hipviz import motion, render
 from hipviz.geometry import apply, invert
 
+from . import web
 from .scene import Overlay, SceneDriver
 from .state import PageState
 from .text import inert
@@ -371,7 +372,7 @@ class MotionView(pn.viewable.Viewer):
             except Exception as exc:  # shown on the page by _done
                 result = exc
             try:
-                doc.add_next_tick_callback(lambda: self._done(sim, out, result))
+                web.next_tick(doc, lambda: self._done(sim, out, result))
             except Exception:  # the page closed meanwhile
                 log.debug("limits computed after their page closed")
 

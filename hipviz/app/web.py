@@ -284,6 +284,7 @@ class OffLoopApplicationContext(ApplicationContext):
                 raise
             _claim_for_this_thread(doc)
             session = ServerSession(session_id, doc, io_loop=self._loop, token=token)
+            _PAGE_LOOPS[doc] = asyncio.get_running_loop()  # from now on, see next_tick
             del self._pending_sessions[session_id]
             self._sessions[session_id] = session
             context._set_session(session)
@@ -292,6 +293,37 @@ class OffLoopApplicationContext(ApplicationContext):
         if session_id in self._pending_sessions:  # another request is building it
             return await self._pending_sessions[session_id]
         return self._sessions[session_id]
+
+
+#: The event loop of each served page's document, once its session exists.
+_PAGE_LOOPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def next_tick(doc: Any, callback: Callable[[], Any]) -> None:
+    """Run ``callback`` on the event loop of ``doc`` (its lock held); callable from any thread.
+
+    A worker thread's ``doc.add_next_tick_callback`` touches the document
+    while its event loop may be changing it: the loop holds a page's
+    document while it changes several of its models, and a callback added
+    just as that hold ends is lost (Bokeh swaps the held events out while the
+    worker appends its own), so the page waits for ever for a hip or a
+    measure (1 page in 100-300 when 40 open at once). Here the worker only
+    asks the loop, and the loop adds the callback. A document that is not
+    (or not yet) a served page's takes the callback directly: a page still
+    being built belongs to the thread building it.
+    """
+    loop = _PAGE_LOOPS.get(doc)
+    if loop is None:
+        doc.add_next_tick_callback(callback)
+    else:
+        loop.call_soon_threadsafe(_add_next_tick, doc, callback)
+
+
+def _add_next_tick(doc: Any, callback: Callable[[], Any]) -> None:
+    try:
+        doc.add_next_tick_callback(callback)
+    except Exception:  # the page closed meanwhile
+        log.debug("a worker finished after its page closed")
 
 
 def _claim_for_this_thread(doc: Any) -> None:
