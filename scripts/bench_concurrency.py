@@ -382,7 +382,7 @@ async def busy(args: argparse.Namespace) -> None:
         shutil.rmtree(files_dir, ignore_errors=True)
 
 
-def spy_on(server: Servers, args: argparse.Namespace) -> subprocess.Popen:
+def spy_on(server: Servers, args: argparse.Namespace, seconds: float) -> subprocess.Popen:
     """Sample the server's threads with py-spy while the sessions move (``--profile-loop``)."""
     return subprocess.Popen(
         [
@@ -391,7 +391,7 @@ def spy_on(server: Servers, args: argparse.Namespace) -> subprocess.Popen:
             "--pid",
             str(server.servers[0].proc.pid),  # the first server (and only one, by default)
             "--duration",
-            str(max(1, int(args.seconds) - 1)),
+            str(max(1, int(seconds) - 1)),
             "--rate",
             "250",
             "--threads",
@@ -453,9 +453,10 @@ async def level(server: Server, n: int, args: argparse.Namespace) -> dict:
         for s in sessions
     ]
     sampler = asyncio.create_task(sample())
-    spy = spy_on(server, args) if args.profile_loop else None
     # a p90 needs enough round trips: one page moving for 10 s makes only 20
-    await asyncio.sleep(max(args.seconds, args.min_moves * args.period / n))
+    moving_s = max(args.seconds, args.min_moves * args.period / n)
+    spy = spy_on(server, args, moving_s) if args.profile_loop else None
+    await asyncio.sleep(moving_s)
     if spy is not None:
         spy.wait()
         print(loop_profile(args.profile_loop, n), flush=True)
