@@ -12,7 +12,6 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import trimesh
@@ -25,13 +24,14 @@ class RayCaster:
     """Answer first-hit distances for one mesh, in the mesh's own coordinates.
 
     Embree builds its acceleration structure on the first query (about 50 ms
-    for a 100k-triangle mesh, 150 ms for 300k); keep one caster per mesh and
-    reuse it.
+    for a 100k-triangle mesh, 150 ms for 300k, 0.2 s for a million, plus
+    filling the scene: 0.1 s for 100k triangles, 1 s for a million); keep one
+    caster per mesh and reuse it.
     """
 
     def __init__(self, mesh: trimesh.Trimesh):
         try:
-            from trimesh.ray.ray_pyembree import RayMeshIntersector
+            from embreex import rtcore_scene  # noqa: F401 - checked here, used in _EmbreeScene
         except ImportError as exc:  # pragma: no cover - depends on the platform
             msg = (
                 "Embree ray casting is not available (pip install embreex); "
@@ -39,8 +39,7 @@ class RayCaster:
             )
             raise HipvizError(msg) from exc
         self.mesh = mesh
-        self._intersector = RayMeshIntersector(mesh)
-        self._scene: Any = None  # Embree's scene, built on the first query
+        self._scene: _EmbreeScene | None = None  # built on the first query
         self._planes: tuple[FloatArray, FloatArray] = (np.zeros((0, 3)), np.zeros((0, 3)))
 
     def first_hit(self, origins: ArrayLike, directions: ArrayLike) -> FloatArray:
@@ -93,7 +92,7 @@ class RayCaster:
     def _first_hits(self, o: FloatArray, d: FloatArray):
         """(triangles, rays, points) of the rays that hit, as trimesh's ``intersects_id``.
 
-        The same arithmetic as ``RayMeshIntersector.intersects_id(...,
+        The same arithmetic as trimesh's ``RayMeshIntersector.intersects_id(...,
         multiple_hits=False, return_locations=True)`` (the same numbers), without its
         per-call cost: trimesh checks the mesh's cache hash (hashing every
         array) and rebuilds the triangle planes on each call, which is most
@@ -101,14 +100,14 @@ class RayCaster:
         per fragment move). The mesh is not changed after the caster is made.
         """
         if self._scene is None:
-            self._scene = self._intersector._scene
+            self._scene = _EmbreeScene(self.mesh.vertices, self.mesh.faces, 100.0 / self.mesh.scale)
             self._planes = (
                 np.ascontiguousarray(self.mesh.triangles[:, 0, :], dtype=np.float64),
                 np.ascontiguousarray(self.mesh.face_normals, dtype=np.float64),
             )
         ray_o = np.array(o, dtype=np.float64)
         ray_d = trimesh.util.unitize(np.array(d, dtype=np.float64))
-        query = self._scene.run(ray_o, ray_d)
+        query = self._scene.first_triangles(ray_o, ray_d)
         rays = np.flatnonzero(query != -1)
         tris = query[rays]
         plane_o, plane_n = self._planes[0][tris], self._planes[1][tris]
@@ -122,6 +121,67 @@ class RayCaster:
         loc = ld[valid] * t.reshape((-1, 1))
         loc += lo[valid]
         return tris[valid], rays[valid], loc
+
+
+#: Triangles per Embree geometry of a scene. embreex copies a mesh into
+#: Embree element by element while holding the interpreter's lock (about 1 s
+#: for a million triangles, during which no other thread runs: a server's
+#: event loop stops). Given in pieces, the lock is free between them (each
+#: about 15 ms); the scene is one, so its queries cost the same.
+SCENE_PIECE_TRIANGLES = 16_384
+
+
+class _EmbreeScene:
+    """An Embree scene of one triangle mesh, filled in pieces, and its first-hit query.
+
+    Scaled as trimesh's ray intersector scales it (origin at the lowest
+    corner, ``scale`` times), so the float32 numbers Embree sees, and the
+    triangles it reports, are those of trimesh's.
+
+    Parameters
+    ----------
+    vertices : (n, 3) float
+    faces : (m, 3) int
+    scale : float
+        Factor applied after moving the lowest corner to the origin.
+    """
+
+    def __init__(self, vertices: ArrayLike, faces: ArrayLike, scale: float):
+        from embreex import rtcore_scene
+        from embreex.mesh_construction import TriangleMesh
+
+        v = np.asarray(vertices, dtype=np.float64)
+        f = np.asarray(faces)
+        self.origin = v.min(axis=0)
+        self.scale = float(scale)
+        scaled = ((v - self.origin) * self.scale).astype(np.float32)
+        self.scene = rtcore_scene.EmbreeScene()
+        starts = range(0, len(f), SCENE_PIECE_TRIANGLES)
+        for start in starts:
+            piece = f[start : start + SCENE_PIECE_TRIANGLES]
+            used, inverse = np.unique(piece, return_inverse=True)
+            TriangleMesh(
+                scene=self.scene,
+                vertices=scaled[used],
+                indices=inverse.reshape(-1, 3).astype(np.int32),
+            )
+        #: First triangle of each geometry (Embree numbers geometries 0, 1, ... as added).
+        self.starts = np.asarray(starts, dtype=np.int64)
+
+    def first_triangles(self, origins: FloatArray, directions: FloatArray) -> np.ndarray:
+        """(n,) int: the triangle each ray meets first, -1 on a miss.
+
+        ``origins`` and unit ``directions`` (n, 3) are in the mesh's coordinates.
+        The first query builds Embree's structure (about 0.2 s for a million
+        triangles, holding the interpreter's lock).
+        """
+        scaled = ((origins - self.origin) * self.scale).astype(np.float32)
+        hit = self.scene.run(scaled, directions.astype(np.float32), output=1)
+        geom = hit["geomID"].astype(np.int64)
+        out = np.full(len(geom), -1, dtype=np.int64)
+        ok = (geom >= 0) & (geom < len(self.starts))
+        out[ok] = self.starts[geom[ok]] + hit["primID"][ok]
+        return out
 
 
 class RecentRays:

@@ -34,6 +34,7 @@ Usage::
     python scripts/bench_concurrency.py busy --source /path/to/other/checkout   # before/after
     python scripts/bench_concurrency.py busy --what open      # while A opens new pages
     python scripts/bench_concurrency.py room --sessions 20 --profile-loop /tmp/loop.txt
+    python scripts/bench_concurrency.py busy --what upload --profile-loop /tmp/loop.txt
         # samples the server with py-spy (pip install py-spy): where the event loop's time goes
 """
 
@@ -42,6 +43,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import platform
 import random
@@ -234,9 +236,15 @@ def fmt(s: dict[str, float]) -> str:
 
 
 async def mover(
-    session: ThinSession, stop: asyncio.Event, period: float, rtts: list, phase: float = 0.0
+    session: ThinSession,
+    stop: asyncio.Event,
+    period: float,
+    rtts: list,
+    phase: float = 0.0,
+    starts: list | None = None,
 ) -> None:
-    """Move the slider every ``period`` s until ``stop``; append each round trip."""
+    """Move the slider every ``period`` s until ``stop``; append each round trip
+    (and, to ``starts``, when each move was sent: ``time.perf_counter()``)."""
     slider = session.slider(SLIDER)
     await asyncio.sleep(phase)
     i = 0
@@ -246,6 +254,8 @@ async def mover(
         if value == session.values.get(slider):
             continue
         t0 = time.perf_counter()
+        if starts is not None:
+            starts.append(t0)
         rtts.append(await session.move(slider, value))
         await asyncio.sleep(max(0.0, period - (time.perf_counter() - t0)))
 
@@ -293,14 +303,18 @@ async def busy(args: argparse.Namespace) -> None:
         phases: dict[str, dict] = {}
 
         async def observe(name: str, work) -> None:
-            stop, rtts = asyncio.Event(), []
-            task = asyncio.create_task(mover(b, stop, 0.1, rtts))
+            stop, rtts, starts = asyncio.Event(), [], []
+            task = asyncio.create_task(mover(b, stop, 0.1, rtts, starts=starts))
             t0 = time.perf_counter()
             try:
                 extra = await work()
             finally:
                 stop.set()
                 await task
+            if args.slowest:  # when B's slowest moves were sent, from the phase's start
+                slow = sorted(zip(rtts, starts, strict=False), reverse=True)[: args.slowest]
+                when = ", ".join(f"{1e3 * r:.0f} ms at {t - t0:.2f} s" for r, t in slow)
+                print(f"{name}: B's slowest moves: {when}", flush=True)
             phases[name] = {"rtt": stats_ms(rtts), "s": time.perf_counter() - t0, **(extra or {})}
             print(
                 f"{name}: B round trip p50/p90/max {fmt(phases[name]['rtt'])}; "
@@ -315,22 +329,31 @@ async def busy(args: argparse.Namespace) -> None:
             done = a.wait_for(lambda c: files_shown(c) or a.error_shown(c))
             table = a.wait_for(lambda c: "hv-measures" in c)  # drawn after the source line
             t0 = time.perf_counter()
+            spy = None
+            if args.profile_loop:
+                spy = spy_on(server.proc.pid, args, 12, timeline=True)
             await a.upload(
                 {
                     "Pelvis": ("pelvis.stl", pelvis.read_bytes()),
                     "Femur": ("femur.stl", femur.read_bytes()),
-                }
+                },
+                whole=args.whole,
             )
             sent = time.perf_counter() - t0
             await a.click("Load my meshes")
             content = await asyncio.wait_for(done, 600)
+            shown = time.perf_counter() - t0
             ok = files_shown(content)
             if not ok:
                 print("A's upload failed:", content[:300], flush=True)
             if ok:  # the hip is drawn, its measures shown
                 await asyncio.wait_for(table, 600)
+            if spy is not None:
+                spy.wait()
+                print(loop_blocks(args.profile_loop), flush=True)
             return {
                 "A sent files s": round(sent, 2),
+                "A hip shown s": round(shown, 2),
                 "A loaded": ok,
                 "A total s": round(time.perf_counter() - t0, 1),
             }
@@ -382,22 +405,28 @@ async def busy(args: argparse.Namespace) -> None:
         shutil.rmtree(files_dir, ignore_errors=True)
 
 
-def spy_on(server: Servers, args: argparse.Namespace, seconds: float) -> subprocess.Popen:
-    """Sample the server's threads with py-spy while the sessions move (``--profile-loop``)."""
+def spy_on(
+    pid: int, args: argparse.Namespace, seconds: float, *, timeline: bool = False
+) -> subprocess.Popen:
+    """Sample a server's threads with py-spy while the sessions move (``--profile-loop``).
+
+    ``timeline``: every sample in order, idle ones too (speedscope's format),
+    for :func:`loop_blocks`; else counts of stacks (raw), for :func:`loop_profile`.
+    """
+    fmt = ["--format", "speedscope", "--idle"] if timeline else ["--format", "raw"]
     return subprocess.Popen(
         [
             "py-spy",
             "record",
             "--pid",
-            str(server.servers[0].proc.pid),  # the first server (and only one, by default)
+            str(pid),
             "--duration",
             str(max(1, int(seconds) - 1)),
             "--rate",
             "250",
             "--threads",
             "--nonblocking",
-            "--format",
-            "raw",
+            *fmt,
             "--output",
             str(args.profile_loop),
         ],
@@ -428,6 +457,43 @@ def loop_profile(path: Path, n: int, top: int = 25) -> str:
     return "\n".join(out)
 
 
+def loop_blocks(path: Path, top: int = 8, rate_hz: float = 250) -> str:
+    """The longest stretches the event loop's thread worked without a break, and what in.
+
+    Reads py-spy's speedscope output (samples in order, idle ones included):
+    a stretch is a run of samples whose stack is not waiting in the loop's
+    ``select``; it is named by its innermost hipviz frame (else its innermost
+    frame) most often sampled.
+    """
+    data = json.loads(Path(path).read_text())
+    frames = [
+        f"{f['name']} ({f.get('file', '').rpartition('site-packages/')[2]}:{f.get('line')})"
+        for f in data["shared"]["frames"]
+    ]
+    (profile,) = [p for p in data["profiles"] if "MainThread" in p["name"]]
+    runs, current = [], []
+    for stack in profile["samples"]:
+        idle = not stack or any("select" in frames[i] and "selectors" in frames[i] for i in stack)
+        if idle:
+            if current:
+                runs.append(current)
+            current = []
+        else:
+            current.append(stack)
+    if current:
+        runs.append(current)
+    runs.sort(key=len, reverse=True)
+    out = [f"\nlongest stretches of event-loop work (1 sample = {1000 / rate_hz:.0f} ms):"]
+    for run in runs[:top]:
+        names: dict[str, int] = {}
+        for stack in run:
+            mine = [frames[i] for i in stack if "hipviz" in frames[i]] or [frames[stack[-1]]]
+            names[mine[-1]] = names.get(mine[-1], 0) + 1
+        what = ", ".join(f"{k} ×{v}" for k, v in sorted(names.items(), key=lambda kv: -kv[1])[:3])
+        out.append(f"  {len(run) * 1000 / rate_hz:6.0f} ms  {what}")
+    return "\n".join(out)
+
+
 async def level(server: Server, n: int, args: argparse.Namespace) -> dict:
     """``n`` sessions open, move, close; what they cost the server."""
     sessions = [ThinSession(server.page_url()) for _ in range(n)]
@@ -455,7 +521,8 @@ async def level(server: Server, n: int, args: argparse.Namespace) -> dict:
     sampler = asyncio.create_task(sample())
     # a p90 needs enough round trips: one page moving for 10 s makes only 20
     moving_s = max(args.seconds, args.min_moves * args.period / n)
-    spy = spy_on(server, args, moving_s) if args.profile_loop else None
+    # the first server (and only one, by default)
+    spy = spy_on(server.servers[0].proc.pid, args, moving_s) if args.profile_loop else None
     await asyncio.sleep(moving_s)
     if spy is not None:
         spy.wait()
@@ -537,6 +604,18 @@ def main() -> None:
     p.add_argument("scenario", choices=("busy", "room"))
     p.add_argument("--source", type=Path, default=ROOT, help="checkout whose hipviz is served")
     p.add_argument("--what", choices=("upload", "case", "open", "both"), default="both")
+    p.add_argument(
+        "--slowest",
+        type=int,
+        default=0,
+        help="busy: print B's N slowest moves of each phase, and when they were sent",
+    )
+    p.add_argument(
+        "--whole",
+        action="store_true",
+        help="busy: A sends each file whole, in one message, as Panel's file input does "
+        "(the way before pieces; for a --source checkout from before them)",
+    )
     p.add_argument(
         "--sessions", default="1,10,20,40", type=lambda s: [int(v) for v in s.split(",")]
     )

@@ -50,6 +50,11 @@ def _map(values: dict[str, Any]) -> dict[str, Any]:
     return {"type": "map", "entries": [[k, v] for k, v in values.items()]}
 
 
+def _esm_reply(content: str, kind: str, job: int) -> bool:
+    """Whether a message's JSON text is a component's reply ``{"kind": kind, "id": job}``."""
+    return "esm_event" in content and f'["kind","{kind}"]' in content and f'["id",{job}]' in content
+
+
 class ThinSession:
     """One app session driven over Bokeh's websocket protocol.
 
@@ -69,6 +74,10 @@ class ThinSession:
         #: Last value set, per slider id.
         self.values: dict[str, float] = {}
         self.closed = False
+        #: Uploads: pieces' size (read from the page) and how many go unacknowledged.
+        self.piece_bytes = 1 << 20
+        self.pieces_in_flight = 2
+        self._jobs = 0
 
     # ------------------------------------------------------------ connection
 
@@ -186,16 +195,86 @@ class ThinSession:
         await asyncio.wait_for(reply, timeout)
         return time.perf_counter() - t0
 
-    async def upload(self, files: dict[str, tuple[str, bytes]]) -> None:
-        """Choose files in the upload inputs (``{"Pelvis": (name, bytes), ...}``)."""
+    async def upload(self, files: dict[str, tuple[str, bytes]], *, whole: bool = False) -> None:
+        """Choose files in the upload inputs (``{"Pelvis": (name, bytes), ...}``).
+
+        As the page sends them: in binary pieces through the upload guard
+        (:class:`hipviz.app.widgets.UploadGuard`), each acknowledged before
+        the next but one goes; returns when every file has arrived whole.
+        ``whole=True``: as Panel's file input would, each file as base64 text
+        in one message (the way before pieces).
+        """
+        if whole:
+            for title, (name, data) in files.items():
+                (fid,) = self.find("FileInput", title=title)
+                await self.set(
+                    fid,
+                    value=base64.b64encode(data).decode(),
+                    mime_type="application/octet-stream",
+                    filename=name,
+                )
+            return
+        guard = self.guard_id()
         for title, (name, data) in files.items():
-            (fid,) = self.find("FileInput", title=title)
-            await self.set(
-                fid,
-                value=base64.b64encode(data).decode(),
-                mime_type="application/octet-stream",
-                filename=name,
+            self._jobs += 1
+            job, role = self._jobs, title.lower()
+            done = self.wait_for(lambda c, job=job: _esm_reply(c, "done", job))
+            await self._data_event(
+                guard, {"kind": "start", "id": job, "role": role, "name": name, "size": len(data)}
             )
+            acks: list[asyncio.Future] = []
+            offsets = range(0, len(data), self.piece_bytes)
+            for i, offset in enumerate(offsets):
+                if i >= self.pieces_in_flight:
+                    await asyncio.wait_for(acks[i - self.pieces_in_flight], 60)
+                acks.append(
+                    self.wait_for(
+                        lambda c, job=job, offset=offset: (
+                            _esm_reply(c, "ack", job) and f'["offset",{offset}]' in c
+                        )
+                    )
+                )
+                piece = data[offset : offset + self.piece_bytes]
+                await self._data_event(
+                    guard, {"kind": "piece", "id": job, "offset": offset}, buffer=piece
+                )
+            await asyncio.gather(*(asyncio.wait_for(a, 60) for a in acks))
+            await self._data_event(guard, {"kind": "end", "id": job})
+            await asyncio.wait_for(done, 60)
+
+    def guard_id(self) -> str:
+        """The id of the page's upload guard (the component that takes files in pieces)."""
+        for m in self.models.values():
+            data = m.get("attributes", {}).get("data")
+            if m.get("name", "").endswith("ReactiveESM") and isinstance(data, dict):
+                data = self.models.get(data.get("id"), data)
+                if data.get("name", "").startswith("UploadGuard"):
+                    # a default is not sent: the page then uses hipviz's
+                    self.piece_bytes = int(data.get("attributes", {}).get("piece_bytes", 1 << 20))
+                    return m["id"]
+        msg = "no upload guard in the document"
+        raise LookupError(msg)
+
+    async def _data_event(
+        self, model_id: str, values: dict[str, Any], *, buffer: bytes | None = None
+    ) -> None:
+        """A component's ``send_msg(values)``; ``buffer``, if given, as ``values["data"]``,
+        in a binary frame as BokehJS sends an ArrayBuffer."""
+        buffers = []
+        if buffer is not None:
+            ref = uuid.uuid4().hex
+            values = {**values, "data": {"type": "bytes", "data": {"id": ref}}}
+            buffers.append((ref, buffer))
+        msg = {
+            "type": "event",
+            "name": "data_event",
+            "values": _map({"model": {"id": model_id}, "data": _map(values)}),
+        }
+        await self._send(
+            "PATCH-DOC",
+            {"events": [{"kind": "MessageSent", "msg_type": "bokeh_event", "msg_data": msg}]},
+            buffers=buffers,
+        )
 
     async def click(self, label: str) -> None:
         (bid,) = self.find("Button", label=label)
@@ -209,10 +288,18 @@ class ThinSession:
 
     # ------------------------------------------------------------ wire
 
-    async def _send(self, msgtype: str, content: dict) -> None:
-        await self.ws.write_message(json.dumps({"msgid": uuid.uuid4().hex, "msgtype": msgtype}))
+    async def _send(
+        self, msgtype: str, content: dict, buffers: list[tuple[str, bytes]] = ()
+    ) -> None:
+        header = {"msgid": uuid.uuid4().hex, "msgtype": msgtype}
+        if buffers:
+            header["num_buffers"] = len(buffers)
+        await self.ws.write_message(json.dumps(header))
         await self.ws.write_message("{}")
         await self.ws.write_message(json.dumps(content, separators=(",", ":")))
+        for ref, payload in buffers:
+            await self.ws.write_message(json.dumps({"id": ref}))
+            await self.ws.write_message(payload, binary=True)
 
     async def _read(self) -> str | bytes:
         data = await self.ws.read_message()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 
 import numpy as np
 import pytest
@@ -21,7 +22,7 @@ from hipviz.app.state import (  # noqa: E402
     check_upload_name,
     parse_labels,
 )
-from hipviz.errors import InputError  # noqa: E402
+from hipviz.errors import HipvizError, InputError  # noqa: E402
 
 #: Coarse bones keep the module quick; the measures below still behave.
 SUBDIVISIONS = 6
@@ -265,7 +266,51 @@ def test_load_upload_says_which_file_it_reads(session):
     assert said == [
         f"reading my_pelvis.stl ({sizes[0]:.1f} MB)…",
         f"reading my_femur.stl ({sizes[1]:.1f} MB)…",
+        "finding the landmarks and frame of your hip…",
     ]
+
+
+def test_an_upload_read_in_a_child_process_is_the_same_hip(session, tmp_path):
+    """A served page reads an upload in a child process (the server's other pages
+    go on meanwhile): the same words as it reads, and the same hip, measured the
+    same to the last digit, as when read in this process."""
+    from hipviz.anatomy import builtin_hip
+
+    hip = builtin_hip(side="right", subdivisions=SUBDIVISIONS)
+    paths = {
+        role: session.store(role, f"my_{role}.stl", getattr(hip, role).export(file_type="stl"))
+        for role in ("pelvis", "femur")
+    }
+    upload = Upload(paths["pelvis"], paths["femur"], "my_pelvis.stl", "my_femur.stl")
+    plan = Plan(case="upload", procedure="pao", pao_lateral=18.0, tilt=5.0)
+    results = {}
+    for in_process in (False, True):
+        s = HipSession(subdivisions=SUBDIVISIONS)
+        try:
+            said = []
+            read = s.load_upload(upload, progress=said.append, tilt_deg=5.0, in_process=in_process)
+            assert (read.reader_pid != os.getpid()) is in_process
+            assert read.analysis is not None and read.tilt_deg == 5.0
+            assert said[-1] == "finding the landmarks and frame of your hip…", said
+            s.update(plan)
+            results[in_process] = (said, s.outcome.as_dict())
+            # the analysis made as the files were read is the one the hip is built on
+            assert s.sim.analysis is s._upload_analysis[1]
+            # and so are the femur's exit distances: its rays are not cast again
+            assert s.sim._whole_femur_exit is not None
+            assert s.sim.femur_exit_mm() is s.sim._whole_femur_exit
+            np.testing.assert_array_equal(s.sim.femur_exit_mm(), read.femur_exit_mm)
+        finally:
+            s.close()
+    assert results[True] == results[False]
+
+
+def test_an_upload_that_kills_its_reader_gets_one_line():
+    """A reader process that dies (out of memory, killed) is one clear line, not a hang."""
+    from hipviz.app import workers
+
+    with pytest.raises(HipvizError, match="stopped without an answer"):
+        workers.run_in_child(os._exit, 3)
 
 
 def test_closing_a_session_lets_go_of_its_hip():

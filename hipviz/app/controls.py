@@ -29,7 +29,7 @@ from .state import (
     Plan,
     parse_labels,
 )
-from .text import NAME_CHARS, clamp, inert
+from .text import NAME_CHARS, clamp, inert, inert_join
 from .widgets import CSS, UploadGuard, UploadInput, live_slider, throttled_slider
 
 CASE_LABELS = {
@@ -53,6 +53,10 @@ class Controls(pn.viewable.Viewer):
         Called with no argument when *Load my meshes* is pressed.
     on_error : callable
         Shows one line of error text (a file refused in the browser).
+    receiver : HipSession, optional
+        Where files chosen in the browser are sent, in pieces, as soon as
+        they are chosen (:class:`~hipviz.app.widgets.UploadGuard`); without
+        one they go by Panel's file inputs, whole, when chosen.
     """
 
     def __init__(
@@ -62,13 +66,25 @@ class Controls(pn.viewable.Viewer):
         max_file_mb: float,
         on_upload: Callable[[], None],
         on_error: Callable[[str], None],
+        receiver: Any = None,
         **params: Any,
     ):
         super().__init__(**params)
         self.plan = plan
         self._on_error = on_error
-        self.guard = UploadGuard(max_bytes=int(max_file_mb * 1e6), width=0, height=0, margin=0)
+        self.guard = UploadGuard(
+            receiver=receiver, max_bytes=int(max_file_mb * 1e6), width=0, height=0, margin=0
+        )
         self.guard.param.watch(self._on_refused, "refused")
+        self.guard.param.watch(self._on_failed, "failed")
+        # the progress lines quote file names: shown through text.inert
+        self.upload_progress = pn.pane.HTML(
+            "", stylesheets=[CSS], sizing_mode="stretch_width", css_classes=["hv-sub"]
+        )
+        self.guard.param.watch(
+            lambda e: setattr(self.upload_progress, "object", inert_join(e.new.splitlines())),
+            "progress",
+        )
         self.source = pn.pane.HTML(
             "", stylesheets=[CSS], sizing_mode="stretch_width", css_classes=["hv-sub"]
         )
@@ -123,8 +139,11 @@ class Controls(pn.viewable.Viewer):
 
         # uploads
         accept = ",".join(UPLOAD_SUFFIXES)
-        self.w_pelvis_file = UploadInput(accept=accept, label="Pelvis")
-        self.w_femur_file = UploadInput(accept=accept, label="Femur")
+        # the css classes tell the browser's sender which bone a file is
+        self.w_pelvis_file = UploadInput(
+            accept=accept, label="Pelvis", css_classes=["hv-file-pelvis"]
+        )
+        self.w_femur_file = UploadInput(accept=accept, label="Femur", css_classes=["hv-file-femur"])
         self.w_pelvis_labels = pn.widgets.TextInput(
             label="Pelvis labels (label maps only)", placeholder="e.g. 1,2"
         )
@@ -144,6 +163,7 @@ class Controls(pn.viewable.Viewer):
             self.w_pelvis_labels,
             pn.Row(pn.pane.Markdown("**Femur**", width=60), self.w_femur_file),
             self.w_femur_labels,
+            self.upload_progress,
             self.w_load,
             title="Your own meshes",
             collapsed=True,
@@ -230,28 +250,35 @@ class Controls(pn.viewable.Viewer):
         Returns
         -------
         chosen : dict
-            ``"pelvis"`` and ``"femur"`` -> (file name, content as sent).
-            One label map holding both bones, chosen as the pelvis alone,
-            is given for both.
+            ``"pelvis"`` and ``"femur"`` -> (file name, content): a Path in the
+            session's folder for a file that the browser sent in pieces, else
+            the content as Panel's input received it. One label map holding
+            both bones, chosen as the pelvis alone, is given for both.
         labels : tuple
             The pelvis's and the femur's labels (label maps), or None each.
 
         Raises
         ------
         HipvizError
-            If a file is missing or a label list cannot be read. The inputs
-            are cleared either way.
+            If a file is missing or still arriving, or a label list cannot be
+            read. The inputs are cleared either way, but for a file still
+            arriving (pressing Load again once it has arrived is enough).
         """
+        arriving = self.guard.still_arriving()
+        if arriving:
+            msg = "; ".join(arriving) + ": press Load when it has arrived"
+            raise InputError(msg)
         try:
+            arrived = self.guard.take()
             chosen = {}
-            pelvis_name = self.w_pelvis_file.filename or ""
             for role, widget in (("pelvis", self.w_pelvis_file), ("femur", self.w_femur_file)):
                 name, data = widget.filename or role, widget.value
                 if widget.filename and not data:  # Panel passes an empty file as None
                     data = b""
-                if not widget.filename and role == "femur" and ".nii" in pelvis_name.lower():
-                    # one label map holding both bones
-                    name, data = pelvis_name, self.w_pelvis_file.value
+                if role in arrived:
+                    name, data = arrived[role]
+                if data is None and role == "femur" and ".nii" in chosen["pelvis"][0].lower():
+                    name, data = chosen["pelvis"]  # one label map holding both bones
                 if data is None:
                     msg = f"choose a {role} file first"
                     raise InputError(msg)
@@ -260,12 +287,25 @@ class Controls(pn.viewable.Viewer):
                 parse_labels(self.w_pelvis_labels.value, "pelvis"),
                 parse_labels(self.w_femur_labels.value, "femur"),
             )
+        except InputError:
+            for _, path in arrived.values():  # the inputs are cleared: choose again
+                path.unlink(missing_ok=True)
+            raise
         finally:
             for widget in (self.w_pelvis_file, self.w_femur_file):
                 widget.clear()  # in the browser
                 # and here, now: a 60 MB file is 80 MB of text, held by the job alone
                 widget.param.update(value=None, filename=None, mime_type=None)
         return chosen, labels
+
+    def received(self) -> dict[str, str]:
+        """Names of the chosen files the server holds whole, by role (``"pelvis"``, ``"femur"``)."""
+        held = {
+            role: widget.filename
+            for role, widget in (("pelvis", self.w_pelvis_file), ("femur", self.w_femur_file))
+            if widget.filename
+        }
+        return held | self.guard.arrived()
 
     def _on_refused(self, event: param.parameterized.Event) -> None:
         name, size, _ = (event.new.split("\t") + ["", "", ""])[:3]
@@ -276,3 +316,8 @@ class Controls(pn.viewable.Viewer):
             f"{clamp(name, NAME_CHARS)}: {int(size) / 1e6:.3g} MB is over the {cap:g} MB upload "
             "limit (raise it with hipviz serve --max-file-mb); it was not sent"
         )
+
+    def _on_failed(self, event: param.parameterized.Event) -> None:
+        message = event.new.rpartition("\t")[0]
+        if message:
+            self._on_error(message)

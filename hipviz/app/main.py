@@ -38,6 +38,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import panel as pn
@@ -49,7 +50,7 @@ from hipviz import cases
 from hipviz.errors import HipvizError, InputError
 from hipviz.io import Limits
 
-from . import procs, web
+from . import procs, web, workers
 
 # CASE_LABELS and PROCEDURE_LABELS are imported from here by tests and scripts
 from .controls import CASE_LABELS, PROCEDURE_LABELS, Controls  # noqa: F401
@@ -59,7 +60,7 @@ from .measures_table import MeasuresTable
 from .modes import Modes
 from .motion_view import MotionView
 from .pacing import Pacer
-from .scene import SceneDriver
+from .scene import Pieces, SceneDriver, prepare_pieces
 from .state import (
     BUILTIN,
     MAX_UPLOAD_MB,
@@ -173,6 +174,7 @@ class HipApp(pn.viewable.Viewer):
             max_file_mb=self.session.limits.max_file_mb,
             on_upload=lambda: self._on_upload(),
             on_error=lambda message: self._show_error(message),
+            receiver=self.session,
         )
         self.modes = Modes(self.page, self.scene)
         self.load_view = LoadView(self.page, self.scene)
@@ -349,7 +351,10 @@ class HipApp(pn.viewable.Viewer):
                 if "anatomy" in changed or initial:
                     report(f"measuring {self._hip_name(plan)}…")
                     self._after_measure(session.measure(plan))
-                result = changed
+                    changed = changed | {"anatomy"}
+                # the pieces made ready here, not on the event loop (see send_meshes)
+                pieces = prepare_pieces(session.sim, changed) if changed else None
+                result = (changed, pieces)
             except Exception as exc:  # reported on the page by _built
                 result = exc
             try:
@@ -376,7 +381,9 @@ class HipApp(pn.viewable.Viewer):
     def _built(self, plan: Plan, asked: str, result: Any, *, initial: bool = False) -> None:
         """Second half of :meth:`_build`, on the event loop: draw ``plan``'s hip, or its error.
 
-        ``asked`` is the page's plan (its query) when the build was asked for.
+        ``asked`` is the page's plan (its query) when the build was asked for;
+        ``result`` is what changed and its pieces made ready
+        (:func:`~hipviz.app.scene.prepare_pieces`), or the build's exception.
         """
         if isinstance(result, Exception):
             self._loading = False
@@ -397,13 +404,14 @@ class HipApp(pn.viewable.Viewer):
         self._set_busy("")
         if not initial:
             self._show_error("")  # a first page keeps its link's one-line message
-        if "anatomy" in result or initial:
-            self._draw(result | {"anatomy"}, initial=initial)
+        changed, pieces = result
+        if "anatomy" in changed:
+            self._draw(changed, initial=initial, pieces=pieces)
             if self.plan.query() != plan.query():
                 self._refresh()  # the plan changed while the hip was built
         else:
-            if result:
-                self.scene.send_meshes(result)
+            if changed:
+                self.scene.send_meshes(changed, pieces)
                 self.controls.describe_procedure()
             self._refresh()  # the move, on the new pieces
 
@@ -555,13 +563,23 @@ class HipApp(pn.viewable.Viewer):
             # the link rides in the same message when its period is over
             self._write_link()
 
-    def _draw(self, changed: set[str], *, initial: bool = False, pose: bool = True) -> None:
-        """Show the session's hip and outcome: new pieces, then the mode's picture and text."""
+    def _draw(
+        self,
+        changed: set[str],
+        *,
+        initial: bool = False,
+        pose: bool = True,
+        pieces: Pieces | None = None,
+    ) -> None:
+        """Show the session's hip and outcome: new pieces, then the mode's picture and text.
+
+        ``pieces``: the new pieces, made ready off the event loop (else made here).
+        """
         sim, out = self.session.sim, self.session.outcome
         if sim is None or out is None:
             return
         if changed & {"anatomy", "cut", "femur"}:
-            self.scene.send_meshes(changed)
+            self.scene.send_meshes(changed, pieces)
         if changed & {"anatomy"}:
             self.scene.frame_hip(reset_camera=not initial)
             self.controls.show_source(self.session.source)
@@ -655,10 +673,16 @@ class HipApp(pn.viewable.Viewer):
             self._show_error(str(exc))
             return
 
+        tilt = self.plan.tilt  # the hip is analysed as it is read, for this posture
+
         def job(report: Callable[[str], None]) -> None:
             files = {}
             for role, (name, data) in chosen.items():
-                files[role] = (self.session.store(role, name, upload_bytes(data)), name)
+                if role == "femur" and data is chosen["pelvis"][1]:
+                    data = files["pelvis"][0]  # one label map for both: the pelvis's copy
+                if not isinstance(data, Path):
+                    data = upload_bytes(data)
+                files[role] = (self.session.store(role, name, data), name)
             upload = Upload(
                 files["pelvis"][0],
                 files["femur"][0],
@@ -666,8 +690,10 @@ class HipApp(pn.viewable.Viewer):
                 files["femur"][1],
                 *labels,
             )
-            self.session.load_upload(upload, progress=report)
-            report("finding the landmarks and frame of your hip…")
+            # served: read in a child process, so the other pages go on meanwhile
+            self.session.load_upload(
+                upload, progress=report, tilt_deg=tilt, in_process=self._doc is not None
+            )
 
         if self._doc is not None:
             plan = self.plan.copy()
@@ -831,7 +857,14 @@ STOP_SIGNALS = tuple(
 
 
 def _start_warm_up() -> None:
-    threading.Thread(target=warm_up, name="hipviz-warm-up", daemon=True).start()
+    def run() -> None:
+        try:  # the first upload need not wait for the readers' fork server
+            workers.start_children()
+        except Exception:  # the first upload will start it, or report why not
+            log.exception("starting the upload readers' fork server failed")
+        warm_up()
+
+    threading.Thread(target=run, name="hipviz-warm-up", daemon=True).start()
 
 
 def send_frames_at_once() -> None:

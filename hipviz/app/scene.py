@@ -130,6 +130,76 @@ def _labels_spec(
     return out
 
 
+@dataclass(frozen=True)
+class Pieces:
+    """A hip's pieces made ready to send to the browser (:func:`prepare_pieces`).
+
+    Attributes
+    ----------
+    names : frozenset of str
+        Every piece of the hip now (:func:`hipviz.render.bone_meshes`).
+    meshes : dict
+        The pieces to send again: name -> (points (n, 3) float32 mm,
+        triangles (m, 3) int32, colour, opacity); the pelvis's only within
+        :data:`FAR_MM` of the head.
+    far : dict
+        For the pelvis's pieces: name -> (points, triangles, colour, key) of
+        the part beyond :data:`FAR_MM`, ``key`` telling one such part from
+        another whatever the order of its vertices and triangles.
+    coloring : (str, HeadColoring) or None
+        The femur's piece and its head colouring, when that piece is sent again.
+    """
+
+    names: frozenset[str]
+    meshes: dict[str, tuple[np.ndarray, np.ndarray, str, float]]
+    far: dict[str, tuple[np.ndarray, np.ndarray, str, tuple]]
+    coloring: tuple[str, render.HeadColoring] | None
+
+
+def prepare_pieces(sim: Any, changed: set[str]) -> Pieces:
+    """The pieces of ``sim`` (a :class:`~hipviz.simulate.Simulation`) that ``changed`` renews.
+
+    ``changed`` holds "anatomy" (every piece), "cut" (the pelvis's pieces)
+    and/or "femur" (the femur's). Pure: call it from any thread (the app
+    makes a new hip's pieces in the thread that built it).
+    """
+    pieces = render.bone_meshes(sim)
+    pelvic = {"pelvis", "pelvis_rest", "acetabular_fragment"}
+    resend = set(pieces)
+    if "anatomy" not in changed:
+        if "cut" not in changed:
+            resend -= pelvic
+        if "femur" not in changed:
+            resend &= pelvic
+    meshes, far = {}, {}
+    for name in sorted(resend, key=lambda n: n != "acetabular_fragment"):
+        piece = pieces[name]
+        pts, tri = render.triangles(piece.mesh)
+        if name in ("pelvis", "pelvis_rest"):
+            (pts, tri), (far_pts, far_tri) = render.split_far(pts, tri, sim.center_mm, FAR_MM)
+            corners = far_pts[far_tri]  # a key that ignores vertex and triangle order
+            key = (
+                len(far_tri),
+                corners.sum(axis=(0, 1)).round(3).tobytes(),
+                float(np.square(corners, dtype=np.float64).sum().round(1)),
+            )
+            far[name] = (far_pts, far_tri, piece.color, key)
+        meshes[name] = (pts, tri, piece.color, piece.opacity)
+    femur_key = "femur" if "femur" in pieces else "femur_proximal"
+    coloring = None
+    if femur_key in resend:
+        coloring = (
+            femur_key,
+            render.HeadColoring(
+                pieces[femur_key].mesh.points,
+                sim.center_mm,
+                sim.radius_mm,
+                sim.axes.from_las(sim.analysis.coverage.directions_las),
+            ),
+        )
+    return Pieces(frozenset(pieces), meshes, far, coloring)
+
+
 class SceneDriver(pn.viewable.Viewer):
     """The 3D view of one page and everything sent to it.
 
@@ -322,63 +392,44 @@ class SceneDriver(pn.viewable.Viewer):
         if reset_camera:
             self.view3d.reset_camera()
 
-    def send_meshes(self, changed: set[str]) -> None:
+    def send_meshes(self, changed: set[str], prepared: Pieces | None = None) -> None:
         """Send the pieces that changed (and their faint 'before' copies) to the browser.
 
-        The pelvis is drawn as its part within FAR_MM of the head, which cuts
-        change, and the rest ("pelvis_far"), sent again only when it differs.
+        ``prepared``: the same pieces made beforehand by :func:`prepare_pieces`,
+        in a worker thread (a million-triangle upload takes a quarter of a
+        second to make ready, which the event loop would otherwise spend);
+        by default they are made here.
         """
+        if prepared is None:
+            prepared = prepare_pieces(self.page.session.sim, changed)
         with self.view3d.hold():  # one frame shows all the new pieces
-            self._send_pieces(changed)
+            self._send_pieces(prepared)
 
-    def _send_pieces(self, changed: set[str]) -> None:
-        sim, view = self.page.session.sim, self.view3d
-        pieces = render.bone_meshes(sim)
-        pelvic = {"pelvis", "pelvis_rest", "acetabular_fragment"}
-        resend = set(pieces)
-        if "anatomy" not in changed:
-            if "cut" not in changed:
-                resend -= pelvic
-            if "femur" not in changed:
-                resend &= pelvic
-        wanted = set(pieces) | {FAR_PIECE}
-        for name in sorted(resend, key=lambda n: n != "acetabular_fragment"):
-            pts, tri = render.triangles(pieces[name].mesh)
-            piece = pieces[name]
-            if name in ("pelvis", "pelvis_rest"):
-                (pts, tri), far = render.split_far(pts, tri, sim.center_mm, FAR_MM)
-                self._send_far(*far, piece.color)
-            view.set_mesh(name, pts, tri, color=piece.color, opacity=piece.opacity)
+    def _send_pieces(self, prepared: Pieces) -> None:
+        view = self.view3d
+        wanted = set(prepared.names) | {FAR_PIECE}
+        for name, (pts, tri, color, opacity) in prepared.meshes.items():
+            if name in prepared.far:
+                self._send_far(*prepared.far[name])
+            view.set_mesh(name, pts, tri, color=color, opacity=opacity)
         for name in ("acetabular_fragment", "femur_distal"):
-            if name in pieces:
+            if name in prepared.names:
                 wanted.add(f"ghost:{name}")
-                if name in resend:
+                if name in prepared.meshes:
                     view.copy_mesh(
                         f"ghost:{name}", name, color=render.GHOST, opacity=0.3, visible=False
                     )
         for name in set(view.mesh_names) - wanted:
             if not name.startswith("fix:"):
                 view.remove_mesh(name)
-        self._layer_colored &= set(view.mesh_names) - resend  # new pieces come uncoloured
-        femur_key = "femur" if "femur" in pieces else "femur_proximal"
-        if femur_key in resend:
-            self._femur_key = femur_key
+        # new pieces come uncoloured
+        self._layer_colored &= set(view.mesh_names) - set(prepared.meshes)
+        if prepared.coloring is not None:
+            self._femur_key, self._coloring = prepared.coloring
             self._coverage = None
-            self._coloring = render.HeadColoring(
-                pieces[femur_key].mesh.points,
-                sim.center_mm,
-                sim.radius_mm,
-                sim.axes.from_las(sim.analysis.coverage.directions_las),
-            )
 
-    def _send_far(self, points: np.ndarray, triangles: np.ndarray, color: str) -> None:
+    def _send_far(self, points: np.ndarray, triangles: np.ndarray, color: str, key: tuple) -> None:
         """The pelvis beyond FAR_MM from the head, unless the browser has it already."""
-        corners = points[triangles]  # a key that ignores vertex and triangle order
-        key = (
-            len(triangles),
-            corners.sum(axis=(0, 1)).round(3).tobytes(),
-            float(np.square(corners, dtype=np.float64).sum().round(1)),
-        )
         if key != self._far_key or FAR_PIECE not in self.view3d.mesh_names:
             self.view3d.set_mesh(FAR_PIECE, points, triangles, color=color)
             self._far_key = key

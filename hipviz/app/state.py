@@ -41,9 +41,10 @@ import param
 from hipviz import cases, io, loads
 from hipviz import osteotomy as ost
 from hipviz.anatomy import builtin_hip
-from hipviz.errors import InputError
+from hipviz.errors import HipvizError, InputError
 from hipviz.simulate import Outcome, Simulation
 
+from . import workers
 from .text import NAME_CHARS, clamp, quoted
 
 #: Built-in anatomy choices besides the teaching cases.
@@ -647,6 +648,150 @@ def parse_labels(text: str, what: str) -> tuple[int, ...] | None:
     return labels
 
 
+@dataclass(eq=False)
+class ReadHip:
+    """An uploaded pelvis and femur, read and analysed (:func:`read_upload`).
+
+    Attributes
+    ----------
+    pelvis, femur : trimesh.Trimesh
+        Closed surfaces in mm, in the files' own axes.
+    analysis : HipAnalysis or None
+        Landmarks, frame and measures for ``tilt_deg``
+        (:func:`hipviz.hip.analyze`, as :class:`hipviz.simulate.Simulation`
+        calls it); None if that failed (building the hip then says why).
+    tilt_deg : float
+        Pelvic tilt the analysis is for, degrees.
+    femur_exit_mm : (n,) float or None
+        The whole femur's :meth:`hipviz.simulate.Simulation.femur_exit_mm`
+        with this analysis (a second of ray casting for a big femur, done here too).
+    reader_pid : int
+        The process that read them (the server's own, or a child's).
+    """
+
+    pelvis: Any
+    femur: Any
+    analysis: Any
+    tilt_deg: float
+    femur_exit_mm: Any
+    reader_pid: int
+
+
+def read_upload(
+    upload: Upload,
+    limits: io.Limits,
+    *,
+    tilt_deg: float = 0.0,
+    progress: Callable[[str], Any] | None = None,
+) -> ReadHip:
+    """Load an uploaded pair (mm, closed) and analyse it: the slow part of an upload.
+
+    Seconds for a 60 MB mesh, all of it Python and numpy: the server runs it
+    in a child process (:func:`hipviz.app.workers.run_in_child`); its
+    arguments and result pickle.
+
+    Raises
+    ------
+    HipvizError
+        A file that cannot be read, is over a limit, or is not closed: one line
+        naming the file.
+    """
+    meshes = {}
+    for role in ("pelvis", "femur"):
+        shown = clamp(getattr(upload, f"{role}_name"), NAME_CHARS)  # as messages quote it
+        if progress is not None:
+            size_mb = getattr(upload, role).stat().st_size / 1e6
+            progress(f"reading {shown} ({size_mb:.1f} MB)…")
+        loaded = io.load_mesh(
+            getattr(upload, role),
+            labels=getattr(upload, f"{role}_labels"),
+            name=shown,
+            limits=limits,
+        )
+        if not loaded.watertight:
+            msg = (
+                f"{shown}: the surface is not closed "
+                "(watertight); an osteotomy needs closed bone surfaces"
+            )
+            raise InputError(msg)
+        meshes[role] = loaded.mesh
+    if progress is not None:
+        progress("finding the landmarks and frame of your hip…")
+    analysis = exits = None
+    try:
+        sim = Simulation(meshes["pelvis"], meshes["femur"], side="auto", tilt_deg=tilt_deg)
+        analysis, exits = sim.analysis, sim.femur_exit_mm()
+    except HipvizError:  # building the hip says why
+        pass
+    return ReadHip(meshes["pelvis"], meshes["femur"], analysis, tilt_deg, exits, os.getpid())
+
+
+def _check_role(role: str) -> None:
+    if role not in ("pelvis", "femur"):
+        msg = f"role must be 'pelvis' or 'femur', got {role!r}"
+        raise InputError(msg)
+
+
+#: Files still arriving are ``<session folder>/incoming-<role>-<n><suffix>``.
+INCOMING_PREFIX = "incoming-"
+_INCOMING_IDS = itertools.count(1)
+
+
+class Incoming:
+    """An uploaded file arriving in pieces, written as they come.
+
+    The browser sends a chosen file in pieces of about a megabyte, each
+    acknowledged before the next but one is sent: the server's event loop
+    takes each in well under a millisecond, so a 60 MB upload never stops
+    it for long, and no message is bigger than a piece. Pieces must come in
+    order and add up to the size announced; anything else is refused.
+
+    Parameters
+    ----------
+    path : Path
+        Where the file is written (created empty now).
+    name : str
+        The file's name as the user gave it (for messages).
+    size : int
+        The size announced, bytes (checked against the upload limit by
+        :meth:`HipSession.receive`).
+    """
+
+    def __init__(self, path: Path, name: str, size: int):
+        self.path, self.name, self.size = path, name, size
+        self.received = 0
+        path.write_bytes(b"")
+
+    def write(self, offset: int, data: bytes) -> None:
+        """Append the piece that starts at byte ``offset``."""
+        if not isinstance(data, bytes | bytearray | memoryview):
+            msg = f"{clamp(self.name, NAME_CHARS)}: a piece of the file arrived without data"
+            raise InputError(msg)
+        if offset != self.received or self.received + len(data) > self.size:
+            msg = (
+                f"{clamp(self.name, NAME_CHARS)}: the file did not arrive whole "
+                "(a piece came out of order or past its size); choose it again"
+            )
+            raise InputError(msg)
+        with open(self.path, "ab") as f:
+            f.write(data)
+        self.received += len(data)
+
+    def finish(self) -> Path:
+        """The whole file's path; InputError if pieces are missing."""
+        if self.received != self.size:
+            msg = (
+                f"{clamp(self.name, NAME_CHARS)}: the file did not arrive whole "
+                f"({self.received} of {self.size} bytes); choose it again"
+            )
+            raise InputError(msg)
+        return self.path
+
+    def discard(self) -> None:
+        """Delete what arrived (a new file was chosen, or an error)."""
+        self.path.unlink(missing_ok=True)
+
+
 class HipSession:
     """One browser session's hip: its files, its simulation, its last outcome.
 
@@ -663,6 +808,8 @@ class HipSession:
         self.folder = new_session_folder()
         self.upload: Upload | None = None
         self._uploaded: dict = {}
+        # (tilt, analysis, femur exits) of the upload, as read
+        self._upload_analysis: tuple[float, Any, Any] = (0.0, None, None)
         self.sim: Simulation | None = None
         self.outcome: Outcome | None = None
         self.source = ""
@@ -679,56 +826,82 @@ class HipSession:
 
     # ------------------------------------------------------------ files
 
-    def store(self, role: str, name: str, data: bytes) -> Path:
-        """Write an uploaded file into the session folder; check size and type first."""
-        if role not in ("pelvis", "femur"):
-            msg = f"role must be 'pelvis' or 'femur', got {role!r}"
-            raise InputError(msg)
+    def receive(self, role: str, name: str, size: int) -> Incoming:
+        """Start receiving an uploaded file of ``size`` bytes in pieces (:class:`Incoming`).
+
+        Name, type and size are checked before a byte is written: a file
+        over the limit is refused on the line that announces it.
+        """
+        _check_role(role)
         suffix = check_upload_name(name)
-        shown = clamp(name, NAME_CHARS)
-        if not data:
-            msg = f"{shown}: the file is empty"
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            msg = f"{clamp(name, NAME_CHARS)}: the browser gave no usable file size"
             raise InputError(msg)
-        cap_mb = self.limits.max_file_mb
-        if len(data) > cap_mb * 1e6:
-            msg = (
-                f"{shown}: {len(data) / 1e6:.3g} MB is over the {cap_mb:g} MB upload limit "
-                "(raise it with hipviz serve --max-file-mb)"
-            )
+        self._check_size(name, size)
+        path = self.folder / f"{INCOMING_PREFIX}{role}-{next(_INCOMING_IDS)}{suffix}"
+        return Incoming(path, name, size)
+
+    def store(self, role: str, name: str, data: bytes | Path) -> Path:
+        """Make an uploaded file the session's ``role`` file; check size and type first.
+
+        ``data`` is the file's content, or a file that arrived whole in this
+        session's folder (:meth:`receive`; moved, not copied), or any other
+        file (copied).
+        """
+        _check_role(role)
+        suffix = check_upload_name(name)
+        size = data.stat().st_size if isinstance(data, Path) else len(data)
+        if not size:
+            msg = f"{clamp(name, NAME_CHARS)}: the file is empty"
             raise InputError(msg)
+        self._check_size(name, size)
         path = self.folder / f"{role}{suffix}"
         for old in self.folder.glob(f"{role}.*"):
             old.unlink()
-        path.write_bytes(data)
+        if not isinstance(data, Path):
+            path.write_bytes(data)
+        elif data.parent == self.folder and data.name.startswith(INCOMING_PREFIX):
+            os.replace(data, path)
+        else:
+            shutil.copyfile(data, path)
         return path
 
-    def load_upload(self, upload: Upload, progress: Callable[[str], Any] | None = None) -> None:
-        """Check the uploaded pair loads (mm, closed) and make it this session's hip.
-
-        ``progress`` (optional) is told, in words, which file is being read.
-        """
-        meshes = {}
-        for role in ("pelvis", "femur"):
-            shown = clamp(getattr(upload, f"{role}_name"), NAME_CHARS)  # as messages quote it
-            if progress is not None:
-                size_mb = getattr(upload, role).stat().st_size / 1e6
-                progress(f"reading {shown} ({size_mb:.1f} MB)…")
-            loaded = io.load_mesh(
-                getattr(upload, role),
-                labels=getattr(upload, f"{role}_labels"),
-                name=shown,
-                limits=self.limits,
+    def _check_size(self, name: str, size: int) -> None:
+        cap_mb = self.limits.max_file_mb
+        if size > cap_mb * 1e6:
+            msg = (
+                f"{clamp(name, NAME_CHARS)}: {size / 1e6:.3g} MB is over the {cap_mb:g} MB "
+                "upload limit (raise it with hipviz serve --max-file-mb)"
             )
-            if not loaded.watertight:
-                msg = (
-                    f"{shown}: the surface is not closed "
-                    "(watertight); an osteotomy needs closed bone surfaces"
-                )
-                raise InputError(msg)
-            meshes[role] = loaded.mesh
+            raise InputError(msg)
+
+    def load_upload(
+        self,
+        upload: Upload,
+        progress: Callable[[str], Any] | None = None,
+        *,
+        tilt_deg: float = 0.0,
+        in_process: bool = False,
+    ) -> ReadHip:
+        """Check the uploaded pair loads (mm, closed) and make it this session's hip; what was read.
+
+        The pair is also analysed (landmarks and frame, for ``tilt_deg``), so
+        building the hip next (:meth:`prepare`) does not do it again.
+        ``progress`` (optional) is told, in words, which file is being read.
+        ``in_process``: read in a child process (:func:`~hipviz.app.workers.run_in_child`),
+        as a served page does, so the server's other pages go on meanwhile.
+        """
+        if in_process:
+            read = workers.run_in_child(
+                read_upload, upload, self.limits, tilt_deg=tilt_deg, progress=progress
+            )
+        else:
+            read = read_upload(upload, self.limits, tilt_deg=tilt_deg, progress=progress)
         self.upload = upload
-        self._uploaded = meshes
+        self._uploaded = {"pelvis": read.pelvis, "femur": read.femur}
+        self._upload_analysis = (read.tilt_deg, read.analysis, read.femur_exit_mm)
         self._anatomy_key = None
+        return read
 
     # ------------------------------------------------------------ compute
 
@@ -814,12 +987,18 @@ class HipSession:
                 pelvis, femur, side = self._meshes(plan)
                 shared = plan.case != UPLOAD  # the same bones for every session
                 key = (*anatomy, self.subdivisions)
+                analysis, exits = _ANALYSES.get(key), None
+                if not shared:  # analysed as it was read, for the tilt of then
+                    tilt, analysis, exits = self._upload_analysis
+                    if tilt != plan.tilt:
+                        analysis = exits = None
                 self.sim = Simulation(
                     pelvis,
                     femur,
                     side=side,
                     tilt_deg=plan.tilt,
-                    analysis=_ANALYSES.get(key) if shared else None,
+                    analysis=analysis,
+                    femur_exit_mm=exits,
                 )
                 if shared:
                     _remember_analysis(key, self.sim.analysis)
@@ -880,6 +1059,7 @@ class HipSession:
         remove_session_folder(self.folder)
         self.upload = None
         self._uploaded = {}
+        self._upload_analysis = (0.0, None, None)
         self.sim = self.outcome = None
         self._anatomy_key = self._cut_key = self._femur_key = None
 
@@ -936,4 +1116,7 @@ __all__ = [
     "session_base_dir",
     "upload_bytes",
     "websocket_max_message_bytes",
+    "Incoming",
+    "ReadHip",
+    "read_upload",
 ]

@@ -8,14 +8,18 @@ and the CSS of the page's HTML panes.
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from typing import Any
 
 import panel as pn
 import param
 
 from hipviz import report
+from hipviz.errors import InputError
 
-from .state import Plan
+from .state import Incoming, Plan
+from .text import NAME_CHARS, clamp
 from .viewer import PlainUpdates
 
 #: Styles of the page's HTML panes (each pane has its own shadow root).
@@ -38,6 +42,14 @@ ol.hv-steps li.hv-now { color: #2f4f6f; font-weight: 700; }
 """
     + report.TABLE_CSS
 )
+
+#: Size of the pieces the browser sends an uploaded file in, bytes: each
+#: costs the server's event loop well under a millisecond.
+PIECE_BYTES = 1 << 20
+#: Pieces sent ahead of their acknowledgement: two keep the connection busy.
+PIECES_IN_FLIGHT = 2
+#: How often the upload's progress line is rewritten at most, s.
+PROGRESS_EVERY_S = 0.25
 
 #: Widest screen (CSS px) given the narrow, stacked layout: tablet portrait, phones.
 NARROW_MAX_PX = 999
@@ -126,24 +138,107 @@ class AddressBar(PlainUpdates, pn.custom.JSComponent):
 
 
 class UploadGuard(pn.custom.JSComponent):
-    """Refuses, in the browser, a chosen file larger than ``max_bytes`` before it is sent.
+    """Checks and sends, from the browser, the files chosen in the page's upload inputs.
 
-    A file input sends the whole file as one websocket message, and a
-    message over the server's limit closes the page's connection with no
+    Panel's file input reads a chosen file whole and sends it as base64
+    text in one websocket message: the server's event loop then spends
+    most of a second taking a 60 MB file in (every other page waits), and
+    a message over the server's limit closes the page's connection with no
     word to the user. This listens, ahead of the inputs' own handlers, for
-    the files chosen in every file input of the page; a file too large is
-    cleared there and named in ``refused`` (name and size), which the app
-    shows as its one-line error. Inputs that appear later are found by a
-    check each second.
+    the files chosen in every file input of the page:
+
+    * a file larger than ``max_bytes`` is cleared there and named in
+      ``refused`` (name and size), which the app shows as its one-line error;
+    * with a ``receiver`` (the page's :class:`~hipviz.app.state.HipSession`),
+      a file chosen in an input marked ``hv-file-pelvis`` or ``hv-file-femur``
+      is sent in pieces of ``piece_bytes`` (binary, at most
+      :data:`PIECES_IN_FLIGHT` unacknowledged) into the session's folder
+      (:class:`~hipviz.app.state.Incoming`), and the input's own handler never
+      sees it; :meth:`take` hands the files that arrived whole to the app.
+
+    Inputs that appear later are found by a check each second. Without a
+    receiver, files go by the inputs' own way.
     """
 
     max_bytes = param.Integer(default=0, doc="Largest file the page may send, bytes.")
     refused = param.String(default="", doc="The last refused file: 'name<TAB>bytes<TAB>n'.")
+    piece_bytes = param.Integer(
+        default=PIECE_BYTES,
+        bounds=(1024, None),
+        doc="""
+        Size of the pieces a file is sent in, bytes.""",
+    )
+    sends = param.Boolean(
+        default=False,
+        doc="""
+        Whether the browser sends chosen files itself (set when a receiver is given).""",
+    )
+    progress = param.String(
+        default="",
+        doc="""
+        What has arrived of the files being sent, in words (shown under the inputs).""",
+    )
+    failed = param.String(default="", doc="The last file refused by the server, in one line.")
 
     _esm = """
     export function render({model}) {
       const seen = new WeakSet()
+      const jobs = {}  // role -> the file being sent for it
       let count = 0
+      let next = 0
+      const roleOf = (input) => {
+        const host = input.getRootNode().host
+        for (const role of ["pelvis", "femur"]) {
+          if (host && host.classList.contains("hv-file-" + role)) return role
+        }
+        return null
+      }
+      const pump = async (job) => {
+        if (job.busy) return
+        job.busy = true
+        try {
+          while (jobs[job.role] === job && job.inflight < 2 && job.offset < job.file.size) {
+            const start = job.offset
+            const end = Math.min(start + model.piece_bytes, job.file.size)
+            job.offset = end
+            job.inflight += 1
+            const data = await job.file.slice(start, end).arrayBuffer()
+            if (jobs[job.role] !== job) return
+            model.send_msg({kind: "piece", id: job.id, offset: start, data: data})
+          }
+          if (jobs[job.role] === job && job.offset >= job.file.size && job.inflight === 0
+              && !job.ended) {
+            job.ended = true
+            model.send_msg({kind: "end", id: job.id})
+          }
+        } catch (err) {
+          // the file could not be read (moved or deleted since it was chosen)
+          if (jobs[job.role] === job) {
+            delete jobs[job.role]
+            model.send_msg({kind: "lost", id: job.id})
+          }
+        } finally {
+          job.busy = false
+        }
+      }
+      const send = (role, file) => {
+        next += 1
+        const job = {id: next, role: role, file: file, offset: 0, inflight: 0, busy: false}
+        jobs[role] = job
+        model.send_msg({kind: "start", id: job.id, role: role, name: file.name, size: file.size})
+        pump(job)
+      }
+      model.on("msg:custom", (msg) => {
+        for (const job of Object.values(jobs)) {
+          if (job.id !== msg.id) continue
+          if (msg.kind === "ack") {
+            job.inflight -= 1
+            pump(job)
+          } else {
+            delete jobs[job.role]  // arrived whole, or refused
+          }
+        }
+      })
       const guard = (event) => {
         const input = event.target
         if (!(input instanceof HTMLInputElement) || input.type !== "file" || !input.files) {
@@ -157,6 +252,11 @@ class UploadGuard(pn.custom.JSComponent):
             model.refused = file.name + "\t" + file.size + "\t" + count
             return
           }
+        }
+        const role = roleOf(input)
+        if (model.sends && role !== null && input.files.length === 1) {
+          event.stopImmediatePropagation()  // the input itself would send it whole
+          send(role, input.files[0])
         }
       }
       const roots = (node, out) => {
@@ -184,6 +284,117 @@ class UploadGuard(pn.custom.JSComponent):
       return document.createElement("span")
     }
     """
+
+    def __init__(self, *, receiver: Any = None, **params: Any):
+        super().__init__(sends=receiver is not None, **params)
+        self._receiver = receiver
+        self._incoming: dict[str, tuple[int, Incoming]] = {}  # role -> (job id, file)
+        self._arrived: dict[str, tuple[str, Path]] = {}  # role -> (name, path)
+        self._failures = 0
+        self._shown = 0.0  # when progress was last written (time.monotonic)
+
+    # ------------------------------------------------------------ server side
+
+    def _handle_msg(self, msg: Any) -> None:
+        """One message of the browser's sending (on the event loop: quick, no lock)."""
+        if self._receiver is None or not isinstance(msg, dict):
+            return
+        kind, job = msg.get("kind"), msg.get("id")
+        if kind == "start":
+            self._start(job, msg.get("role"), msg.get("name"), msg.get("size"))
+            return
+        role = next((r for r, (j, _) in self._incoming.items() if j == job), None)
+        if role is None:
+            return  # replaced by a newer choice, or refused already
+        incoming = self._incoming[role][1]
+        try:
+            if kind == "piece":
+                offset = msg.get("offset")
+                if isinstance(offset, bool) or not isinstance(offset, int):
+                    offset = -1
+                incoming.write(offset, msg.get("data"))
+                self._send_msg({"kind": "ack", "id": job, "offset": offset})
+                self._show_progress()
+            elif kind == "end":
+                path = incoming.finish()
+                del self._incoming[role]
+                self._arrived[role] = (incoming.name, path)
+                self._send_msg({"kind": "done", "id": job})
+                self._show_progress(force=True)
+            elif kind == "lost":
+                msg_ = f"{clamp(incoming.name, NAME_CHARS)}: the browser could not read the file"
+                raise InputError(msg_)
+        except InputError as exc:
+            self._fail(role, job, str(exc))
+
+    def _start(self, job: Any, role: Any, name: Any, size: Any) -> None:
+        if role not in ("pelvis", "femur") or not isinstance(name, str):
+            return
+        self._drop(role)
+        try:
+            incoming = self._receiver.receive(role, name, size)
+        except InputError as exc:
+            self._send_msg({"kind": "error", "id": job})
+            self._report_failure(str(exc))
+            return
+        self._incoming[role] = (job, incoming)
+        self._show_progress(force=True)
+
+    def _fail(self, role: str, job: Any, message: str) -> None:
+        self._drop(role)
+        self._send_msg({"kind": "error", "id": job})
+        self._report_failure(message)
+        self._show_progress(force=True)
+
+    def _report_failure(self, message: str) -> None:
+        self._failures += 1
+        self.failed = f"{message}\t{self._failures}"
+
+    def _drop(self, role: str) -> None:
+        """Forget (and delete) what was sent for ``role``: a new file is chosen for it."""
+        _, incoming = self._incoming.pop(role, (None, None))
+        if incoming is not None:
+            incoming.discard()
+        _, path = self._arrived.pop(role, ("", None))
+        if path is not None:
+            path.unlink(missing_ok=True)
+
+    def _show_progress(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._shown < PROGRESS_EVERY_S:
+            return
+        self._shown = now
+        lines = []
+        for role in ("pelvis", "femur"):
+            if role in self._incoming:
+                inc = self._incoming[role][1]
+                lines.append(
+                    f"{clamp(inc.name, NAME_CHARS)}: {inc.received / 1e6:.1f} of "
+                    f"{inc.size / 1e6:.1f} MB sent"
+                )
+            elif role in self._arrived:
+                name, path = self._arrived[role]
+                size = path.stat().st_size if path.exists() else 0
+                lines.append(f"{clamp(name, NAME_CHARS)}: {size / 1e6:.1f} MB, arrived")
+        self.progress = "\n".join(lines)
+
+    def still_arriving(self) -> list[str]:
+        """What is still being sent, one line each (name, MB so far)."""
+        return [
+            f"{clamp(inc.name, NAME_CHARS)} is still arriving "
+            f"({inc.received / 1e6:.1f} of {inc.size / 1e6:.1f} MB)"
+            for _, inc in self._incoming.values()
+        ]
+
+    def take(self) -> dict[str, tuple[str, Path]]:
+        """The files that arrived whole (role -> (name, path)), handed over and forgotten."""
+        arrived, self._arrived = self._arrived, {}
+        self._show_progress(force=True)
+        return arrived
+
+    def arrived(self) -> dict[str, str]:
+        """Names of the files that arrived whole and are not yet taken (role -> name)."""
+        return {role: name for role, (name, _) in self._arrived.items()}
 
 
 class LiveSlider(pn.widgets.FloatSlider):

@@ -169,10 +169,11 @@ def choose_files(page, session, files: dict[str, tuple[str, bytes]]) -> None:
         inputs.nth(0 if role == "pelvis" else 1).set_input_files(
             files=[{"name": name, "mimeType": "application/octet-stream", "buffer": data}]
         )
-    widgets = {"pelvis": app.controls.w_pelvis_file, "femur": app.controls.w_femur_file}
     want = {role: name for role, (name, _) in files.items()}
     wait_for(
-        lambda: on_server(session, lambda: {r: widgets[r].filename for r in want}) == want,
+        lambda: (
+            on_server(session, lambda: {r: app.controls.received().get(r) for r in want}) == want
+        ),
         15,
         f"the server to receive {sorted(want.values())}",
     )
