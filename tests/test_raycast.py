@@ -64,6 +64,30 @@ def test_same_numbers_as_trimesh(ball, scale):
     assert caster.first_hit(o[0], np.zeros((0, 3))).shape == (0,)
 
 
+@pytest.mark.parametrize("piece", [1000, None])  # pieces of 1000 triangles; the default size
+def test_a_scene_filled_in_pieces_gives_trimesh_numbers(piece, monkeypatch):
+    """Embree's scene is filled in pieces (embreex holds the interpreter's lock
+    while it copies a piece): the triangles each ray meets, and so every
+    distance and cosine, are those of trimesh's one-piece scene."""
+    from hipviz import raycast
+
+    if piece is not None:
+        monkeypatch.setattr(raycast, "SCENE_PIECE_TRIANGLES", piece)
+    mesh = trimesh.creation.icosphere(subdivisions=6, radius=20.0)  # 81,920 triangles
+    rng = np.random.default_rng(11)
+    d = rng.normal(size=(3000, 3))
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    o = rng.normal(scale=12.0, size=(3000, 3))
+    caster = RayCaster(mesh)
+    dist, cos = caster.first_hit_facing(o, d)
+    want_dist, want_cos = trimesh_first_hit(mesh, o, d)
+    np.testing.assert_array_equal(dist, want_dist)
+    np.testing.assert_array_equal(cos, want_cos)
+    n = raycast.SCENE_PIECE_TRIANGLES
+    assert len(caster._scene.starts) == -(-len(mesh.faces) // n) > 1
+    assert np.isfinite(dist).sum() > 1500  # rays from inside, and those aimed at the ball
+
+
 class CountedCaster:
     """``first_hit`` of a caster, counting the rays it casts."""
 

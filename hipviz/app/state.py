@@ -58,11 +58,11 @@ VIEWS = ("anterior", "lateral", "superior", "false_profile")
 N_SHAPE_SLIDERS = 5
 #: Standing posture: a typical posterior pelvic tilt from lying to standing, degrees.
 STANDING_TILT_DEG = 5.0
-#: Upload cap per file, megabytes (10**6 bytes; an upload travels in one websocket
-#: message); ``hipviz serve --max-file-mb`` sets another.
+#: Upload cap per file, megabytes (10**6 bytes); ``hipviz serve --max-file-mb`` sets another.
 MAX_UPLOAD_MB = 60
-#: Room in the websocket message that carries an uploaded file besides the
-#: file itself (the patch's JSON: model id, file name, MIME type), bytes.
+#: Room in a websocket message that carries an uploaded file whole (a page
+#: without its script sends it so) besides the file itself (the patch's JSON:
+#: model id, file name, MIME type), bytes.
 UPLOAD_MESSAGE_OVERHEAD = 64 * 1024
 #: Session folders are ``<base>/hipviz-session-<random>``; the base is this
 #: environment variable when set, else the system's temporary folder.

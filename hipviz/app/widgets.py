@@ -2,8 +2,9 @@
 
 Panel's widgets with the few changes a live 3D page needs (a slider that
 reaches the server at once, a file input that leaves decoding to a worker),
-two small browser-side components (the address bar, the upload size guard),
-and the CSS of the page's HTML panes.
+two small browser-side components (the address bar; the upload guard, which
+checks a chosen file's size and sends it in pieces), and the CSS of the
+page's HTML panes.
 """
 
 from __future__ import annotations
@@ -197,7 +198,8 @@ class UploadGuard(pn.custom.JSComponent):
         if (job.busy) return
         job.busy = true
         try {
-          while (jobs[job.role] === job && job.inflight < 2 && job.offset < job.file.size) {
+          while (jobs[job.role] === job && job.inflight < PIECES_IN_FLIGHT
+                 && job.offset < job.file.size) {
             const start = job.offset
             const end = Math.min(start + model.piece_bytes, job.file.size)
             job.offset = end
@@ -283,7 +285,7 @@ class UploadGuard(pn.custom.JSComponent):
       model.on("remove", () => clearInterval(timer))
       return document.createElement("span")
     }
-    """
+    """.replace("PIECES_IN_FLIGHT", str(PIECES_IN_FLIGHT))
 
     def __init__(self, *, receiver: Any = None, **params: Any):
         super().__init__(sends=receiver is not None, **params)
@@ -382,7 +384,7 @@ class UploadGuard(pn.custom.JSComponent):
         """What is still being sent, one line each (name, MB so far)."""
         return [
             f"{clamp(inc.name, NAME_CHARS)} is still arriving "
-            f"({inc.received / 1e6:.1f} of {inc.size / 1e6:.1f} MB)"
+            f"({100 * inc.received / max(inc.size, 1):.0f} % of {inc.size / 1e6:.1f} MB)"
             for _, inc in self._incoming.values()
         ]
 
@@ -418,7 +420,10 @@ class LiveSlider(pn.widgets.FloatSlider):
 class UploadInput(pn.widgets.FileInput):
     """A file input that keeps the file as it arrived: base64 text, not bytes.
 
-    The browser sends a chosen file as base64 text in one websocket message.
+    On a page whose :class:`UploadGuard` has a receiver, chosen files go in
+    pieces and this input never sees them; otherwise (a page without the
+    guard's script) the browser sends a chosen file as base64 text in one
+    websocket message.
     Panel's own input decodes it as soon as it arrives, on the server's
     event loop (about 0.3 s for 60 MB, during which no session is served);
     this one leaves ``value`` as the text, and the app decodes it

@@ -528,3 +528,47 @@ def test_a_file_over_the_limit_is_refused_in_the_browser(page, served, expected)
         ("", None),
     )
     _still_works(page, session, expected)
+
+
+def test_a_chosen_file_travels_in_pieces_and_arrives_exactly(page, served, expected):
+    """A chosen file goes in binary pieces of about 1 MB, each acknowledged: no
+    websocket message carries the whole file (one 60 MB message stopped every
+    page while the server parsed it), its bytes arrive exactly, and the page says
+    how much has arrived."""
+    from hipviz.app.widgets import PIECE_BYTES
+
+    # every message the page sends, by its size (the browser's tools do not report big ones)
+    page.add_init_script(
+        """
+        window.__hvSent = []
+        const send = WebSocket.prototype.send
+        WebSocket.prototype.send = function (data) {
+          window.__hvSent.push(typeof data === "string" ? data.length : data.byteLength ?? data.size)
+          return send.call(this, data)
+        }
+        """
+    )
+    session = open_app(page, served, "case=dysplastic")
+    wait_value(page, "lcea_deg", deg(expected(case="dysplastic")["before"]["lcea_deg"]))
+    app = session["app"]
+    if not load_button(page).is_visible():
+        page.get_by_text("Your own meshes", exact=True).click()
+    data = np.random.default_rng(5).bytes(5_500_000)
+    page.locator("input[type=file]").nth(1).set_input_files(
+        files=[{"name": "big femur.stl", "mimeType": "application/octet-stream", "buffer": data}]
+    )
+    wait_for(
+        lambda: on_server(session, app.controls.received) == {"femur": "big femur.stl"},
+        60,
+        "the server to hold the whole file",
+    )
+    path = on_server(session, lambda: app.controls.guard._arrived["femur"][1])
+    assert path.read_bytes() == data
+    assert path.parent == on_server(session, lambda: app.session.folder)
+    sizes = page.evaluate("window.__hvSent")
+    assert sum(sizes) > len(data), "the file did not travel over the page's websocket"
+    assert max(sizes) <= PIECE_BYTES + 4096, max(sizes)
+    page.get_by_text("big femur.stl: 5.5 MB, arrived").wait_for(timeout=10_000)
+    # Panel's own input never saw it (it would have sent it whole)
+    assert on_server(session, lambda: app.controls.w_femur_file.value) is None
+    _still_works(page, session, expected)
