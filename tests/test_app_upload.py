@@ -115,6 +115,14 @@ def test_load_while_a_file_is_still_arriving_says_so_and_keeps_it(page):
     assert chosen["femur"][1].read_bytes() == b"f" * 5000
 
 
+def test_a_file_just_over_the_limit_says_by_how_much(page):
+    page.say(kind="start", id=1, role="femur", name="f.stl", size=1_000_001)
+    assert page.errors == [
+        "f.stl: 1,000,001 bytes is over the 1 MB upload limit "
+        "(raise it with hipviz serve --max-file-mb)"
+    ]
+
+
 def test_a_file_over_the_limit_is_refused_before_a_byte_is_written(page):
     page.say(kind="start", id=1, role="femur", name="huge.stl", size=2_000_000_000)
     assert page.kinds(1) == ["error"]

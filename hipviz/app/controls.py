@@ -29,7 +29,7 @@ from .state import (
     Plan,
     parse_labels,
 )
-from .text import NAME_CHARS, clamp, inert, inert_join
+from .text import NAME_CHARS, clamp, inert, inert_join, size_over
 from .widgets import CSS, UploadGuard, UploadInput, live_slider, throttled_slider
 
 CASE_LABELS = {
@@ -313,7 +313,7 @@ class Controls(pn.viewable.Viewer):
             return
         cap = self.guard.max_bytes / 1e6  # the limit the page checked against
         self._on_error(
-            f"{clamp(name, NAME_CHARS)}: {int(size) / 1e6:.3g} MB is over the {cap:g} MB upload "
+            f"{clamp(name, NAME_CHARS)}: {size_over(int(size), cap)} is over the {cap:g} MB upload "
             "limit (raise it with hipviz serve --max-file-mb); it was not sent"
         )
 

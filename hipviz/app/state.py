@@ -45,7 +45,7 @@ from hipviz.errors import HipvizError, InputError
 from hipviz.simulate import Outcome, Simulation
 
 from . import workers
-from .text import NAME_CHARS, clamp, quoted
+from .text import NAME_CHARS, clamp, quoted, size_over
 
 #: Built-in anatomy choices besides the teaching cases.
 BUILTIN = "builtin"
@@ -870,7 +870,7 @@ class HipSession:
         cap_mb = self.limits.max_file_mb
         if size > cap_mb * 1e6:
             msg = (
-                f"{clamp(name, NAME_CHARS)}: {size / 1e6:.3g} MB is over the {cap_mb:g} MB "
+                f"{clamp(name, NAME_CHARS)}: {size_over(size, cap_mb)} is over the {cap_mb:g} MB "
                 "upload limit (raise it with hipviz serve --max-file-mb)"
             )
             raise InputError(msg)

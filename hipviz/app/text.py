@@ -90,6 +90,15 @@ def clamp(text: object, limit: int = QUOTE_CHARS) -> str:
     return s if len(s) <= limit and not cut else s[: limit - 1] + ELLIPSIS
 
 
+def size_over(size_bytes: int, cap_mb: float) -> str:
+    """A file size for a message saying it is over ``cap_mb``: in MB to three
+    digits, or in bytes when those would read as the limit itself."""
+    shown = f"{size_bytes / 1e6:.3g}"
+    if float(shown) <= cap_mb:  # 5,000,001 bytes is not "5 MB over the 5 MB limit"
+        return f"{size_bytes:,} bytes"
+    return f"{shown} MB"
+
+
 def quoted(text: object, limit: int = QUOTE_CHARS) -> str:
     """``text`` clamped to ``limit`` characters, in quotes, for a message: ``'abc…'``."""
     return repr(clamp(text, limit))
@@ -131,6 +140,7 @@ def inert_join(parts: object, sep: str = "<br>", limit: int = MESSAGE_CHARS) -> 
 
 
 __all__ = [
+    "size_over",
     "ELLIPSIS",
     "MESSAGE_CHARS",
     "NAME_CHARS",

@@ -543,7 +543,8 @@ def test_a_chosen_file_travels_in_pieces_and_arrives_exactly(page, served, expec
         window.__hvSent = []
         const send = WebSocket.prototype.send
         WebSocket.prototype.send = function (data) {
-          window.__hvSent.push(typeof data === "string" ? data.length : data.byteLength ?? data.size)
+          const n = typeof data === "string" ? data.length : data.byteLength ?? data.size
+          window.__hvSent.push(n)
           return send.call(this, data)
         }
         """
