@@ -332,6 +332,8 @@ class UploadGuard(pn.custom.JSComponent):
     def _start(self, job: Any, role: Any, name: Any, size: Any) -> None:
         if role not in ("pelvis", "femur") or not isinstance(name, str):
             return
+        if isinstance(job, bool) or not isinstance(job, int):
+            return  # the page numbers its files 1, 2, ...
         self._drop(role)
         try:
             incoming = self._receiver.receive(role, name, size)
