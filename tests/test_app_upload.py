@@ -9,6 +9,8 @@ that is no mesh, messages of the wrong shape, a new file chosen halfway.
 
 from __future__ import annotations
 
+import html
+
 import pytest
 
 pytest.importorskip("panel")
@@ -78,7 +80,7 @@ def test_a_file_sent_in_pieces_arrives_whole_and_is_handed_over_once(page):
     # each acknowledgement names the piece it acknowledges
     assert [r["offset"] for r in page.replies if r["kind"] == "ack"] == list(range(0, 7680, PIECE))
     assert page.controls.received() == {"femur": "my femur.stl"}
-    assert "my femur.stl: 0.0 MB, arrived" in page.guard.progress
+    assert "my femur.stl: 7,680 bytes, arrived" in page.guard.progress
     arrived = page.guard.take()
     assert arrived["femur"][0] == "my femur.stl"
     assert arrived["femur"][1].read_bytes() == data
@@ -104,7 +106,7 @@ def test_load_while_a_file_is_still_arriving_says_so_and_keeps_it(page):
     page.say(kind="start", id=job, role="femur", name="big femur.stl", size=5000)
     page.say(kind="piece", id=job, offset=0, data=b"f" * PIECE)
     with pytest.raises(
-        InputError, match=r"big femur\.stl is still arriving \(20 % of 0\.0 MB\): press Load"
+        InputError, match=r"big femur\.stl is still arriving \(20 % of 5,000 bytes\): press Load"
     ):
         page.controls.take_upload()
     # nothing was lost: the rest arrives and Load then works
@@ -247,3 +249,56 @@ def test_incoming_checks_its_own_bounds(tmp_path):
     assert inc.finish().read_bytes() == b"abcd"
     inc.discard()
     assert not (tmp_path / "incoming-femur-1.stl").exists()
+
+
+def test_an_absurd_size_is_one_line(page):
+    """Only a hand-made page can announce 10**400 bytes; it still gets one line."""
+    page.say(kind="start", id=1, role="femur", name="f.stl", size=10**400)
+    assert page.kinds(1) == ["error"]
+    assert page.errors == [
+        "f.stl: 1e+24 MB is over the 1 MB upload limit (raise it with hipviz serve --max-file-mb)"
+    ]
+
+
+def test_a_file_refused_in_the_browser_replaces_the_one_held(page):
+    """The input is empty once the page refuses a file: Load must not use the one before."""
+    page.send("pelvis", "first pelvis.stl", b"p" * 2000)
+    page.say(kind="clear", role="pelvis")  # the page refused the next choice for its size
+    assert page.controls.received() == {}
+    assert page.incoming() == []
+    assert "first pelvis" not in page.guard.progress
+    page.send("femur", "f.stl", b"f" * 2000)
+    with pytest.raises(InputError, match="choose a pelvis file first"):
+        page.controls.take_upload()
+
+
+def test_a_refused_pair_leaves_nothing_behind_however_often_it_is_tried():
+    """An empty pelvis with a good femur, loaded five times: one line each time, and
+    neither file stays in the session's folder (nor does the hip shown change)."""
+    from hipviz.app.main import HipApp
+
+    app = HipApp(Plan(case="dysplastic"), subdivisions=4)
+    try:
+        replies = []
+        app.controls.guard._send_msg = replies.append
+        lcea = app.session.outcome.before["lcea_deg"]
+        folder = app.session.folder
+        for job in range(1, 6):
+            msgs = [
+                {"kind": "start", "id": 2 * job, "role": "pelvis", "name": "empty.stl", "size": 0},
+                {"kind": "end", "id": 2 * job},
+                {"kind": "start", "id": 2 * job + 1, "role": "femur", "name": "f.stl", "size": 3},
+                {"kind": "piece", "id": 2 * job + 1, "offset": 0, "data": b"abc"},
+                {"kind": "end", "id": 2 * job + 1},
+            ]
+            for msg in msgs:
+                app.controls.guard._handle_msg(msg)
+            assert app.controls.received() == {"pelvis": "empty.stl", "femur": "f.stl"}
+            app._on_upload()
+            assert "empty.stl: the file is empty" in html.unescape(app._error.object)
+            kept = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+            assert kept == [], kept
+        assert app.session.upload is None
+        assert app.session.outcome.before["lcea_deg"] == lcea
+    finally:
+        app.close()

@@ -63,6 +63,7 @@ from .pacing import Pacer
 from .scene import Pieces, SceneDriver, prepare_pieces
 from .state import (
     BUILTIN,
+    INCOMING_PREFIX,
     MAX_UPLOAD_MB,
     UPLOAD,
     URL_PARAMS,
@@ -677,12 +678,19 @@ class HipApp(pn.viewable.Viewer):
 
         def job(report: Callable[[str], None]) -> None:
             files = {}
-            for role, (name, data) in chosen.items():
-                if role == "femur" and data is chosen["pelvis"][1]:
-                    data = files["pelvis"][0]  # one label map for both: the pelvis's copy
-                if not isinstance(data, Path):
-                    data = upload_bytes(data)
-                files[role] = (self.session.store(role, name, data), name)
+            try:
+                for role, (name, data) in chosen.items():  # both checked before either is kept
+                    self.session.check_file(role, name, data)
+                for role, (name, data) in chosen.items():
+                    if role == "femur" and data is chosen["pelvis"][1]:
+                        data = files["pelvis"][0]  # one label map for both: the pelvis's copy
+                    if not isinstance(data, Path):
+                        data = upload_bytes(data)
+                    files[role] = (self.session.store(role, name, data), name)
+            finally:  # what arrived and was not kept goes (a refused pair, tried again and again)
+                for _, data in chosen.values():
+                    if isinstance(data, Path) and data.name.startswith(INCOMING_PREFIX):
+                        data.unlink(missing_ok=True)
             upload = Upload(
                 files["pelvis"][0],
                 files["femur"][0],

@@ -841,6 +841,25 @@ class HipSession:
         path = self.folder / f"{INCOMING_PREFIX}{role}-{next(_INCOMING_IDS)}{suffix}"
         return Incoming(path, name, size)
 
+    def check_file(self, role: str, name: str, data: bytes | str | Path | None) -> None:
+        """What :meth:`store` checks (role, type, empty, size), without keeping anything.
+
+        ``data`` may also be the base64 text a browser sent (its size is then
+        that of the bytes it holds, within 2 bytes) or None (no file: empty).
+        """
+        _check_role(role)
+        check_upload_name(name)
+        if isinstance(data, Path):
+            size = data.stat().st_size
+        elif isinstance(data, str):
+            size = len(data) * 3 // 4
+        else:
+            size = len(data or b"")
+        if not size:
+            msg = f"{clamp(name, NAME_CHARS)}: the file is empty"
+            raise InputError(msg)
+        self._check_size(name, size)
+
     def store(self, role: str, name: str, data: bytes | Path) -> Path:
         """Make an uploaded file the session's ``role`` file; check size and type first.
 
@@ -848,13 +867,8 @@ class HipSession:
         session's folder (:meth:`receive`; moved, not copied), or any other
         file (copied).
         """
-        _check_role(role)
+        self.check_file(role, name, data)
         suffix = check_upload_name(name)
-        size = data.stat().st_size if isinstance(data, Path) else len(data)
-        if not size:
-            msg = f"{clamp(name, NAME_CHARS)}: the file is empty"
-            raise InputError(msg)
-        self._check_size(name, size)
         path = self.folder / f"{role}{suffix}"
         for old in self.folder.glob(f"{role}.*"):
             old.unlink()

@@ -93,7 +93,7 @@ def clamp(text: object, limit: int = QUOTE_CHARS) -> str:
 def size_over(size_bytes: int, cap_mb: float) -> str:
     """A file size for a message saying it is over ``cap_mb``: in MB to three
     digits, or in bytes when those would read as the limit itself."""
-    shown = f"{size_bytes / 1e6:.3g}"
+    shown = f"{min(size_bytes, 10**30) / 1e6:.3g}"  # an announced size can be any integer
     if float(shown) <= cap_mb:  # 5,000,001 bytes is not "5 MB over the 5 MB limit"
         return f"{size_bytes:,} bytes"
     return f"{shown} MB"

@@ -9,6 +9,7 @@ page's HTML panes.
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,8 @@ ol.hv-steps li.hv-now { color: #2f4f6f; font-weight: 700; }
 """
     + report.TABLE_CSS
 )
+
+log = logging.getLogger(__name__)
 
 #: Size of the pieces the browser sends an uploaded file in, bytes: each
 #: costs the server's event loop well under a millisecond.
@@ -223,9 +226,11 @@ class UploadGuard(pn.custom.JSComponent):
           job.busy = false
         }
       }
-      const send = (role, file) => {
+      const send = (role, file, input) => {
         next += 1
-        const job = {id: next, role: role, file: file, offset: 0, inflight: 0, busy: false}
+        const job = {
+          id: next, role: role, file: file, input: input, offset: 0, inflight: 0, busy: false,
+        }
         jobs[role] = job
         model.send_msg({kind: "start", id: job.id, role: role, name: file.name, size: file.size})
         pump(job)
@@ -238,6 +243,9 @@ class UploadGuard(pn.custom.JSComponent):
             pump(job)
           } else {
             delete jobs[job.role]  // arrived whole, or refused
+            if (msg.kind === "error") {
+              job.input.value = ""  // so that choosing the same file again sends it again
+            }
           }
         }
       })
@@ -246,19 +254,24 @@ class UploadGuard(pn.custom.JSComponent):
         if (!(input instanceof HTMLInputElement) || input.type !== "file" || !input.files) {
           return
         }
+        const role = roleOf(input)
         for (const file of input.files) {
           if (model.max_bytes > 0 && file.size > model.max_bytes) {
             event.stopImmediatePropagation()
             input.value = ""
             count += 1
             model.refused = file.name + "\t" + file.size + "\t" + count
+            if (model.sends && role !== null) {
+              // the input is empty now: so is what the server holds for it
+              delete jobs[role]
+              model.send_msg({kind: "clear", role: role})
+            }
             return
           }
         }
-        const role = roleOf(input)
         if (model.sends && role !== null && input.files.length === 1) {
           event.stopImmediatePropagation()  // the input itself would send it whole
-          send(role, input.files[0])
+          send(role, input.files[0], input)
         }
       }
       const roots = (node, out) => {
@@ -305,6 +318,11 @@ class UploadGuard(pn.custom.JSComponent):
         if kind == "start":
             self._start(job, msg.get("role"), msg.get("name"), msg.get("size"))
             return
+        if kind == "clear":  # a file refused in the browser replaces the one held
+            if msg.get("role") in ("pelvis", "femur"):
+                self._drop(msg["role"])
+                self._show_progress(force=True)
+            return
         role = next((r for r, (j, _) in self._incoming.items() if j == job), None)
         if role is None:
             return  # replaced by a newer choice, or refused already
@@ -328,6 +346,9 @@ class UploadGuard(pn.custom.JSComponent):
                 raise InputError(msg_)
         except InputError as exc:
             self._fail(role, job, str(exc))
+        except Exception as exc:  # a full disk, say: one line, and the page goes on
+            log.exception("receiving an upload failed")
+            self._fail(role, job, f"{clamp(incoming.name, NAME_CHARS)}: could not be kept ({exc})")
 
     def _start(self, job: Any, role: Any, name: Any, size: Any) -> None:
         if role not in ("pelvis", "femur") or not isinstance(name, str):
@@ -337,7 +358,10 @@ class UploadGuard(pn.custom.JSComponent):
         self._drop(role)
         try:
             incoming = self._receiver.receive(role, name, size)
-        except InputError as exc:
+        except Exception as exc:  # InputError; or a full disk, say
+            if not isinstance(exc, InputError):
+                log.exception("receiving an upload failed")
+                exc = f"{clamp(name, NAME_CHARS)}: could not be kept ({exc})"
             self._send_msg({"kind": "error", "id": job})
             self._report_failure(str(exc))
             return
@@ -373,20 +397,19 @@ class UploadGuard(pn.custom.JSComponent):
             if role in self._incoming:
                 inc = self._incoming[role][1]
                 lines.append(
-                    f"{clamp(inc.name, NAME_CHARS)}: {inc.received / 1e6:.1f} of "
-                    f"{inc.size / 1e6:.1f} MB sent"
+                    f"{clamp(inc.name, NAME_CHARS)}: {_amount(inc.received, inc.size)} sent"
                 )
             elif role in self._arrived:
                 name, path = self._arrived[role]
                 size = path.stat().st_size if path.exists() else 0
-                lines.append(f"{clamp(name, NAME_CHARS)}: {size / 1e6:.1f} MB, arrived")
+                lines.append(f"{clamp(name, NAME_CHARS)}: {_amount(size)}, arrived")
         self.progress = "\n".join(lines)
 
     def still_arriving(self) -> list[str]:
         """What is still being sent, one line each (name, MB so far)."""
         return [
             f"{clamp(inc.name, NAME_CHARS)} is still arriving "
-            f"({100 * inc.received / max(inc.size, 1):.0f} % of {inc.size / 1e6:.1f} MB)"
+            f"({100 * inc.received / max(inc.size, 1):.0f} % of {_amount(inc.size)})"
             for _, inc in self._incoming.values()
         ]
 
@@ -399,6 +422,14 @@ class UploadGuard(pn.custom.JSComponent):
     def arrived(self) -> dict[str, str]:
         """Names of the files that arrived whole and are not yet taken (role -> name)."""
         return {role: name for role, (name, _) in self._arrived.items()}
+
+
+def _amount(n: int, of: int | None = None) -> str:
+    """``n`` bytes (of ``of``) in words: "12.0 of 59.0 MB", "3,000 of 5,000 bytes"."""
+    total = n if of is None else of
+    if total < 100_000:
+        return f"{n:,} bytes" if of is None else f"{n:,} of {of:,} bytes"
+    return f"{n / 1e6:.1f} MB" if of is None else f"{n / 1e6:.1f} of {of / 1e6:.1f} MB"
 
 
 class LiveSlider(pn.widgets.FloatSlider):

@@ -573,3 +573,31 @@ def test_a_chosen_file_travels_in_pieces_and_arrives_exactly(page, served, expec
     # Panel's own input never saw it (it would have sent it whole)
     assert on_server(session, lambda: app.controls.w_femur_file.value) is None
     _still_works(page, session, expected)
+
+
+def test_a_file_refused_in_the_browser_replaces_the_one_sent_before(page, served, expected):
+    """Choosing a file over the limit empties the input: the file sent before for that
+    bone goes too, so Load cannot quietly use it."""
+    session = open_app(page, served, "case=dysplastic")
+    wait_value(page, "lcea_deg", deg(expected(case="dysplastic")["before"]["lcea_deg"]))
+    app = session["app"]
+    on_server(session, lambda: setattr(app.controls.guard, "max_bytes", 6000))
+    if not load_button(page).is_visible():
+        page.get_by_text("Your own meshes", exact=True).click()
+    pelvis = page.locator("input[type=file]").nth(0)
+    pelvis.set_input_files(
+        files=[{"name": "first.stl", "mimeType": "application/octet-stream", "buffer": b"x" * 500}]
+    )
+    wait_for(
+        lambda: on_server(session, app.controls.received) == {"pelvis": "first.stl"},
+        20,
+        "the first file to arrive",
+    )
+    pelvis.set_input_files(
+        files=[{"name": "big.stl", "mimeType": "application/octet-stream", "buffer": b"y" * 7000}]
+    )
+    _assert_one_line_error(page, session, "big.stl")
+    wait_for(lambda: on_server(session, app.controls.received) == {}, 10, "the first to go")
+    folder = on_server(session, lambda: app.session.folder)
+    assert not list(folder.glob("incoming-*"))
+    _still_works(page, session, expected)
