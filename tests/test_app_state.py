@@ -284,16 +284,16 @@ def test_an_upload_read_in_a_child_process_is_the_same_hip(session, tmp_path):
     upload = Upload(paths["pelvis"], paths["femur"], "my_pelvis.stl", "my_femur.stl")
     plan = Plan(case="upload", procedure="pao", pao_lateral=18.0, tilt=5.0)
     results = {}
-    for in_process in (False, True):
+    for in_child in (False, True):
         s = HipSession(subdivisions=SUBDIVISIONS)
         try:
             said = []
-            read = s.load_upload(upload, progress=said.append, tilt_deg=5.0, in_process=in_process)
-            assert (read.reader_pid != os.getpid()) is in_process
+            read = s.load_upload(upload, progress=said.append, tilt_deg=5.0, in_child=in_child)
+            assert (read.reader_pid != os.getpid()) is in_child
             assert read.analysis is not None and read.tilt_deg == 5.0
             assert said[-1] == "finding the landmarks and frame of your hip…", said
             s.update(plan)
-            results[in_process] = (said, s.outcome.as_dict())
+            results[in_child] = (said, s.outcome.as_dict())
             # the analysis made as the files were read is the one the hip is built on
             assert s.sim.analysis is s._upload_analysis[1]
             # and so are the femur's exit distances: its rays are not cast again
@@ -675,3 +675,26 @@ def test_upload_limits_follow_the_serve_options(tmp_path):
         )
     finally:
         session.close()
+
+
+def test_an_upload_whose_hip_cannot_be_found_says_why_without_searching_again(session, monkeypatch):
+    """The reader's failed search is the message when the hip is built; the bones
+    are not searched a second time (seconds of work for a big upload)."""
+    from hipviz import simulate
+    from hipviz.anatomy import builtin_hip
+
+    hip = builtin_hip(side="left", subdivisions=SUBDIVISIONS)
+    femur = hip.femur.export(file_type="stl")
+    paths = {role: session.store(role, f"{role}.stl", femur) for role in ("pelvis", "femur")}
+    upload = Upload(paths["pelvis"], paths["femur"], "pelvis.stl", "femur.stl")
+    read = session.load_upload(upload)
+    assert isinstance(read.analysis, HipvizError), read.analysis
+
+    def searched_again(*args, **kwargs):
+        raise AssertionError("the bones were searched again")
+
+    monkeypatch.setattr(simulate, "analyze", searched_again)
+    with pytest.raises(HipvizError) as failed:
+        session.prepare(Plan(case="upload"))
+    assert str(failed.value) == str(read.analysis)
+    assert type(failed.value) is type(read.analysis)

@@ -700,7 +700,7 @@ class HipApp(pn.viewable.Viewer):
             )
             # served: read in a child process, so the other pages go on meanwhile
             self.session.load_upload(
-                upload, progress=report, tilt_deg=tilt, in_process=self._doc is not None
+                upload, progress=report, tilt_deg=tilt, in_child=self._doc is not None
             )
 
         if self._doc is not None:

@@ -656,10 +656,11 @@ class ReadHip:
     ----------
     pelvis, femur : trimesh.Trimesh
         Closed surfaces in mm, in the files' own axes.
-    analysis : HipAnalysis or None
+    analysis : HipAnalysis or HipvizError
         Landmarks, frame and measures for ``tilt_deg``
         (:func:`hipviz.hip.analyze`, as :class:`hipviz.simulate.Simulation`
-        calls it); None if that failed (building the hip then says why).
+        calls it), or why they could not be found (building the hip raises it,
+        rather than searching the same bones again).
     tilt_deg : float
         Pelvic tilt the analysis is for, degrees.
     femur_exit_mm : (n,) float or None
@@ -717,12 +718,12 @@ def read_upload(
         meshes[role] = loaded.mesh
     if progress is not None:
         progress("finding the landmarks and frame of your hip…")
-    analysis = exits = None
+    exits = None
     try:
         sim = Simulation(meshes["pelvis"], meshes["femur"], side="auto", tilt_deg=tilt_deg)
         analysis, exits = sim.analysis, sim.femur_exit_mm()
-    except HipvizError:  # building the hip says why
-        pass
+    except HipvizError as exc:  # building the hip says why
+        analysis = exc
     return ReadHip(meshes["pelvis"], meshes["femur"], analysis, tilt_deg, exits, os.getpid())
 
 
@@ -841,14 +842,15 @@ class HipSession:
         path = self.folder / f"{INCOMING_PREFIX}{role}-{next(_INCOMING_IDS)}{suffix}"
         return Incoming(path, name, size)
 
-    def check_file(self, role: str, name: str, data: bytes | str | Path | None) -> None:
-        """What :meth:`store` checks (role, type, empty, size), without keeping anything.
+    def check_file(self, role: str, name: str, data: bytes | str | Path | None) -> str:
+        """What :meth:`store` checks (role, type, empty, size), without keeping anything;
+        the name's suffix.
 
         ``data`` may also be the base64 text a browser sent (its size is then
         that of the bytes it holds, within 2 bytes) or None (no file: empty).
         """
         _check_role(role)
-        check_upload_name(name)
+        suffix = check_upload_name(name)
         if isinstance(data, Path):
             size = data.stat().st_size
         elif isinstance(data, str):
@@ -859,6 +861,7 @@ class HipSession:
             msg = f"{clamp(name, NAME_CHARS)}: the file is empty"
             raise InputError(msg)
         self._check_size(name, size)
+        return suffix
 
     def store(self, role: str, name: str, data: bytes | Path) -> Path:
         """Make an uploaded file the session's ``role`` file; check size and type first.
@@ -867,8 +870,7 @@ class HipSession:
         session's folder (:meth:`receive`; moved, not copied), or any other
         file (copied).
         """
-        self.check_file(role, name, data)
-        suffix = check_upload_name(name)
+        suffix = self.check_file(role, name, data)
         path = self.folder / f"{role}{suffix}"
         for old in self.folder.glob(f"{role}.*"):
             old.unlink()
@@ -895,17 +897,17 @@ class HipSession:
         progress: Callable[[str], Any] | None = None,
         *,
         tilt_deg: float = 0.0,
-        in_process: bool = False,
+        in_child: bool = False,
     ) -> ReadHip:
         """Check the uploaded pair loads (mm, closed) and make it this session's hip; what was read.
 
         The pair is also analysed (landmarks and frame, for ``tilt_deg``), so
         building the hip next (:meth:`prepare`) does not do it again.
         ``progress`` (optional) is told, in words, which file is being read.
-        ``in_process``: read in a child process (:func:`~hipviz.app.workers.run_in_child`),
+        ``in_child``: read in a child process (:func:`~hipviz.app.workers.run_in_child`),
         as a served page does, so the server's other pages go on meanwhile.
         """
-        if in_process:
+        if in_child:
             read = workers.run_in_child(
                 read_upload, upload, self.limits, tilt_deg=tilt_deg, progress=progress
             )
@@ -1006,6 +1008,8 @@ class HipSession:
                     tilt, analysis, exits = self._upload_analysis
                     if tilt != plan.tilt:
                         analysis = exits = None
+                    elif isinstance(analysis, HipvizError):
+                        raise type(analysis)(str(analysis))
                 self.sim = Simulation(
                     pelvis,
                     femur,

@@ -90,6 +90,14 @@ def clamp(text: object, limit: int = QUOTE_CHARS) -> str:
     return s if len(s) <= limit and not cut else s[: limit - 1] + ELLIPSIS
 
 
+def byte_amount(n: int, of: int | None = None) -> str:
+    """``n`` bytes (of ``of``) in words: "12.0 of 59.0 MB"; under 0.1 MB, "3,000 of 5,000 bytes"."""
+    total = n if of is None else of
+    if total < 100_000:
+        return f"{n:,} bytes" if of is None else f"{n:,} of {of:,} bytes"
+    return f"{n / 1e6:.1f} MB" if of is None else f"{n / 1e6:.1f} of {of / 1e6:.1f} MB"
+
+
 def size_over(size_bytes: int, cap_mb: float) -> str:
     """A file size for a message saying it is over ``cap_mb``: in MB to three
     digits, or in bytes when those would read as the limit itself."""
@@ -140,6 +148,7 @@ def inert_join(parts: object, sep: str = "<br>", limit: int = MESSAGE_CHARS) -> 
 
 
 __all__ = [
+    "byte_amount",
     "size_over",
     "ELLIPSIS",
     "MESSAGE_CHARS",

@@ -21,7 +21,7 @@ from hipviz import report
 from hipviz.errors import InputError
 
 from .state import Incoming, Plan
-from .text import NAME_CHARS, clamp
+from .text import NAME_CHARS, byte_amount, clamp
 from .viewer import PlainUpdates
 
 #: Styles of the page's HTML panes (each pane has its own shadow root).
@@ -397,19 +397,19 @@ class UploadGuard(pn.custom.JSComponent):
             if role in self._incoming:
                 inc = self._incoming[role][1]
                 lines.append(
-                    f"{clamp(inc.name, NAME_CHARS)}: {_amount(inc.received, inc.size)} sent"
+                    f"{clamp(inc.name, NAME_CHARS)}: {byte_amount(inc.received, inc.size)} sent"
                 )
             elif role in self._arrived:
                 name, path = self._arrived[role]
                 size = path.stat().st_size if path.exists() else 0
-                lines.append(f"{clamp(name, NAME_CHARS)}: {_amount(size)}, arrived")
+                lines.append(f"{clamp(name, NAME_CHARS)}: {byte_amount(size)}, arrived")
         self.progress = "\n".join(lines)
 
     def still_arriving(self) -> list[str]:
         """What is still being sent, one line each (name, MB so far)."""
         return [
             f"{clamp(inc.name, NAME_CHARS)} is still arriving "
-            f"({100 * inc.received / max(inc.size, 1):.0f} % of {_amount(inc.size)})"
+            f"({100 * inc.received / max(inc.size, 1):.0f} % of {byte_amount(inc.size)})"
             for _, inc in self._incoming.values()
         ]
 
@@ -422,14 +422,6 @@ class UploadGuard(pn.custom.JSComponent):
     def arrived(self) -> dict[str, str]:
         """Names of the files that arrived whole and are not yet taken (role -> name)."""
         return {role: name for role, (name, _) in self._arrived.items()}
-
-
-def _amount(n: int, of: int | None = None) -> str:
-    """``n`` bytes (of ``of``) in words: "12.0 of 59.0 MB", "3,000 of 5,000 bytes"."""
-    total = n if of is None else of
-    if total < 100_000:
-        return f"{n:,} bytes" if of is None else f"{n:,} of {of:,} bytes"
-    return f"{n / 1e6:.1f} MB" if of is None else f"{n / 1e6:.1f} of {of / 1e6:.1f} MB"
 
 
 class LiveSlider(pn.widgets.FloatSlider):
